@@ -1,0 +1,248 @@
+//! The adapter: `w*` in flash, the K samples and the adapted parameters in RAM.
+
+use nalgebra::SMatrix;
+use shared::inner;
+use shared::model::Layers;
+use shared::wstar::{Blob, BlobError};
+
+use crate::error::{AdaptError, PushError, PushErrorKind};
+
+/// One target-train sample, in the user's units (the adapter normalises it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample<const I: usize, const O: usize> {
+    /// Inputs.
+    pub x: [f32; I],
+    /// Targets (for classification: one-hot).
+    pub y: [f32; O],
+}
+
+/// How many inner steps an adaptation may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StepLimit {
+    /// At most the steps `w*` was trained for, counted since the last reset.
+    Trained,
+    /// Any number; the divergence guard still undoes a bad step.
+    Unchecked,
+}
+
+/// What an adaptation did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AdaptReport {
+    /// Loss on the samples before the first step.
+    pub loss_before: f32,
+    /// Loss on the samples after the last kept step.
+    pub loss_after: f32,
+    /// Steps taken and kept.
+    pub steps: u16,
+    /// The step (0-based, within this call) that was undone because its loss was non-finite or
+    /// above the bound in `w*`; adaptation stopped there.
+    pub undone: Option<u16>,
+}
+
+/// Few-shot adaptation of model `M` (`I` inputs, `O` outputs) on up to `K` samples.
+///
+/// Holds two parameter buffers (the live one and the candidate of the next step, so a
+/// diverging step is undone exactly), the samples, and the forward-pass cache. `θ0` and `α`
+/// are read from the blob in place (flash on a device).
+pub struct Adapter<'w, M, const I: usize, const O: usize, const K: usize>
+where
+    M: Layers<f32, I, O>,
+{
+    blob: Blob<'w>,
+    params: [M; 2],
+    live: usize,
+    steps_since_reset: u32,
+    samples: heapless::Vec<Sample<I, O>, K>,
+    cache: M::Cache<K>,
+    dy: SMatrix<f32, O, K>,
+}
+
+impl<'w, M, const I: usize, const O: usize, const K: usize> Adapter<'w, M, I, O, K>
+where
+    M: Layers<f32, I, O>,
+{
+    /// Bytes of RAM the adapter itself occupies (two parameter buffers, the sample buffer,
+    /// the forward cache and the blob view); the stack of `adapt` comes on top.
+    ///
+    /// ```
+    /// type A = device::Adapter<'static, shared::model::Mlp2<f32, 1, 40, 40, 1>, 1, 1, 10>;
+    /// assert!(A::RAM_BYTES > 2 * 1761 * 4);
+    /// ```
+    pub const RAM_BYTES: usize = core::mem::size_of::<Self>();
+
+    /// Validates `blob` (magic, version, signature, length, CRC, finite values) and starts at
+    /// `θ0`.
+    pub fn new(blob: &'w [u8]) -> Result<Self, BlobError> {
+        let blob = Blob::parse_for::<M, I, O>(blob)?;
+        let mut params = [M::zeros(), M::zeros()];
+        blob.load_theta0(&mut params[0]);
+        Ok(Self {
+            blob,
+            params,
+            live: 0,
+            steps_since_reset: 0,
+            samples: heapless::Vec::new(),
+            cache: M::new_cache(),
+            dy: SMatrix::zeros(),
+        })
+    }
+
+    /// The validated blob.
+    pub fn blob(&self) -> &Blob<'w> {
+        &self.blob
+    }
+
+    /// The live parameters.
+    pub fn params(&self) -> &M {
+        &self.params[self.live]
+    }
+
+    /// Samples held.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// No samples held.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Inner steps taken since the last reset.
+    pub fn steps_since_reset(&self) -> u32 {
+        self.steps_since_reset
+    }
+
+    /// Adds a target-train sample; a full buffer or a NaN/Inf value hands it back.
+    pub fn push(&mut self, sample: Sample<I, O>) -> Result<(), PushError<I, O>> {
+        let finite = sample.x.iter().chain(&sample.y).all(|v| v.is_finite());
+        let normalised = self.normalise(&sample);
+        if !finite
+            || !normalised
+                .x
+                .iter()
+                .chain(&normalised.y)
+                .all(|v| v.is_finite())
+        {
+            return Err(PushError {
+                kind: PushErrorKind::NonFinite,
+                sample,
+            });
+        }
+        self.samples.push(normalised).map_err(|_| PushError {
+            kind: PushErrorKind::Full,
+            sample,
+        })
+    }
+
+    /// Drops the samples (the parameters stay as they are).
+    pub fn clear_samples(&mut self) {
+        self.samples.clear();
+    }
+
+    /// Back to `θ0` from `w*`; the samples stay.
+    pub fn reset(&mut self) {
+        self.blob.load_theta0(&mut self.params[0]);
+        self.live = 0;
+        self.steps_since_reset = 0;
+    }
+
+    /// Runs the inner steps `w*` was trained for that have not run since the last reset.
+    pub fn adapt(&mut self) -> Result<AdaptReport, AdaptError> {
+        let left = u32::from(self.blob.meta.steps).saturating_sub(self.steps_since_reset);
+        self.adapt_steps(left.min(u32::from(u16::MAX)) as u16, StepLimit::Trained)
+    }
+
+    /// Runs `steps` inner steps from the live parameters. A step whose loss is non-finite or
+    /// above the bound in `w*` is undone and ends the adaptation (see [`AdaptReport::undone`]).
+    pub fn adapt_steps(&mut self, steps: u16, limit: StepLimit) -> Result<AdaptReport, AdaptError> {
+        let requested = self.steps_since_reset + u32::from(steps);
+        if limit == StepLimit::Trained && requested > u32::from(self.blob.meta.steps) {
+            return Err(AdaptError::TooManySteps {
+                requested,
+                allowed: self.blob.meta.steps,
+            });
+        }
+        let n = self.samples.len();
+        if n == 0 {
+            return Err(AdaptError::NoSamples);
+        }
+        let (x, y) = self.batch();
+        let loss = self.blob.meta.loss;
+        let bound = self.blob.meta.loss_bound;
+        let out = self.params[self.live].forward(&x, &mut self.cache);
+        let loss_before = loss.value_grad(&out, &y, n, Some(&mut self.dy));
+        if !loss_before.is_finite() {
+            return Err(AdaptError::NonFiniteLoss);
+        }
+        let mut report = AdaptReport {
+            loss_before,
+            loss_after: loss_before,
+            steps: 0,
+            undone: None,
+        };
+        for s in 0..steps {
+            let [a, b] = &mut self.params;
+            let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
+            theta.backward(&x, &mut self.cache, &self.dy, next, false);
+            let blob = &self.blob;
+            inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
+            let out = next.forward(&x, &mut self.cache);
+            let l = loss.value_grad(&out, &y, n, Some(&mut self.dy));
+            if !l.is_finite() || l > bound {
+                report.undone = Some(s);
+                break;
+            }
+            self.live = 1 - self.live;
+            self.steps_since_reset += 1;
+            report.steps += 1;
+            report.loss_after = l;
+        }
+        Ok(report)
+    }
+
+    /// The model's output for `x` with the live parameters, in the user's units.
+    pub fn predict(&self, x: &[f32; I]) -> Result<[f32; O], AdaptError> {
+        let mut xn = SMatrix::<f32, I, 1>::zeros();
+        for (i, v) in x.iter().enumerate() {
+            let (mean, std) = self.blob.input_norm(i);
+            xn[i] = (v - mean) / std;
+        }
+        if !xn.iter().all(|v| v.is_finite()) {
+            return Err(AdaptError::NonFiniteInput);
+        }
+        let mut cache = M::new_cache::<1>();
+        let out = self.params[self.live].forward(&xn, &mut cache);
+        let mut y = [0.0; O];
+        for (i, y) in y.iter_mut().enumerate() {
+            let (mean, std) = self.blob.output_norm(i);
+            *y = out[i] * std + mean;
+        }
+        Ok(y)
+    }
+
+    /// The samples as matrices, zero-padded to K columns.
+    fn batch(&self) -> (SMatrix<f32, I, K>, SMatrix<f32, O, K>) {
+        let mut x = SMatrix::<f32, I, K>::zeros();
+        let mut y = SMatrix::<f32, O, K>::zeros();
+        for (j, s) in self.samples.iter().enumerate() {
+            x.column_mut(j).copy_from_slice(&s.x);
+            y.column_mut(j).copy_from_slice(&s.y);
+        }
+        (x, y)
+    }
+
+    fn normalise(&self, s: &Sample<I, O>) -> Sample<I, O> {
+        let mut n = *s;
+        for (i, v) in n.x.iter_mut().enumerate() {
+            let (mean, std) = self.blob.input_norm(i);
+            *v = (*v - mean) / std;
+        }
+        for (i, v) in n.y.iter_mut().enumerate() {
+            let (mean, std) = self.blob.output_norm(i);
+            *v = (*v - mean) / std;
+        }
+        n
+    }
+}

@@ -1,0 +1,72 @@
+//! The inner-loop rule: one gradient step `θ ← θ − α ⊙ ∇L(θ)` on the adapted layers.
+//!
+//! The device's adaptation and the host trainer's inner loop both call [`step`], so the step
+//! the host differentiates through is the step the device takes.
+//!
+//! ```
+//! use shared::inner::{step, AdaptMask};
+//! use shared::model::{Dense, Params};
+//! let theta = Dense::<f32, 1, 1>::zeros();
+//! let mut g = Dense::<f32, 1, 1>::zeros();
+//! g.w[(0, 0)] = 2.0;
+//! g.b[0] = -4.0;
+//! step(&theta, &mut g, |_, _| 0.5, AdaptMask::ALL);
+//! assert_eq!((g.w[(0, 0)], g.b[0]), (-1.0, 2.0));
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::math::Real;
+use crate::model::Params;
+
+/// Which layers the inner loop adapts: bit `l` set means layer `l` adapts.
+///
+/// ```
+/// use shared::inner::AdaptMask;
+/// let anil = AdaptMask::head_only(3);
+/// assert!(!anil.adapts(0) && !anil.adapts(1) && anil.adapts(2));
+/// assert!(AdaptMask::ALL.adapts(7));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AdaptMask(pub u32);
+
+impl AdaptMask {
+    /// Every layer adapts (MAML, Meta-SGD).
+    pub const ALL: Self = Self(u32::MAX);
+
+    /// Only the last of `layers` layers adapts (ANIL).
+    pub const fn head_only(layers: usize) -> Self {
+        Self(1 << (layers - 1))
+    }
+
+    /// Whether layer `layer` adapts.
+    pub const fn adapts(self, layer: usize) -> bool {
+        layer < 32 && self.0 & (1 << layer) != 0
+    }
+}
+
+/// One inner step. On entry `grad_then_next` holds `∇L(θ)`; on return it holds
+/// `θ − α ⊙ ∇L(θ)` on adapted layers and `θ` elsewhere. `alpha(layer, index)` gives the step
+/// size of the parameter at flat `index`.
+///
+/// Writing the result over the gradient lets the device keep two parameter buffers and swap
+/// them, so a step that diverges can be undone exactly.
+pub fn step<T: Real, P: Params<T>>(
+    theta: &P,
+    grad_then_next: &mut P,
+    alpha: impl Fn(usize, usize) -> T,
+    mask: AdaptMask,
+) {
+    let mut k = 0;
+    grad_then_next.zip_mut(theta, &mut |layer, g, t| {
+        if mask.adapts(layer) {
+            for (i, (g, &t)) in g.iter_mut().zip(t).enumerate() {
+                *g = t - alpha(layer, k + i) * *g;
+            }
+        } else {
+            g.copy_from_slice(t);
+        }
+        k += t.len();
+    });
+}

@@ -1,0 +1,136 @@
+//! Losses over a batch of `n` valid samples (the first `n` columns of a `K`-column batch):
+//! their value, their gradient, and the R-operator of the gradient for second-order terms.
+//!
+//! ```
+//! use nalgebra::SMatrix;
+//! use shared::loss::Loss;
+//! let out = SMatrix::<f32, 1, 2>::new(1.0, 3.0);
+//! let y = SMatrix::<f32, 1, 2>::new(0.0, 3.0);
+//! let mut g = SMatrix::zeros();
+//! assert_eq!(Loss::Mse.value_grad(&out, &y, 2, Some(&mut g)), 0.5);
+//! assert_eq!(g, SMatrix::<f32, 1, 2>::new(1.0, 0.0));
+//! ```
+
+use nalgebra::SMatrix;
+use serde::{Deserialize, Serialize};
+
+use crate::math::Real;
+
+/// The task loss the inner loop minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Loss {
+    /// Mean squared error over samples and outputs.
+    Mse,
+    /// Softmax cross-entropy against a one-hot (or soft) target, mean over samples.
+    SoftmaxCrossEntropy,
+}
+
+impl Loss {
+    /// The loss over the first `n` columns; writes `∂L/∂out` into `grad` when given (columns
+    /// from `n` on are zero there, so padding never moves the parameters).
+    pub fn value_grad<T: Real, const O: usize, const K: usize>(
+        self,
+        out: &SMatrix<T, O, K>,
+        target: &SMatrix<T, O, K>,
+        n: usize,
+        mut grad: Option<&mut SMatrix<T, O, K>>,
+    ) -> T {
+        let n = n.min(K);
+        if let Some(g) = grad.as_deref_mut() {
+            g.fill(T::ZERO);
+        }
+        let mut total = T::ZERO;
+        match self {
+            Loss::Mse => {
+                let scale = T::ONE / T::from_usize(n * O);
+                let two_scale = (T::ONE + T::ONE) * scale;
+                for j in 0..n {
+                    for i in 0..O {
+                        let d = out[(i, j)] - target[(i, j)];
+                        total += d * d;
+                        if let Some(g) = grad.as_deref_mut() {
+                            g[(i, j)] = two_scale * d;
+                        }
+                    }
+                }
+                total * scale
+            }
+            Loss::SoftmaxCrossEntropy => {
+                let inv_n = T::ONE / T::from_usize(n);
+                for j in 0..n {
+                    let (p, log_z) = softmax(out, j);
+                    for i in 0..O {
+                        let y = target[(i, j)];
+                        if y != T::ZERO {
+                            total -= y * (out[(i, j)] - log_z);
+                        }
+                        if let Some(g) = grad.as_deref_mut() {
+                            g[(i, j)] = (p[i] - y) * inv_n;
+                        }
+                    }
+                }
+                total * inv_n
+            }
+        }
+    }
+
+    /// `R{∂L/∂out}`: the derivative of the loss gradient along `r_out`, the direction of the
+    /// outputs (for Hessian-vector products).
+    pub fn r_grad<T: Real, const O: usize, const K: usize>(
+        self,
+        out: &SMatrix<T, O, K>,
+        r_out: &SMatrix<T, O, K>,
+        n: usize,
+    ) -> SMatrix<T, O, K> {
+        let n = n.min(K);
+        let mut r = SMatrix::<T, O, K>::zeros();
+        match self {
+            Loss::Mse => {
+                let two_scale = (T::ONE + T::ONE) / T::from_usize(n * O);
+                for j in 0..n {
+                    for i in 0..O {
+                        r[(i, j)] = two_scale * r_out[(i, j)];
+                    }
+                }
+            }
+            Loss::SoftmaxCrossEntropy => {
+                let inv_n = T::ONE / T::from_usize(n);
+                for j in 0..n {
+                    let (p, _) = softmax(out, j);
+                    let mut pr = T::ZERO;
+                    for i in 0..O {
+                        pr += p[i] * r_out[(i, j)];
+                    }
+                    for i in 0..O {
+                        r[(i, j)] = p[i] * (r_out[(i, j)] - pr) * inv_n;
+                    }
+                }
+            }
+        }
+        r
+    }
+}
+
+/// Softmax of column `j` and its log-normaliser `log Σ exp`.
+fn softmax<T: Real, const O: usize, const K: usize>(
+    out: &SMatrix<T, O, K>,
+    j: usize,
+) -> ([T; O], T) {
+    let mut m = out[(0, j)];
+    for i in 1..O {
+        if out[(i, j)] > m {
+            m = out[(i, j)];
+        }
+    }
+    let mut p = [T::ZERO; O];
+    let mut s = T::ZERO;
+    for i in 0..O {
+        p[i] = (out[(i, j)] - m).exp();
+        s += p[i];
+    }
+    for v in p.iter_mut() {
+        *v = *v / s;
+    }
+    (p, m + s.ln())
+}

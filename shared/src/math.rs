@@ -1,0 +1,141 @@
+//! The one home of transcendental math.
+//!
+//! Every `exp`, `ln` and `sqrt` the model code needs goes through [`Real`], so the host and the
+//! firmware compute the same bits: `f32` uses `micromath` (pure software, identical on x86 and
+//! on Cortex-M, called by path so the host's inherent `f32` methods never shadow it), and `f64`
+//! (used on the host for finite-difference oracles) uses `libm`.
+//!
+//! ```
+//! use shared::math::Real;
+//! assert_eq!(Real::exp(0.0f32), 1.0);
+//! assert!((Real::ln(core::f32::consts::E) - 1.0).abs() < 1e-3);
+//! ```
+
+use core::fmt::Debug;
+use core::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// The scalar the model math is generic over: `f32` on the device, `f32` or `f64` on the host.
+pub trait Real:
+    Copy
+    + Debug
+    + PartialEq
+    + PartialOrd
+    + Default
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + nalgebra::Scalar
+    + num_traits::Zero
+    + num_traits::One
+{
+    /// `0`.
+    const ZERO: Self;
+    /// `1`.
+    const ONE: Self;
+    /// Converts from `f32` (exact for `f32` and `f64`).
+    fn from_f32(v: f32) -> Self;
+    /// Converts to `f64` (exact).
+    fn to_f64(self) -> f64;
+    /// Converts from a count.
+    fn from_usize(v: usize) -> Self;
+    /// `e^self`.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Neither NaN nor infinite.
+    fn is_finite(self) -> bool;
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline]
+    fn from_usize(v: usize) -> Self {
+        v as f32
+    }
+    #[inline]
+    fn exp(self) -> Self {
+        micromath::F32Ext::exp(self)
+    }
+    #[inline]
+    fn ln(self) -> Self {
+        micromath::F32Ext::ln(self)
+    }
+    #[inline]
+    fn sqrt(self) -> Self {
+        micromath::F32Ext::sqrt(self)
+    }
+    #[inline]
+    fn is_finite(self) -> bool {
+        f32::is_finite(self)
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        v as f64
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn from_usize(v: usize) -> Self {
+        v as f64
+    }
+    #[inline]
+    fn exp(self) -> Self {
+        libm::exp(self)
+    }
+    #[inline]
+    fn ln(self) -> Self {
+        libm::log(self)
+    }
+    #[inline]
+    fn sqrt(self) -> Self {
+        libm::sqrt(self)
+    }
+    #[inline]
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Real;
+
+    #[test]
+    fn f32_functions_are_close_to_exact() {
+        for &x in &[-5.0f32, -1.0, -0.1, 0.0, 0.3, 1.0, 4.0, 10.0] {
+            let e = Real::exp(x) as f64;
+            assert!(
+                (e - (x as f64).exp()).abs() <= 1e-3 * (x as f64).exp(),
+                "exp({x})"
+            );
+        }
+        for &x in &[0.01f32, 0.5, 1.0, 2.0, 100.0] {
+            let l = Real::ln(x) as f64;
+            assert!((l - (x as f64).ln()).abs() <= 2e-3, "ln({x}) = {l}");
+            assert!(((Real::sqrt(x) as f64) - (x as f64).sqrt()).abs() <= 1e-3 * (x as f64).sqrt());
+        }
+    }
+}

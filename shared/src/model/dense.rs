@@ -1,0 +1,189 @@
+//! A dense (fully connected) layer, `z = W·x + b`, used as the linear output layer of a stack
+//! and inside every [`Hidden`](super::Hidden) layer.
+
+use nalgebra::{SMatrix, SVector};
+
+use super::kernels::{add_mul, add_mul_at, add_mul_bt};
+use super::{Layers, Params};
+use crate::math::Real;
+
+/// Weights `w` (`O × I`) and biases `b` (`O`).
+///
+/// ```
+/// use nalgebra::SMatrix;
+/// use shared::model::{Dense, Layers};
+/// let mut d = Dense::<f32, 2, 1>::default();
+/// d.w[(0, 0)] = 2.0;
+/// d.b[0] = 1.0;
+/// let y = d.forward(&SMatrix::<f32, 2, 1>::new(3.0, 5.0), &mut Dense::<f32, 2, 1>::new_cache::<1>());
+/// assert_eq!(y[(0, 0)], 7.0);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense<T: Real, const I: usize, const O: usize> {
+    /// Weights, output × input, column-major.
+    pub w: SMatrix<T, O, I>,
+    /// Biases.
+    pub b: SVector<T, O>,
+}
+
+impl<T: Real, const I: usize, const O: usize> Default for Dense<T, I, O> {
+    fn default() -> Self {
+        Self::zeros()
+    }
+}
+
+impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
+    /// `z = W·x + b` for each column of `x`.
+    #[inline]
+    pub fn affine<const K: usize>(&self, x: &SMatrix<T, I, K>) -> SMatrix<T, O, K> {
+        let mut z = SMatrix::<T, O, K>::from_fn(|i, _| self.b[i]);
+        add_mul(&mut z, &self.w, x);
+        z
+    }
+
+    /// Writes `∂L/∂W`, `∂L/∂b` into `grad` from `dz = ∂L/∂z`; returns `∂L/∂x` if `need_dx`.
+    #[inline]
+    pub fn affine_backward<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        dz: &SMatrix<T, O, K>,
+        grad: &mut Self,
+        need_dx: bool,
+    ) -> SMatrix<T, I, K> {
+        grad.w.fill(T::ZERO);
+        add_mul_bt(&mut grad.w, dz, x);
+        grad.b = column_sum(dz);
+        let mut dx = SMatrix::<T, I, K>::zeros();
+        if need_dx {
+            add_mul_at(&mut dx, &self.w, dz);
+        }
+        dx
+    }
+
+    /// The R-operator of `z = W·x + b` in direction `u` (with input direction `rx`).
+    #[inline]
+    pub fn affine_r<const K: usize>(
+        &self,
+        u: &Self,
+        x: &SMatrix<T, I, K>,
+        rx: Option<&SMatrix<T, I, K>>,
+    ) -> SMatrix<T, O, K> {
+        let mut rz = u.affine(x);
+        if let Some(rx) = rx {
+            add_mul(&mut rz, &self.w, rx);
+        }
+        rz
+    }
+
+    /// The R-operator of [`Dense::affine_backward`]: writes `R{∂L/∂W}`, `R{∂L/∂b}` into `hv`
+    /// and returns `R{∂L/∂x}`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn affine_backward_r<const K: usize>(
+        &self,
+        u: &Self,
+        x: &SMatrix<T, I, K>,
+        rx: Option<&SMatrix<T, I, K>>,
+        dz: &SMatrix<T, O, K>,
+        rdz: &SMatrix<T, O, K>,
+        hv: &mut Self,
+        need_dx: bool,
+    ) -> SMatrix<T, I, K> {
+        hv.w.fill(T::ZERO);
+        add_mul_bt(&mut hv.w, rdz, x);
+        if let Some(rx) = rx {
+            add_mul_bt(&mut hv.w, dz, rx);
+        }
+        hv.b = column_sum(rdz);
+        let mut rdx = SMatrix::<T, I, K>::zeros();
+        if need_dx {
+            add_mul_at(&mut rdx, &u.w, dz);
+            add_mul_at(&mut rdx, &self.w, rdz);
+        }
+        rdx
+    }
+}
+
+/// `Σ_j m[:, j]`, `j` ascending.
+#[inline]
+fn column_sum<T: Real, const O: usize, const K: usize>(m: &SMatrix<T, O, K>) -> SVector<T, O> {
+    let mut s = SVector::<T, O>::zeros();
+    for c in m.as_slice().chunks_exact(O) {
+        for (s, &v) in s.iter_mut().zip(c) {
+            *s += v;
+        }
+    }
+    s
+}
+
+impl<T: Real, const I: usize, const O: usize> Params<T> for Dense<T, I, O> {
+    const LAYERS: usize = 1;
+    const PARAMS: usize = I * O + O;
+
+    fn zeros() -> Self {
+        Self {
+            w: SMatrix::zeros(),
+            b: SVector::zeros(),
+        }
+    }
+    fn for_each(&self, f: &mut dyn FnMut(usize, &[T])) {
+        f(0, self.w.as_slice());
+        f(0, self.b.as_slice());
+    }
+    fn for_each_mut(&mut self, f: &mut dyn FnMut(usize, &mut [T])) {
+        f(0, self.w.as_mut_slice());
+        f(0, self.b.as_mut_slice());
+    }
+    fn zip_mut(&mut self, other: &Self, f: &mut dyn FnMut(usize, &mut [T], &[T])) {
+        f(0, self.w.as_mut_slice(), other.w.as_slice());
+        f(0, self.b.as_mut_slice(), other.b.as_slice());
+    }
+}
+
+/// As the last layer of a stack: linear outputs. Its cache is `∂L/∂z` from the backward pass.
+impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O> {
+    type Cache<const K: usize> = SMatrix<T, O, K>;
+
+    fn new_cache<const K: usize>() -> Self::Cache<K> {
+        SMatrix::zeros()
+    }
+
+    fn shape(f: &mut dyn FnMut(usize)) {
+        f(I);
+        f(O);
+    }
+
+    fn forward<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        _cache: &mut Self::Cache<K>,
+    ) -> SMatrix<T, O, K> {
+        self.affine(x)
+    }
+
+    fn backward<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+        dy: &SMatrix<T, O, K>,
+        grad: &mut Self,
+        need_dx: bool,
+    ) -> SMatrix<T, I, K> {
+        cache.copy_from(dy);
+        self.affine_backward(x, dy, grad, need_dx)
+    }
+
+    fn hvp<const K: usize>(
+        &self,
+        u: &Self,
+        x: &SMatrix<T, I, K>,
+        rx: Option<&SMatrix<T, I, K>>,
+        cache: &Self::Cache<K>,
+        r_loss: &mut dyn FnMut(&SMatrix<T, O, K>) -> SMatrix<T, O, K>,
+        hv: &mut Self,
+    ) -> SMatrix<T, I, K> {
+        let rz = self.affine_r(u, x, rx);
+        let rdz = r_loss(&rz);
+        self.affine_backward_r(u, x, rx, cache, &rdz, hv, rx.is_some())
+    }
+}

@@ -1,0 +1,160 @@
+//! A hidden layer: dense then ReLU, followed by the rest of the stack.
+
+use nalgebra::SMatrix;
+
+use super::{Dense, Layers, Params};
+use crate::math::Real;
+
+/// `a = relu(W·x + b)`, then `rest` maps the `H` activations to the `O` outputs.
+///
+/// ```
+/// use shared::model::{Hidden, Dense, Params};
+/// type Net = Hidden<f32, 2, 3, 1, Dense<f32, 3, 1>>;
+/// assert_eq!(Net::LAYERS, 2);
+/// assert_eq!(Net::PARAMS, 2 * 3 + 3 + 3 + 1);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hidden<T: Real, const I: usize, const H: usize, const O: usize, R> {
+    /// This layer's weights and biases.
+    pub layer: Dense<T, I, H>,
+    /// The layers after it.
+    pub rest: R,
+}
+
+/// What a [`Hidden`] layer keeps between passes.
+#[derive(Clone, Debug)]
+pub struct HiddenCache<T: Real, const H: usize, const K: usize, C> {
+    /// Activations after the ReLU (their sign is the ReLU's derivative).
+    pub a: SMatrix<T, H, K>,
+    /// `∂L/∂z` of this layer, from the backward pass.
+    pub dz: SMatrix<T, H, K>,
+    /// The rest of the stack's cache.
+    pub rest: C,
+}
+
+/// `m ⊙ relu'(a)`, where `a = relu(z)` so `relu'(z) = [a > 0]`.
+#[inline]
+fn relu_mask<T: Real, const H: usize, const K: usize>(
+    m: &mut SMatrix<T, H, K>,
+    a: &SMatrix<T, H, K>,
+) {
+    for (m, &a) in m.as_mut_slice().iter_mut().zip(a.as_slice()) {
+        if a <= T::ZERO {
+            *m = T::ZERO;
+        }
+    }
+}
+
+impl<T: Real, const I: usize, const H: usize, const O: usize, R: Params<T>> Params<T>
+    for Hidden<T, I, H, O, R>
+{
+    const LAYERS: usize = 1 + R::LAYERS;
+    const PARAMS: usize = I * H + H + R::PARAMS;
+
+    fn zeros() -> Self {
+        Self {
+            layer: Dense::zeros(),
+            rest: R::zeros(),
+        }
+    }
+    fn for_each(&self, f: &mut dyn FnMut(usize, &[T])) {
+        self.layer.for_each(f);
+        self.rest.for_each(&mut |l, s| f(l + 1, s));
+    }
+    fn for_each_mut(&mut self, f: &mut dyn FnMut(usize, &mut [T])) {
+        self.layer.for_each_mut(f);
+        self.rest.for_each_mut(&mut |l, s| f(l + 1, s));
+    }
+    fn zip_mut(&mut self, other: &Self, f: &mut dyn FnMut(usize, &mut [T], &[T])) {
+        self.layer.zip_mut(&other.layer, f);
+        self.rest
+            .zip_mut(&other.rest, &mut |l, m, o| f(l + 1, m, o));
+    }
+}
+
+impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>> Layers<T, I, O>
+    for Hidden<T, I, H, O, R>
+{
+    type Cache<const K: usize> = HiddenCache<T, H, K, R::Cache<K>>;
+
+    fn new_cache<const K: usize>() -> Self::Cache<K> {
+        HiddenCache {
+            a: SMatrix::zeros(),
+            dz: SMatrix::zeros(),
+            rest: R::new_cache(),
+        }
+    }
+
+    fn shape(f: &mut dyn FnMut(usize)) {
+        f(I);
+        let mut first = true;
+        R::shape(&mut |w| {
+            if !first {
+                f(w);
+            }
+            first = false;
+        });
+    }
+
+    fn forward<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+    ) -> SMatrix<T, O, K> {
+        cache.a = self.layer.affine(x);
+        for v in cache.a.iter_mut() {
+            if *v <= T::ZERO {
+                *v = T::ZERO;
+            }
+        }
+        self.rest.forward(&cache.a, &mut cache.rest)
+    }
+
+    fn backward<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+        dy: &SMatrix<T, O, K>,
+        grad: &mut Self,
+        need_dx: bool,
+    ) -> SMatrix<T, I, K> {
+        let mut dz = self
+            .rest
+            .backward(&cache.a, &mut cache.rest, dy, &mut grad.rest, true);
+        relu_mask(&mut dz, &cache.a);
+        cache.dz = dz;
+        self.layer
+            .affine_backward(x, &cache.dz, &mut grad.layer, need_dx)
+    }
+
+    fn hvp<const K: usize>(
+        &self,
+        u: &Self,
+        x: &SMatrix<T, I, K>,
+        rx: Option<&SMatrix<T, I, K>>,
+        cache: &Self::Cache<K>,
+        r_loss: &mut dyn FnMut(&SMatrix<T, O, K>) -> SMatrix<T, O, K>,
+        hv: &mut Self,
+    ) -> SMatrix<T, I, K> {
+        let mut ra = self.layer.affine_r(&u.layer, x, rx);
+        relu_mask(&mut ra, &cache.a);
+        let mut rdz = self.rest.hvp(
+            &u.rest,
+            &cache.a,
+            Some(&ra),
+            &cache.rest,
+            r_loss,
+            &mut hv.rest,
+        );
+        relu_mask(&mut rdz, &cache.a);
+        self.layer.affine_backward_r(
+            &u.layer,
+            x,
+            rx,
+            &cache.dz,
+            &rdz,
+            &mut hv.layer,
+            rx.is_some(),
+        )
+    }
+}

@@ -1,0 +1,151 @@
+//! Models whose shapes are const generics: parameters, forward, backward and the
+//! Hessian-vector product the host needs for second-order meta-gradients.
+//!
+//! A model is a stack of layers: [`Hidden`] (dense + ReLU) layers ending in a linear [`Dense`]
+//! output layer. The MAML sinusoid net 1-40-40-1 is `Hidden<f32, 1, 40, 1, Hidden<f32, 40, 40,
+//! 1, Dense<f32, 40, 1>>>`, written [`Mlp2`]`<f32, 1, 40, 40, 1>`.
+//!
+//! ```
+//! use nalgebra::SMatrix;
+//! use shared::model::{Layers, Mlp2, Params};
+//! type Net = Mlp2<f32, 1, 8, 8, 1>;
+//! let net = Net::zeros();
+//! let x = SMatrix::<f32, 1, 4>::from_element(0.5);
+//! let mut cache = Net::new_cache::<4>();
+//! let y = net.forward(&x, &mut cache);
+//! assert_eq!(y, SMatrix::<f32, 1, 4>::zeros());
+//! assert_eq!(Net::PARAMS, 8 + 8 + 64 + 8 + 8 + 1);
+//! ```
+
+mod dense;
+mod hidden;
+pub mod kernels;
+
+pub use dense::Dense;
+pub use hidden::{Hidden, HiddenCache};
+
+use nalgebra::SMatrix;
+
+use crate::math::Real;
+
+/// A multilayer perceptron with one ReLU hidden layer: `I`-`H`-`O`.
+pub type Mlp1<T, const I: usize, const H: usize, const O: usize> =
+    Hidden<T, I, H, O, Dense<T, H, O>>;
+
+/// A multilayer perceptron with two ReLU hidden layers: `I`-`H1`-`H2`-`O`.
+pub type Mlp2<T, const I: usize, const H1: usize, const H2: usize, const O: usize> =
+    Hidden<T, I, H1, O, Hidden<T, H1, H2, O, Dense<T, H2, O>>>;
+
+/// The most layers a model may have (bits of the adapt mask, entries of the shape list).
+pub const MAX_LAYERS: usize = 16;
+
+/// A model's parameters, visited as flat slices in one fixed order: layer by layer, each
+/// layer's weights (column-major) then its biases. That order is the order of `θ0` and `α` in
+/// the `w*` blob.
+pub trait Params<T: Real>: Clone {
+    /// Number of weight layers.
+    const LAYERS: usize;
+    /// Number of scalar parameters.
+    const PARAMS: usize;
+    /// All parameters zero.
+    fn zeros() -> Self;
+    /// Calls `f(layer, slice)` on every parameter slice, in order.
+    fn for_each(&self, f: &mut dyn FnMut(usize, &[T]));
+    /// Calls `f(layer, slice)` on every parameter slice, in order, mutably.
+    fn for_each_mut(&mut self, f: &mut dyn FnMut(usize, &mut [T]));
+    /// Calls `f(layer, mine, theirs)` on matching slices of `self` and `other`.
+    fn zip_mut(&mut self, other: &Self, f: &mut dyn FnMut(usize, &mut [T], &[T]));
+
+    /// Fills every parameter from `f(flat_index)`.
+    fn fill_with(&mut self, mut f: impl FnMut(usize) -> T) {
+        let mut k = 0;
+        self.for_each_mut(&mut |_, s| {
+            for v in s.iter_mut() {
+                *v = f(k);
+                k += 1;
+            }
+        });
+    }
+    /// `self += a · other`.
+    fn add_scaled(&mut self, a: T, other: &Self) {
+        self.zip_mut(other, &mut |_, m, o| {
+            for (m, &o) in m.iter_mut().zip(o) {
+                *m += a * o;
+            }
+        });
+    }
+    /// Index of the first non-finite parameter, if any.
+    fn first_non_finite(&self) -> Option<usize> {
+        let (mut k, mut found) = (0, None);
+        self.for_each(&mut |_, s| {
+            for &v in s {
+                if found.is_none() && !v.is_finite() {
+                    found = Some(k);
+                }
+                k += 1;
+            }
+        });
+        found
+    }
+}
+
+/// A stack of layers mapping `I` inputs to `O` outputs, batched over `K` samples (the columns
+/// of the input matrix).
+pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
+    /// What the forward pass keeps for the backward pass and the Hessian-vector product.
+    type Cache<const K: usize>: Clone;
+
+    /// A fresh cache.
+    fn new_cache<const K: usize>() -> Self::Cache<K>;
+
+    /// Calls `f(width)` for the input width, each hidden width and the output width.
+    fn shape(f: &mut dyn FnMut(usize));
+
+    /// The forward pass: returns the outputs and fills `cache`.
+    fn forward<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+    ) -> SMatrix<T, O, K>;
+
+    /// The backward pass after [`Layers::forward`] on the same `x`: writes `∂L/∂θ` into `grad`
+    /// (overwriting it) given `dy = ∂L/∂output`, keeps what [`Layers::hvp`] needs in `cache`,
+    /// and returns `∂L/∂x` when `need_dx` (zeros otherwise).
+    fn backward<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+        dy: &SMatrix<T, O, K>,
+        grad: &mut Self,
+        need_dx: bool,
+    ) -> SMatrix<T, I, K>;
+
+    /// The Hessian-vector product `H·u` of the loss after [`Layers::backward`] (Pearlmutter's
+    /// R-operator): `rx` is the directional derivative of the input (`None` for data),
+    /// `r_loss(r_out)` maps the directional derivative of the outputs to that of `dy`.
+    /// Writes `H·u` into `hv` and returns the directional derivative of `∂L/∂x`.
+    fn hvp<const K: usize>(
+        &self,
+        u: &Self,
+        x: &SMatrix<T, I, K>,
+        rx: Option<&SMatrix<T, I, K>>,
+        cache: &Self::Cache<K>,
+        r_loss: &mut dyn FnMut(&SMatrix<T, O, K>) -> SMatrix<T, O, K>,
+        hv: &mut Self,
+    ) -> SMatrix<T, I, K>;
+}
+
+/// Multiply-adds of one forward pass over `k` samples (`2 ×` this is its FLOPs).
+///
+/// ```
+/// use shared::model::{forward_macs, Mlp2};
+/// assert_eq!(forward_macs::<Mlp2<f32, 1, 40, 40, 1>, 1, 1>(1), 40 + 1600 + 40);
+/// ```
+pub fn forward_macs<M: Layers<f32, I, O>, const I: usize, const O: usize>(k: usize) -> usize {
+    let (mut prev, mut macs) = (0usize, 0usize);
+    M::shape(&mut |w| {
+        macs += prev * w;
+        prev = w;
+    });
+    macs * k
+}

@@ -1,0 +1,517 @@
+//! The `w*` blob: what meta-training found, in the bytes that get flashed.
+//!
+//! ```text
+//! offset size field
+//!      0    4 magic            b"TAW*"
+//!      4    2 format version   u16 LE (FORMAT_VERSION)
+//!      6    2 flags            u16 LE, 0 (reserved)
+//!      8    4 signature        u32 LE: CRC-32 of the schema text and the model's layer widths
+//!     12    4 payload length   u32 LE
+//!     16    4 CRC-32           u32 LE over bytes 4..16 and the payload
+//!     20    … payload          postcard 1.x: Meta, then the f32 arrays θ0, α, x_mean, x_std,
+//!                              y_mean, y_std, each value 4 bytes LE (postcard's encoding of a
+//!                              fixed-size array)
+//! ```
+//! The f32 arrays are read in place, so on the device `θ0` and `α` stay in flash.
+//!
+//! ```
+//! use shared::model::{Mlp1, Params};
+//! use shared::wstar::{Blob, BlobError, Meta};
+//! type Net = Mlp1<f32, 1, 4, 1>;
+//! let meta = Meta::new::<Net, 1, 1>(shared::loss::Loss::Mse, 1);
+//! let theta = vec![0.25f32; Net::PARAMS];
+//! let bytes = shared::wstar::encode(&meta, &theta, &[0.01], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
+//! let blob = Blob::parse_for::<Net, 1, 1>(&bytes).unwrap();
+//! assert_eq!(blob.theta0(3), 0.25);
+//! let mut bad = bytes.clone();
+//! bad[30] ^= 1;
+//! assert!(matches!(Blob::parse_for::<Net, 1, 1>(&bad), Err(BlobError::CrcMismatch { .. })));
+//! ```
+
+use core::fmt;
+
+use crc::{Crc, CRC_32_ISO_HDLC};
+use serde::{Deserialize, Serialize};
+
+use crate::inner::AdaptMask;
+use crate::loss::Loss;
+use crate::model::{Layers, Params, MAX_LAYERS};
+
+/// The first four bytes of every blob.
+pub const MAGIC: [u8; 4] = *b"TAW*";
+/// The format version this code reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// Header bytes before the payload.
+pub const HEADER_LEN: usize = 20;
+/// Describes the serialised types; part of the signature, so a change to them on one side is
+/// detected on the other. Change it whenever `Meta` or the array layout changes.
+pub const SCHEMA: &str =
+    "tinyadapt.wstar.v1 Meta{shape:[u32],params:u32,loss,algorithm,alpha,steps:u16,\
+adapt:u32,trained_k:u16,loss_bound:f32,seed:u64} f32[theta0,alpha,x_mean,x_std,y_mean,y_std]";
+
+const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+
+/// Which meta-learning algorithm produced the blob (informative).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Algorithm {
+    /// Second-order MAML.
+    Maml,
+    /// First-order MAML.
+    Fomaml,
+    /// Meta-SGD: learned per-parameter step sizes.
+    MetaSgd,
+    /// ANIL: only the head adapts.
+    Anil,
+    /// Reptile.
+    Reptile,
+}
+
+/// How the inner step sizes `α` are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AlphaKind {
+    /// One scalar for every parameter (MAML).
+    Scalar,
+    /// One per parameter, in parameter order (Meta-SGD).
+    PerParameter,
+}
+
+/// Everything in `w*` except the arrays.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// Layer widths: input, hidden…, output.
+    pub shape: heapless::Vec<u32, { MAX_LAYERS + 1 }>,
+    /// Number of parameters.
+    pub params: u32,
+    /// The task loss.
+    pub loss: Loss,
+    /// The algorithm that trained it.
+    pub algorithm: Algorithm,
+    /// How `α` is stored.
+    pub alpha: AlphaKind,
+    /// Inner steps it was trained for; the device runs no more unless told to.
+    pub steps: u16,
+    /// Which layers adapt.
+    pub adapt: AdaptMask,
+    /// Samples per task it was trained with (K).
+    pub trained_k: u16,
+    /// A step whose loss rises above this is undone (`f32::INFINITY`: only non-finite losses).
+    pub loss_bound: f32,
+    /// Seed of the training run.
+    pub seed: u64,
+}
+
+impl Meta {
+    /// Meta for model `M` with defaults: MAML, scalar α, all layers adapt, no loss bound.
+    pub fn new<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+        loss: Loss,
+        steps: u16,
+    ) -> Self {
+        let mut shape = heapless::Vec::new();
+        M::shape(&mut |w| {
+            // The Layers impls have at most MAX_LAYERS layers, so this always fits.
+            let _ = shape.push(w as u32);
+        });
+        Self {
+            shape,
+            params: M::PARAMS as u32,
+            loss,
+            algorithm: Algorithm::Maml,
+            alpha: AlphaKind::Scalar,
+            steps,
+            adapt: AdaptMask::ALL,
+            trained_k: 0,
+            loss_bound: f32::INFINITY,
+            seed: 0,
+        }
+    }
+
+    /// Number of α values stored.
+    pub fn alpha_len(&self) -> usize {
+        match self.alpha {
+            AlphaKind::Scalar => 1,
+            AlphaKind::PerParameter => self.params as usize,
+        }
+    }
+
+    fn inputs(&self) -> usize {
+        self.shape.first().copied().unwrap_or(0) as usize
+    }
+
+    fn outputs(&self) -> usize {
+        self.shape.last().copied().unwrap_or(0) as usize
+    }
+
+    /// Bytes of the f32 arrays that follow the meta.
+    pub fn arrays_len(&self) -> usize {
+        4 * (self.params as usize + self.alpha_len() + 2 * self.inputs() + 2 * self.outputs())
+    }
+}
+
+/// Signature of a shape (layer widths) under [`SCHEMA`].
+pub fn signature_of_shape(widths: impl IntoIterator<Item = u32>) -> u32 {
+    let mut d = CRC32.digest();
+    d.update(SCHEMA.as_bytes());
+    for w in widths {
+        d.update(&w.to_le_bytes());
+    }
+    d.finalize()
+}
+
+/// Signature of model `M`.
+pub fn signature<M: Layers<f32, I, O>, const I: usize, const O: usize>() -> u32 {
+    let mut d = CRC32.digest();
+    d.update(SCHEMA.as_bytes());
+    M::shape(&mut |w| d.update(&(w as u32).to_le_bytes()));
+    d.finalize()
+}
+
+/// Why a blob was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum BlobError {
+    /// Fewer bytes than a header.
+    TooShort {
+        /// Bytes given.
+        len: usize,
+    },
+    /// The region is erased flash (all `0xFF`): nothing was flashed.
+    Erased,
+    /// The first four bytes are not [`MAGIC`].
+    BadMagic,
+    /// A format version this code does not read.
+    UnsupportedVersion {
+        /// Version in the blob.
+        found: u16,
+    },
+    /// The blob is for another model shape or schema.
+    SignatureMismatch {
+        /// This model's signature.
+        expected: u32,
+        /// The blob's.
+        found: u32,
+    },
+    /// The declared payload length does not match the bytes given.
+    LengthMismatch {
+        /// Length in the header.
+        declared: u32,
+        /// Payload bytes present.
+        actual: usize,
+    },
+    /// The CRC does not match: the blob is corrupt.
+    CrcMismatch {
+        /// CRC in the header.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
+    /// The meta record does not decode.
+    BadMeta,
+    /// The meta describes another model than the one asked for.
+    ModelMismatch,
+    /// The arrays are not the size the meta says.
+    ArraysLength {
+        /// Bytes the meta implies.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// A stored value is NaN or infinite (or a scale is not positive).
+    NonFinite {
+        /// Index of the value among all stored f32s.
+        index: usize,
+    },
+}
+
+impl fmt::Display for BlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BlobError::TooShort { len } => write!(f, "w* blob too short: {len} bytes, a header is {HEADER_LEN}"),
+            BlobError::Erased => write!(f, "no w* flashed: the region is erased (all 0xFF)"),
+            BlobError::BadMagic => write!(f, "not a w* blob: bad magic (expected \"TAW*\")"),
+            BlobError::UnsupportedVersion { found } => {
+                write!(f, "unsupported w* format version {found} (this build reads {FORMAT_VERSION})")
+            }
+            BlobError::SignatureMismatch { expected, found } => write!(
+                f,
+                "w* signature mismatch: blob is for another model shape or schema (expected {expected:#010x}, found {found:#010x})"
+            ),
+            BlobError::LengthMismatch { declared, actual } => {
+                write!(f, "w* length mismatch: header says {declared} payload bytes, {actual} present (truncated?)")
+            }
+            BlobError::CrcMismatch { stored, computed } => {
+                write!(f, "w* CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt blob)")
+            }
+            BlobError::BadMeta => write!(f, "w* meta record does not decode"),
+            BlobError::ModelMismatch => write!(f, "w* meta describes another model"),
+            BlobError::ArraysLength { expected, found } => {
+                write!(f, "w* arrays are {found} bytes, the meta implies {expected}")
+            }
+            BlobError::NonFinite { index } => write!(f, "w* value {index} is NaN, infinite or an invalid scale"),
+        }
+    }
+}
+
+/// A validated blob, read in place.
+#[derive(Clone, Debug)]
+pub struct Blob<'a> {
+    /// The decoded meta record.
+    pub meta: Meta,
+    /// The header's signature.
+    pub signature: u32,
+    theta0: &'a [u8],
+    alpha: &'a [u8],
+    norm: &'a [u8],
+}
+
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn f32_at(b: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+impl<'a> Blob<'a> {
+    /// Parses and checks a blob for model `M`: header, signature, CRC, meta, sizes, and that
+    /// every value is finite.
+    pub fn parse_for<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+        bytes: &'a [u8],
+    ) -> Result<Self, BlobError> {
+        let blob = Self::parse_with(bytes, Some(signature::<M, I, O>()))?;
+        let mut widths = blob.meta.shape.iter();
+        let mut same = blob.meta.params as usize == M::PARAMS;
+        M::shape(&mut |w| same &= widths.next() == Some(&(w as u32)));
+        if !same || widths.next().is_some() {
+            return Err(BlobError::ModelMismatch);
+        }
+        Ok(blob)
+    }
+
+    /// Parses and checks a blob for whatever model it describes (for tools such as `inspect`).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, BlobError> {
+        Self::parse_with(bytes, None)
+    }
+
+    fn parse_with(bytes: &'a [u8], expected: Option<u32>) -> Result<Self, BlobError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(if !bytes.is_empty() && bytes.iter().all(|&b| b == 0xFF) {
+                BlobError::Erased
+            } else {
+                BlobError::TooShort { len: bytes.len() }
+            });
+        }
+        if bytes[..4] != MAGIC {
+            return Err(if bytes[..HEADER_LEN].iter().all(|&b| b == 0xFF) {
+                BlobError::Erased
+            } else {
+                BlobError::BadMagic
+            });
+        }
+        let version = le_u16(bytes, 4);
+        if version != FORMAT_VERSION {
+            return Err(BlobError::UnsupportedVersion { found: version });
+        }
+        let found = le_u32(bytes, 8);
+        if let Some(expected) = expected {
+            if found != expected {
+                return Err(BlobError::SignatureMismatch { expected, found });
+            }
+        }
+        let declared = le_u32(bytes, 12);
+        let payload = &bytes[HEADER_LEN..];
+        if declared as usize != payload.len() {
+            return Err(BlobError::LengthMismatch {
+                declared,
+                actual: payload.len(),
+            });
+        }
+        let stored = le_u32(bytes, 16);
+        let mut d = CRC32.digest();
+        d.update(&bytes[4..16]);
+        d.update(payload);
+        let computed = d.finalize();
+        if stored != computed {
+            return Err(BlobError::CrcMismatch { stored, computed });
+        }
+        let (meta, arrays): (Meta, &[u8]) =
+            postcard::take_from_bytes(payload).map_err(|_| BlobError::BadMeta)?;
+        if meta.shape.len() < 2 || signature_of_shape(meta.shape.iter().copied()) != found {
+            return Err(BlobError::SignatureMismatch {
+                expected: signature_of_shape(meta.shape.iter().copied()),
+                found,
+            });
+        }
+        if arrays.len() != meta.arrays_len() {
+            return Err(BlobError::ArraysLength {
+                expected: meta.arrays_len(),
+                found: arrays.len(),
+            });
+        }
+        let (theta0, rest) = arrays.split_at(4 * meta.params as usize);
+        let (alpha, norm) = rest.split_at(4 * meta.alpha_len());
+        let blob = Blob {
+            meta,
+            signature: found,
+            theta0,
+            alpha,
+            norm,
+        };
+        blob.check_values()?;
+        Ok(blob)
+    }
+
+    fn check_values(&self) -> Result<(), BlobError> {
+        let all = self.theta0.len() / 4 + self.alpha.len() / 4 + self.norm.len() / 4;
+        let (i, o) = (self.meta.inputs(), self.meta.outputs());
+        for k in 0..all {
+            let v = self.value(k);
+            let k_norm = k.wrapping_sub(self.theta0.len() / 4 + self.alpha.len() / 4);
+            let is_scale =
+                (i..2 * i).contains(&k_norm) || (2 * i + o..2 * i + 2 * o).contains(&k_norm);
+            if !v.is_finite() || (is_scale && v <= 0.0) {
+                return Err(BlobError::NonFinite { index: k });
+            }
+        }
+        if self.meta.loss_bound.is_nan() {
+            return Err(BlobError::BadMeta);
+        }
+        Ok(())
+    }
+
+    /// Stored value `k` among θ0, α and the normalisation arrays, in that order.
+    fn value(&self, k: usize) -> f32 {
+        let (t, a) = (self.theta0.len() / 4, self.alpha.len() / 4);
+        if k < t {
+            f32_at(self.theta0, k)
+        } else if k < t + a {
+            f32_at(self.alpha, k - t)
+        } else {
+            f32_at(self.norm, k - t - a)
+        }
+    }
+
+    /// `θ0[index]`.
+    pub fn theta0(&self, index: usize) -> f32 {
+        f32_at(self.theta0, index)
+    }
+
+    /// Copies `θ0` into `params`.
+    pub fn load_theta0<P: Params<f32>>(&self, params: &mut P) {
+        params.fill_with(|k| self.theta0(k));
+    }
+
+    /// The step size of the parameter at flat `index`.
+    pub fn alpha(&self, index: usize) -> f32 {
+        match self.meta.alpha {
+            AlphaKind::Scalar => f32_at(self.alpha, 0),
+            AlphaKind::PerParameter => f32_at(self.alpha, index),
+        }
+    }
+
+    /// Number of stored α values.
+    pub fn alpha_len(&self) -> usize {
+        self.alpha.len() / 4
+    }
+
+    /// `(mean, std)` of input feature `i`: the model sees `(x − mean) / std`.
+    pub fn input_norm(&self, i: usize) -> (f32, f32) {
+        let n = self.meta.inputs();
+        (f32_at(self.norm, i), f32_at(self.norm, n + i))
+    }
+
+    /// `(mean, std)` of output `i`: the model predicts `(y − mean) / std`.
+    pub fn output_norm(&self, i: usize) -> (f32, f32) {
+        let (n, o) = (self.meta.inputs(), self.meta.outputs());
+        (
+            f32_at(self.norm, 2 * n + i),
+            f32_at(self.norm, 2 * n + o + i),
+        )
+    }
+}
+
+/// Why a blob could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// An array's length does not match the meta.
+    WrongLength {
+        /// Which array.
+        what: &'static str,
+        /// Length the meta implies.
+        expected: usize,
+        /// Length given.
+        found: usize,
+    },
+    /// The meta did not serialise.
+    Meta,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::WrongLength {
+                what,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "cannot write w*: {what} has {found} values, the meta implies {expected}"
+                )
+            }
+            EncodeError::Meta => write!(f, "cannot write w*: meta does not serialise"),
+        }
+    }
+}
+
+/// Writes a blob (host side).
+#[cfg(feature = "alloc")]
+pub fn encode(
+    meta: &Meta,
+    theta0: &[f32],
+    alpha: &[f32],
+    x_mean: &[f32],
+    x_std: &[f32],
+    y_mean: &[f32],
+    y_std: &[f32],
+) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    let (i, o) = (meta.inputs(), meta.outputs());
+    let arrays: [(&'static str, &[f32], usize); 6] = [
+        ("theta0", theta0, meta.params as usize),
+        ("alpha", alpha, meta.alpha_len()),
+        ("x_mean", x_mean, i),
+        ("x_std", x_std, i),
+        ("y_mean", y_mean, o),
+        ("y_std", y_std, o),
+    ];
+    let mut payload = postcard::to_allocvec(meta).map_err(|_| EncodeError::Meta)?;
+    for (what, values, expected) in arrays {
+        if values.len() != expected {
+            return Err(EncodeError::WrongLength {
+                what,
+                expected,
+                found: values.len(),
+            });
+        }
+        payload.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    let mut out = alloc::vec::Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&signature_of_shape(meta.shape.iter().copied()).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let mut d = CRC32.digest();
+    d.update(&out[4..16]);
+    d.update(&payload);
+    out.extend_from_slice(&d.finalize().to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
