@@ -1,9 +1,10 @@
 //! The one home of transcendental math.
 //!
 //! Every `exp`, `ln` and `sqrt` the model code needs goes through [`Real`], so the host and the
-//! firmware compute the same bits: `f32` uses `micromath` (pure software, identical on x86 and
-//! on Cortex-M, called by path so the host's inherent `f32` methods never shadow it), and `f64`
-//! (used on the host for finite-difference oracles) uses `libm`.
+//! firmware compute the same bits: `f32` uses `micromath` for `exp` and `ln` (pure software,
+//! identical on x86 and on Cortex-M, called by path so the host's inherent `f32` methods never
+//! shadow it) and `libm` for the correctly rounded `sqrt`, and `f64` (used on the host for
+//! finite-difference oracles) uses `libm`.
 //!
 //! ```
 //! use shared::math::Real;
@@ -74,11 +75,20 @@ impl Real for f32 {
     }
     #[inline]
     fn ln(self) -> Self {
-        micromath::F32Ext::ln(self)
+        // micromath inverts x < 1 with a fast reciprocal that is up to 8% off (ln(0.01) comes
+        // out as -4.70); invert exactly instead. x >= 1 (all the loss ever takes) is unchanged.
+        let r = 1.0 / self;
+        if self > 0.0 && self < 1.0 && f32::is_finite(r) {
+            -micromath::F32Ext::ln(r)
+        } else {
+            micromath::F32Ext::ln(self)
+        }
     }
     #[inline]
     fn sqrt(self) -> Self {
-        micromath::F32Ext::sqrt(self)
+        // Not micromath's (a bit trick, ~5% off): IEEE square root is correctly rounded, so
+        // libm's software `sqrtf` gives the same bits on every target.
+        libm::sqrtf(self)
     }
     #[inline]
     fn is_finite(self) -> bool {

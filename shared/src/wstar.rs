@@ -143,9 +143,14 @@ impl Meta {
         self.shape.last().copied().unwrap_or(0) as usize
     }
 
-    /// Bytes of the f32 arrays that follow the meta.
+    /// Bytes of the f32 arrays that follow the meta (saturating: on a 32-bit target a corrupt
+    /// meta's sizes could overflow, and a saturated length never matches a real slice).
     pub fn arrays_len(&self) -> usize {
-        4 * (self.params as usize + self.alpha_len() + 2 * self.inputs() + 2 * self.outputs())
+        (self.params as usize)
+            .saturating_add(self.alpha_len())
+            .saturating_add(self.inputs().saturating_mul(2))
+            .saturating_add(self.outputs().saturating_mul(2))
+            .saturating_mul(4)
     }
 }
 

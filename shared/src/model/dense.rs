@@ -107,13 +107,13 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
 /// `Σ_j m[:, j]`, `j` ascending.
 #[inline]
 fn column_sum<T: Real, const O: usize, const K: usize>(m: &SMatrix<T, O, K>) -> SVector<T, O> {
-    let mut s = SVector::<T, O>::zeros();
+    let mut s = [T::ZERO; O];
     for c in m.as_slice().chunks_exact(O) {
         for (s, &v) in s.iter_mut().zip(c) {
             *s += v;
         }
     }
-    s
+    SVector::from(s)
 }
 
 impl<T: Real, const I: usize, const O: usize> Params<T> for Dense<T, I, O> {

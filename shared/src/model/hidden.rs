@@ -38,10 +38,9 @@ fn relu_mask<T: Real, const H: usize, const K: usize>(
     m: &mut SMatrix<T, H, K>,
     a: &SMatrix<T, H, K>,
 ) {
+    // A select rather than a conditional store, so the host vectorises it.
     for (m, &a) in m.as_mut_slice().iter_mut().zip(a.as_slice()) {
-        if a <= T::ZERO {
-            *m = T::ZERO;
-        }
+        *m = if a <= T::ZERO { T::ZERO } else { *m };
     }
 }
 
@@ -86,14 +85,9 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
     }
 
     fn shape(f: &mut dyn FnMut(usize)) {
+        // The rest of the stack starts at its input width, which is this layer's `H`.
         f(I);
-        let mut first = true;
-        R::shape(&mut |w| {
-            if !first {
-                f(w);
-            }
-            first = false;
-        });
+        R::shape(f);
     }
 
     fn forward<const K: usize>(
@@ -102,10 +96,9 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
         cache: &mut Self::Cache<K>,
     ) -> SMatrix<T, O, K> {
         cache.a = self.layer.affine(x);
-        for v in cache.a.iter_mut() {
-            if *v <= T::ZERO {
-                *v = T::ZERO;
-            }
+        // ReLU; NaN passes through so a diverging step stays visible.
+        for v in cache.a.as_mut_slice() {
+            *v = if *v <= T::ZERO { T::ZERO } else { *v };
         }
         self.rest.forward(&cache.a, &mut cache.rest)
     }

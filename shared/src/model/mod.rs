@@ -54,6 +54,7 @@ pub trait Params<T: Real>: Clone {
     /// Calls `f(layer, slice)` on every parameter slice, in order, mutably.
     fn for_each_mut(&mut self, f: &mut dyn FnMut(usize, &mut [T]));
     /// Calls `f(layer, mine, theirs)` on matching slices of `self` and `other`.
+    #[allow(clippy::type_complexity)] // a plain callback; an alias would only hide it
     fn zip_mut(&mut self, other: &Self, f: &mut dyn FnMut(usize, &mut [T], &[T]));
 
     /// Fills every parameter from `f(flat_index)`.

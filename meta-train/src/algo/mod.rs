@@ -1,0 +1,176 @@
+//! Meta-gradients of one task for MAML (exact second order through every inner step), FOMAML
+//! and Meta-SGD (learned per-parameter step sizes).
+//!
+//! The inner loop is `shared::inner::step` on `shared`'s forward and backward passes: the step
+//! differentiated here is the step the device takes. The second-order term is the
+//! Hessian-vector product `shared::model::Layers::hvp` applied backwards through the steps:
+//! with `θₜ₊₁ = θₜ − α ⊙ ∇L(θₜ)`, `vₜ = vₜ₊₁ − H(θₜ)(α ⊙ vₜ₊₁)` and
+//! `∂L/∂α += −∇L(θₜ) ⊙ vₜ₊₁`.
+
+use nalgebra::SMatrix;
+use serde::{Deserialize, Serialize};
+use shared::inner::{self, AdaptMask};
+use shared::loss::Loss;
+use shared::model::Layers;
+
+/// The meta-learning algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Algo {
+    /// MAML, second order through all inner steps.
+    Maml,
+    /// First-order MAML: the query gradient at the adapted parameters.
+    Fomaml,
+    /// Meta-SGD: MAML with learned per-parameter inner step sizes (second order).
+    Metasgd,
+}
+
+impl Algo {
+    /// Whether the second-order term is computed.
+    pub fn second_order(self) -> bool {
+        !matches!(self, Algo::Fomaml)
+    }
+
+    /// Whether the inner step sizes are learned.
+    pub fn learns_alpha(self) -> bool {
+        matches!(self, Algo::Metasgd)
+    }
+
+    /// The blob's record of it.
+    pub fn blob_algorithm(self) -> shared::wstar::Algorithm {
+        match self {
+            Algo::Maml => shared::wstar::Algorithm::Maml,
+            Algo::Fomaml => shared::wstar::Algorithm::Fomaml,
+            Algo::Metasgd => shared::wstar::Algorithm::MetaSgd,
+        }
+    }
+}
+
+/// A task's support (target-train) and query (target-test) batches.
+#[derive(Clone, Debug)]
+pub struct Task<const I: usize, const O: usize, const K: usize> {
+    /// Support inputs, one sample per column.
+    pub xs: SMatrix<f32, I, K>,
+    /// Support targets.
+    pub ys: SMatrix<f32, O, K>,
+    /// Query inputs.
+    pub xq: SMatrix<f32, I, K>,
+    /// Query targets.
+    pub yq: SMatrix<f32, O, K>,
+}
+
+/// The inner loop's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Inner {
+    /// Inner steps.
+    pub steps: usize,
+    /// Which layers adapt.
+    pub mask: AdaptMask,
+    /// Task loss.
+    pub loss: Loss,
+}
+
+/// Buffers reused across tasks by one thread.
+pub struct Workspace<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> {
+    thetas: Vec<M>,
+    grads: Vec<M>,
+    caches: Vec<M::Cache<K>>,
+    outs: Vec<SMatrix<f32, O, K>>,
+    q_cache: M::Cache<K>,
+    dy: SMatrix<f32, O, K>,
+    w: M,
+    hv: M,
+    tmp: M,
+}
+
+impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Workspace<M, I, O, K> {
+    /// Buffers for `steps` inner steps.
+    pub fn new(steps: usize) -> Self {
+        Self {
+            thetas: vec![M::zeros(); steps + 1],
+            grads: vec![M::zeros(); steps],
+            caches: vec![M::new_cache(); steps],
+            outs: vec![SMatrix::zeros(); steps],
+            q_cache: M::new_cache(),
+            dy: SMatrix::zeros(),
+            w: M::zeros(),
+            hv: M::zeros(),
+            tmp: M::zeros(),
+        }
+    }
+}
+
+/// Runs the inner loop on the support set, then writes the meta-gradient of the query loss
+/// into `g_theta` (w.r.t. `θ0`) and, when given, `g_alpha` (w.r.t. per-parameter `α`).
+/// `alpha` holds one value (scalar α) or one per parameter. Returns the query loss after
+/// adaptation.
+#[allow(clippy::too_many_arguments)]
+pub fn task_meta_grad<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize>(
+    theta0: &M,
+    alpha: &[f32],
+    task: &Task<I, O, K>,
+    inner_cfg: Inner,
+    second_order: bool,
+    ws: &mut Workspace<M, I, O, K>,
+    g_theta: &mut M,
+    mut g_alpha: Option<&mut M>,
+) -> f32 {
+    let a = |_: usize, k: usize| if alpha.len() == 1 { alpha[0] } else { alpha[k] };
+    let s = inner_cfg.steps;
+    let loss = inner_cfg.loss;
+    ws.thetas[0].clone_from(theta0);
+    for t in 0..s {
+        let (done, next) = ws.thetas.split_at_mut(t + 1);
+        let theta = &done[t];
+        ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);
+        loss.value_grad(&ws.outs[t], &task.ys, K, Some(&mut ws.dy));
+        theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut ws.grads[t], false);
+        next[0].clone_from(&ws.grads[t]);
+        inner::step(theta, &mut next[0], a, inner_cfg.mask);
+    }
+    let theta_s = &ws.thetas[s];
+    let out = theta_s.forward(&task.xq, &mut ws.q_cache);
+    let query_loss = loss.value_grad(&out, &task.yq, K, Some(&mut ws.dy));
+    theta_s.backward(&task.xq, &mut ws.q_cache, &ws.dy, g_theta, false);
+    if let Some(ga) = g_alpha.as_deref_mut() {
+        ga.fill_with(|_| 0.0);
+    }
+    if !second_order {
+        return query_loss;
+    }
+    let mask = inner_cfg.mask;
+    for t in (0..s).rev() {
+        // g_theta holds v_{t+1} = ∂L/∂θ_{t+1}.
+        if let Some(ga) = g_alpha.as_deref_mut() {
+            ws.tmp.clone_from(&ws.grads[t]);
+            ws.tmp.zip_mut(g_theta, &mut |layer, g, v| {
+                for (g, &v) in g.iter_mut().zip(v) {
+                    *g = if mask.adapts(layer) { -*g * v } else { 0.0 };
+                }
+            });
+            ga.add_scaled(1.0, &ws.tmp);
+        }
+        let mut k = 0;
+        ws.w.zip_mut(g_theta, &mut |layer, w, v| {
+            for (i, (w, &v)) in w.iter_mut().zip(v).enumerate() {
+                *w = if mask.adapts(layer) {
+                    a(layer, k + i) * v
+                } else {
+                    0.0
+                };
+            }
+            k += v.len();
+        });
+        let out_t = &ws.outs[t];
+        ws.thetas[t].hvp(
+            &ws.w,
+            &task.xs,
+            None,
+            &ws.caches[t],
+            &mut |r_out| loss.r_grad(out_t, r_out, K),
+            &mut ws.hv,
+        );
+        g_theta.add_scaled(-1.0, &ws.hv);
+    }
+    query_loss
+}

@@ -1,0 +1,200 @@
+//! Held-out evaluation through the device runtime: every adaptation and prediction runs in the
+//! `device` crate compiled for the host, the same code the firmware runs.
+
+use anyhow::{anyhow, Result};
+use device::{Adapter, Sample, StepLimit};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use shared::model::Layers;
+
+use crate::tasks::sinusoid::Sinusoid;
+use crate::tasks::{rng_for, Stream};
+
+/// Steps after which the error is measured.
+pub const EVAL_STEPS: [u16; 4] = [0, 1, 5, 10];
+
+/// How held-out tasks are drawn.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct EvalConfig {
+    /// Held-out tasks.
+    pub tasks: usize,
+    /// Seed; tasks come from the evaluation stream, disjoint from the training stream.
+    pub seed: u64,
+    /// Target-test points per task.
+    pub test_points: usize,
+}
+
+/// Statistics of one (K, steps) cell over all tasks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Inner steps taken.
+    pub steps: u16,
+    /// Mean of the per-task MSE.
+    pub mean: f64,
+    /// Half-width of the 95% confidence interval of the mean (1.96 standard errors).
+    pub ci95: f64,
+    /// Median of the per-task MSE.
+    pub median: f64,
+    /// Tasks whose adaptation had a step undone by the divergence guard by then.
+    pub diverged: usize,
+}
+
+/// Results for one support size K.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KResult {
+    /// Target-train samples per task.
+    pub k: usize,
+    /// One cell per entry of [`EVAL_STEPS`].
+    pub cells: Vec<Cell>,
+}
+
+/// The per-task record of one evaluation, for plots.
+#[derive(Clone, Debug)]
+pub struct TaskTrace {
+    /// The task.
+    pub task: Sinusoid,
+    /// Its target-train samples.
+    pub support: Vec<(f32, f32)>,
+    /// MSE on the target-test points after each of [`EVAL_STEPS`].
+    pub mse: Vec<f64>,
+    /// Whether a step was undone.
+    pub diverged: Vec<bool>,
+}
+
+/// Draws held-out task `index`: the task, K support points and the test points.
+pub fn held_out(
+    cfg: &EvalConfig,
+    index: usize,
+    k: usize,
+) -> (Sinusoid, Vec<(f32, f32)>, Vec<(f32, f32)>) {
+    let mut rng = rng_for(cfg.seed, Stream::Eval, index as u64);
+    let task = Sinusoid::sample(&mut rng);
+    let support = task.points(&mut rng, k).collect();
+    let test = task.points(&mut rng, cfg.test_points).collect();
+    (task, support, test)
+}
+
+/// An adapter for `blob` holding the support samples.
+pub fn adapter_for<'b, M: Layers<f32, 1, 1>, const K: usize>(
+    blob: &'b [u8],
+    support: &[(f32, f32)],
+) -> Result<Adapter<'b, M, 1, 1, K>> {
+    let mut a = Adapter::<M, 1, 1, K>::new(blob).map_err(|e| anyhow!("{e}"))?;
+    for &(x, y) in support {
+        a.push(Sample { x: [x], y: [y] })
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(a)
+}
+
+/// Mean squared error of the adapter's predictions on `points`.
+pub fn mse<M: Layers<f32, 1, 1>, const K: usize>(
+    a: &Adapter<'_, M, 1, 1, K>,
+    points: &[(f32, f32)],
+) -> Result<f64> {
+    let mut s = 0.0f64;
+    for &(x, y) in points {
+        let p = a.predict(&[x]).map_err(|e| anyhow!("{e}"))?[0];
+        s += f64::from(p - y).powi(2);
+    }
+    Ok(s / points.len() as f64)
+}
+
+/// Adapts on one held-out task and records the error after each of [`EVAL_STEPS`].
+pub fn eval_task<M: Layers<f32, 1, 1>, const K: usize>(
+    blob: &[u8],
+    cfg: &EvalConfig,
+    index: usize,
+) -> Result<TaskTrace> {
+    let (task, support, test) = held_out(cfg, index, K);
+    let mut a = adapter_for::<M, K>(blob, &support)?;
+    let (mut mses, mut diverged, mut done, mut undone) = (Vec::new(), Vec::new(), 0u16, false);
+    for &s in &EVAL_STEPS {
+        if s > done && !undone {
+            let r = a
+                .adapt_steps(s - done, StepLimit::Unchecked)
+                .map_err(|e| anyhow!("{e}"))?;
+            undone |= r.undone.is_some();
+            done = s;
+        }
+        mses.push(mse(&a, &test)?);
+        diverged.push(undone);
+    }
+    Ok(TaskTrace {
+        task,
+        support,
+        mse: mses,
+        diverged,
+    })
+}
+
+/// Evaluates `blob` on `cfg.tasks` held-out tasks with K target-train samples each.
+pub fn evaluate<M: Layers<f32, 1, 1> + Send + Sync, const K: usize>(
+    blob: &[u8],
+    cfg: &EvalConfig,
+) -> Result<KResult>
+where
+    for<'b> Adapter<'b, M, 1, 1, K>: Send,
+{
+    let traces: Vec<TaskTrace> = (0..cfg.tasks)
+        .into_par_iter()
+        .map(|i| eval_task::<M, K>(blob, cfg, i))
+        .collect::<Result<_>>()?;
+    let cells = EVAL_STEPS
+        .iter()
+        .enumerate()
+        .map(|(c, &steps)| {
+            let v: Vec<f64> = traces.iter().map(|t| t.mse[c]).collect();
+            let (mean, ci95, median) = stats(&v);
+            Cell {
+                steps,
+                mean,
+                ci95,
+                median,
+                diverged: traces.iter().filter(|t| t.diverged[c]).count(),
+            }
+        })
+        .collect();
+    Ok(KResult { k: K, cells })
+}
+
+/// Mean, 95% half-interval (normal approximation) and median.
+///
+/// ```
+/// let (mean, ci, median) = meta_train::eval::stats(&[1.0, 2.0, 3.0, 10.0]);
+/// assert_eq!((mean, median), (4.0, 2.5));
+/// assert!(ci > 0.0);
+/// ```
+pub fn stats(v: &[f64]) -> (f64, f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let median = if s.is_empty() {
+        f64::NAN
+    } else if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
+    };
+    (mean, 1.96 * (var / n).sqrt(), median)
+}
+
+/// The results as a text table.
+pub fn table(results: &[KResult]) -> String {
+    let mut s = String::from("   K  steps        mean MSE ± 95% CI      median  diverged\n");
+    for r in results {
+        for c in &r.cells {
+            s.push_str(&format!(
+                "{:>4}  {:>5}  {:>12.4} ± {:<8.4}  {:>10.4}  {:>8}\n",
+                r.k, c.steps, c.mean, c.ci95, c.median, c.diverged
+            ));
+        }
+    }
+    s
+}

@@ -1,0 +1,11 @@
+//! Host side of tinyadapt: meta-train `w*` on source tasks, evaluate it through the device
+//! runtime on held-out tasks, and inspect blobs.
+#![warn(missing_docs)]
+
+pub mod algo;
+pub mod eval;
+pub mod model;
+pub mod optim;
+pub mod run_dir;
+pub mod tasks;
+pub mod train;

@@ -1,0 +1,62 @@
+//! Adam, the outer-loop optimiser (Kingma & Ba, 2015).
+
+use serde::{Deserialize, Serialize};
+
+/// Adam state for one flat parameter vector.
+///
+/// ```
+/// use meta_train::optim::Adam;
+/// let mut adam = Adam::new(0.1, 1);
+/// let mut p = [1.0f32];
+/// adam.step(&mut p, &[2.0]);
+/// assert!((p[0] - 0.9).abs() < 1e-6);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Adam {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator guard.
+    pub eps: f32,
+    /// Steps taken.
+    pub t: u64,
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl Adam {
+    /// Adam with the usual `β1 = 0.9`, `β2 = 0.999`, `ε = 1e-8` for `n` parameters.
+    pub fn new(lr: f32, n: usize) -> Self {
+        Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            t: 0,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+        }
+    }
+
+    /// One update of `params` along `grad`.
+    pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
+        self.t += 1;
+        let t = self.t.min(i32::MAX as u64) as i32;
+        let c1 = 1.0 - self.beta1.powi(t);
+        let c2 = 1.0 - self.beta2.powi(t);
+        let lr = self.lr * c2.sqrt() / c1;
+        for (((p, &g), m), v) in params
+            .iter_mut()
+            .zip(grad)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
+            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+            *p -= lr * *m / (v.sqrt() + self.eps * c2.sqrt());
+        }
+    }
+}

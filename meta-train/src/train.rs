@@ -1,0 +1,387 @@
+//! The outer loop: sample a meta-batch of source tasks, compute their meta-gradients in
+//! parallel, take an Adam step; log, checkpoint atomically, and write `w*`.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nalgebra::SMatrix;
+use rand::Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use shared::inner::AdaptMask;
+use shared::loss::Loss;
+use shared::model::{Layers, Params};
+use shared::wstar::{AlphaKind, Meta};
+
+use crate::algo::{task_meta_grad, Algo, Inner, Task, Workspace};
+use crate::optim::Adam;
+use crate::run_dir::{self, RunDir};
+use crate::tasks::sinusoid::Sinusoid;
+use crate::tasks::{rng_for, Stream};
+
+/// Everything that determines a training run's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Task family (`sinusoid`).
+    pub family: String,
+    /// Model name.
+    pub model: String,
+    /// Meta-learning algorithm.
+    pub algorithm: Algo,
+    /// Support (and query) samples per task.
+    pub k: usize,
+    /// Inner steps.
+    pub steps: usize,
+    /// Inner step size (the initial one for Meta-SGD).
+    pub alpha: f32,
+    /// Tasks per meta-batch.
+    pub meta_batch: usize,
+    /// Meta-iterations.
+    pub iterations: u64,
+    /// Adam learning rate of the outer loop.
+    pub meta_lr: f32,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Iterations per metrics row.
+    pub log_every: u64,
+    /// Iterations per checkpoint.
+    pub checkpoint_every: u64,
+}
+
+/// One row of `metrics.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    /// Iterations done.
+    pub iteration: u64,
+    /// Mean query loss after adaptation over the interval.
+    pub meta_loss: f32,
+    /// Wall-clock seconds since the run (or resume) started.
+    pub elapsed_s: f64,
+}
+
+/// The resumable state of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The run's config.
+    pub config: TrainConfig,
+    /// Iterations done.
+    pub iteration: u64,
+    /// `θ0`, flat.
+    pub theta: Vec<f32>,
+    /// `α`: one value, or one per parameter.
+    pub alpha: Vec<f32>,
+    /// Outer optimiser of `θ0`.
+    pub adam_theta: Adam,
+    /// Outer optimiser of `α` (Meta-SGD).
+    pub adam_alpha: Option<Adam>,
+    /// Metrics so far.
+    pub metrics: Vec<MetricRow>,
+}
+
+/// What a run ends with.
+pub struct Trained {
+    /// The final state.
+    pub checkpoint: Checkpoint,
+    /// The `w*` blob.
+    pub blob: Vec<u8>,
+    /// Meta-iterations per second of this invocation.
+    pub iterations_per_s: f64,
+}
+
+/// How `train` reports progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// A progress bar on stderr (hidden when stderr is not a terminal).
+    Bar,
+    /// Nothing.
+    Quiet,
+}
+
+fn flatten<M: Params<f32>>(m: &M) -> Vec<f32> {
+    let mut v = Vec::with_capacity(M::PARAMS);
+    m.for_each(&mut |_, s| v.extend_from_slice(s));
+    v
+}
+
+fn unflatten<M: Params<f32>>(v: &[f32]) -> M {
+    let mut m = M::zeros();
+    m.fill_with(|k| v[k]);
+    m
+}
+
+/// PyTorch-style initialisation: every weight and bias of a layer with fan-in `n` from
+/// `U(−1/√n, 1/√n)`.
+pub fn init_theta<M: Layers<f32, I, O>, const I: usize, const O: usize>(seed: u64) -> Vec<f32> {
+    let mut widths = Vec::new();
+    M::shape(&mut |w| widths.push(w));
+    let mut rng = rng_for(seed, Stream::Init, 0);
+    let mut m = M::zeros();
+    m.for_each_mut(&mut |layer, s| {
+        let bound = 1.0 / (widths[layer] as f32).sqrt();
+        for v in s {
+            *v = rng.gen_range(-bound..bound);
+        }
+    });
+    flatten(&m)
+}
+
+/// A sinusoid task for the trainer: K support and K query points.
+pub fn sinusoid_task<const K: usize>(seed: u64, index: u64) -> Task<1, 1, K> {
+    let mut rng = rng_for(seed, Stream::Train, index);
+    let s = Sinusoid::sample(&mut rng);
+    let mut task = Task {
+        xs: SMatrix::zeros(),
+        ys: SMatrix::zeros(),
+        xq: SMatrix::zeros(),
+        yq: SMatrix::zeros(),
+    };
+    for (j, (x, y)) in s.points(&mut rng, K).enumerate() {
+        task.xs[j] = x;
+        task.ys[j] = y;
+    }
+    for (j, (x, y)) in s.points(&mut rng, K).enumerate() {
+        task.xq[j] = x;
+        task.yq[j] = y;
+    }
+    task
+}
+
+impl TrainConfig {
+    fn check(&self) -> Result<()> {
+        if self.family != "sinusoid" {
+            bail!(
+                "unknown task family {:?}: expected \"sinusoid\"",
+                self.family
+            );
+        }
+        if self.model != crate::model::SINUSOID_NET {
+            bail!(
+                "unknown model {:?}: expected {:?}",
+                self.model,
+                crate::model::SINUSOID_NET
+            );
+        }
+        if self.steps == 0 || self.steps > u16::MAX as usize {
+            bail!(
+                "--steps must be between 1 and {}, got {}",
+                u16::MAX,
+                self.steps
+            );
+        }
+        if self.meta_batch == 0
+            || self.iterations == 0
+            || self.log_every == 0
+            || self.checkpoint_every == 0
+        {
+            bail!(
+                "--meta-batch, --iterations, --log-every and --checkpoint-every must be at least 1"
+            );
+        }
+        if !(self.alpha.is_finite() && self.meta_lr.is_finite() && self.meta_lr > 0.0) {
+            bail!("--alpha must be finite and --meta-lr positive");
+        }
+        Ok(())
+    }
+
+    /// The blob's meta record for this run.
+    pub fn meta<M: Layers<f32, I, O>, const I: usize, const O: usize>(&self) -> Meta {
+        let mut meta = Meta::new::<M, I, O>(Loss::Mse, self.steps as u16);
+        meta.algorithm = self.algorithm.blob_algorithm();
+        meta.alpha = if self.algorithm.learns_alpha() {
+            AlphaKind::PerParameter
+        } else {
+            AlphaKind::Scalar
+        };
+        meta.trained_k = self.k as u16;
+        meta.seed = self.seed;
+        meta
+    }
+}
+
+/// The `w*` blob of a state (sinusoid: identity normalisation).
+pub fn blob_of<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+    ck: &Checkpoint,
+) -> Result<Vec<u8>> {
+    let meta = ck.config.meta::<M, I, O>();
+    shared::wstar::encode(
+        &meta, &ck.theta, &ck.alpha, &[0.0; I], &[1.0; I], &[0.0; O], &[1.0; O],
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Trains from scratch, or from the run folder's checkpoint when `resume`.
+pub fn train<M, const K: usize>(
+    config: &TrainConfig,
+    run: &RunDir,
+    resume: bool,
+    progress: Progress,
+) -> Result<Trained>
+where
+    M: Layers<f32, 1, 1> + Send + Sync,
+    M::Cache<K>: Send,
+{
+    config.check()?;
+    let mut ck = if resume {
+        let path = run.path(run_dir::CHECKPOINT);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot resume: cannot read {}", path.display()))?;
+        let ck: Checkpoint = postcard::from_bytes(&bytes).with_context(|| {
+            format!(
+                "cannot resume: {} is not a checkpoint of this version",
+                path.display()
+            )
+        })?;
+        let mut saved = ck.config.clone();
+        saved.iterations = config.iterations;
+        if saved != *config {
+            bail!(
+                "cannot resume: {} was written with another config\n  checkpoint: {:?}\n  now:        {:?}",
+                path.display(),
+                ck.config,
+                config
+            );
+        }
+        Checkpoint {
+            config: config.clone(),
+            ..ck
+        }
+    } else {
+        let theta = init_theta::<M, 1, 1>(config.seed);
+        let alpha = if config.algorithm.learns_alpha() {
+            vec![config.alpha; M::PARAMS]
+        } else {
+            vec![config.alpha]
+        };
+        Checkpoint {
+            config: config.clone(),
+            iteration: 0,
+            adam_theta: Adam::new(config.meta_lr, theta.len()),
+            adam_alpha: config
+                .algorithm
+                .learns_alpha()
+                .then(|| Adam::new(config.meta_lr, alpha.len())),
+            theta,
+            alpha,
+            metrics: Vec::new(),
+        }
+    };
+    run.write_atomic(
+        run_dir::CONFIG,
+        serde_json::to_string_pretty(config)?.as_bytes(),
+    )?;
+
+    let inner = Inner {
+        steps: config.steps,
+        mask: AdaptMask::ALL,
+        loss: Loss::Mse,
+    };
+    let second_order = config.algorithm.second_order();
+    let learns_alpha = config.algorithm.learns_alpha();
+    let bar = match progress {
+        Progress::Bar => {
+            ProgressBar::with_draw_target(Some(config.iterations), ProgressDrawTarget::stderr())
+        }
+        Progress::Quiet => ProgressBar::hidden(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} it  {per_sec:>12}  meta-loss {msg}  eta {eta}",
+        )
+        .expect("static template"),
+    );
+    bar.set_position(ck.iteration);
+    let start = Instant::now();
+    let first = ck.iteration;
+    let mut interval_loss = 0.0f64;
+    let mut interval_n = 0u64;
+    let mb = config.meta_batch;
+    while ck.iteration < config.iterations {
+        let it = ck.iteration;
+        let theta: M = unflatten(&ck.theta);
+        let results: Vec<(M, Option<M>, f32)> = (0..mb)
+            .into_par_iter()
+            .map_init(
+                || Workspace::<M, 1, 1, K>::new(config.steps),
+                |ws, j| {
+                    let task = sinusoid_task::<K>(config.seed, it * mb as u64 + j as u64);
+                    let mut g = M::zeros();
+                    let mut ga = learns_alpha.then(M::zeros);
+                    let loss = task_meta_grad(
+                        &theta,
+                        &ck.alpha,
+                        &task,
+                        inner,
+                        second_order,
+                        ws,
+                        &mut g,
+                        ga.as_mut(),
+                    );
+                    (g, ga, loss)
+                },
+            )
+            .collect();
+        let scale = 1.0 / mb as f32;
+        let mut g = M::zeros();
+        let mut ga = M::zeros();
+        let mut loss = 0.0f32;
+        for (gt, gat, l) in &results {
+            g.add_scaled(scale, gt);
+            if let Some(gat) = gat {
+                ga.add_scaled(scale, gat);
+            }
+            loss += l * scale;
+        }
+        if !loss.is_finite() {
+            bail!(
+                "meta-loss became {loss} at iteration {it}; the last checkpoint ({}) is intact — lower --meta-lr or --alpha",
+                run.path(run_dir::CHECKPOINT).display()
+            );
+        }
+        ck.adam_theta.step(&mut ck.theta, &flatten(&g));
+        if let Some(adam) = ck.adam_alpha.as_mut() {
+            adam.step(&mut ck.alpha, &flatten(&ga));
+        }
+        ck.iteration += 1;
+        interval_loss += f64::from(loss);
+        interval_n += 1;
+        if ck.iteration % config.log_every == 0 || ck.iteration == config.iterations {
+            let row = MetricRow {
+                iteration: ck.iteration,
+                meta_loss: (interval_loss / interval_n as f64) as f32,
+                elapsed_s: start.elapsed().as_secs_f64(),
+            };
+            bar.set_message(format!("{:.4}", row.meta_loss));
+            ck.metrics.push(row);
+            interval_loss = 0.0;
+            interval_n = 0;
+        }
+        if ck.iteration % config.checkpoint_every == 0 || ck.iteration == config.iterations {
+            save::<M>(run, &ck)?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let blob = blob_of::<M, 1, 1>(&ck)?;
+    let secs = start.elapsed().as_secs_f64();
+    Ok(Trained {
+        iterations_per_s: (ck.iteration - first) as f64 / secs.max(1e-9),
+        checkpoint: ck,
+        blob,
+    })
+}
+
+/// Writes the checkpoint, the metrics and the current `w*`, each atomically.
+fn save<M: Layers<f32, 1, 1>>(run: &RunDir, ck: &Checkpoint) -> Result<()> {
+    run.write_atomic(run_dir::CHECKPOINT, &postcard::to_allocvec(ck)?)?;
+    let mut csv = String::from("iteration,meta_loss,elapsed_s\n");
+    for r in &ck.metrics {
+        csv.push_str(&format!(
+            "{},{},{:.3}\n",
+            r.iteration, r.meta_loss, r.elapsed_s
+        ));
+    }
+    run.write_atomic(run_dir::METRICS, csv.as_bytes())?;
+    run.write_atomic(run_dir::WSTAR, &blob_of::<M, 1, 1>(ck)?)?;
+    Ok(())
+}
