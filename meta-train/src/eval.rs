@@ -61,17 +61,27 @@ pub struct TaskTrace {
     pub diverged: Vec<bool>,
 }
 
-/// Draws held-out task `index`: the task, K support points and the test points.
-pub fn held_out(
-    cfg: &EvalConfig,
-    index: usize,
-    k: usize,
-) -> (Sinusoid, Vec<(f32, f32)>, Vec<(f32, f32)>) {
+/// A held-out task with its target-train (support) and target-test points.
+pub struct HeldOut {
+    /// The task.
+    pub task: Sinusoid,
+    /// K target-train points.
+    pub support: Vec<(f32, f32)>,
+    /// Target-test points.
+    pub test: Vec<(f32, f32)>,
+}
+
+/// Draws held-out task `index` with `k` support points.
+pub fn held_out(cfg: &EvalConfig, index: usize, k: usize) -> HeldOut {
     let mut rng = rng_for(cfg.seed, Stream::Eval, index as u64);
     let task = Sinusoid::sample(&mut rng);
     let support = task.points(&mut rng, k).collect();
     let test = task.points(&mut rng, cfg.test_points).collect();
-    (task, support, test)
+    HeldOut {
+        task,
+        support,
+        test,
+    }
 }
 
 /// An adapter for `blob` holding the support samples.
@@ -106,7 +116,11 @@ pub fn eval_task<M: Layers<f32, 1, 1>, const K: usize>(
     cfg: &EvalConfig,
     index: usize,
 ) -> Result<TaskTrace> {
-    let (task, support, test) = held_out(cfg, index, K);
+    let HeldOut {
+        task,
+        support,
+        test,
+    } = held_out(cfg, index, K);
     let mut a = adapter_for::<M, K>(blob, &support)?;
     let (mut mses, mut diverged, mut done, mut undone) = (Vec::new(), Vec::new(), 0u16, false);
     for &s in &EVAL_STEPS {

@@ -3,9 +3,14 @@
 #![warn(missing_docs)]
 
 pub mod algo;
+pub mod bench;
 pub mod eval;
+pub mod figures;
+pub mod flops;
+pub mod inspect;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod run_dir;
 pub mod tasks;
 pub mod train;

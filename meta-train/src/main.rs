@@ -1,15 +1,17 @@
 //! `meta-train`: meta-train `w*` on the host, evaluate it through the device runtime, inspect
 //! blobs, and benchmark.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use meta_train::algo::Algo;
+use meta_train::eval::{self, EvalConfig, KResult};
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::run_dir::{self, RunDir};
 use meta_train::train::{train, Progress, TrainConfig};
-use meta_train::with_k;
+use meta_train::{bench, figures, with_k};
+use shared::wstar::Blob;
 
 /// Meta-train few-shot learners on the host; adapt them on microcontrollers.
 #[derive(Parser)]
@@ -21,8 +23,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Meta-train w* on source tasks, write a run folder, then evaluate on held-out tasks.
+    /// Meta-train w* on source tasks into a run folder, then evaluate it on held-out tasks.
     Train(TrainArgs),
+    /// Evaluate a w* blob on held-out tasks, adapting with the device runtime.
+    Eval(EvalArgs),
+    /// Show what a w* blob holds: header, shape, inner loop, α, sizes, device RAM.
+    Inspect {
+        /// The blob.
+        blob: PathBuf,
+    },
+    /// Measure meta-iterations per second, GFLOP/s and peak memory; with --quality, the
+    /// post-adaptation error of MAML and Meta-SGD trained with the paper's setup.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -72,55 +84,164 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Held-out tasks for the evaluation after training (0: skip it).
+    #[arg(long, default_value_t = 600)]
+    eval_tasks: usize,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The w* blob.
+    blob: PathBuf,
+    /// Held-out tasks.
+    #[arg(long, default_value_t = 600)]
+    tasks: usize,
+    /// Seed of the held-out tasks (drawn from the evaluation stream, never a training task).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Target-test points per task.
+    #[arg(long, default_value_t = 100)]
+    test_points: usize,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write a figure: MSE against steps, and example tasks before and after adaptation.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn threads(n: Option<usize>) -> Result<()> {
+    if let Some(t) = n {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()?;
+    }
+    Ok(())
+}
+
+fn read_blob(path: &Path) -> Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read w* blob {}", path.display()))?;
+    Blob::parse_for::<SinusoidNet, 1, 1>(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+fn evaluate_both(blob: &[u8], cfg: &EvalConfig) -> Result<Vec<KResult>> {
+    Ok(vec![
+        eval::evaluate::<SinusoidNet, 5>(blob, cfg)?,
+        eval::evaluate::<SinusoidNet, 10>(blob, cfg)?,
+    ])
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    threads(a.threads)?;
+    let config = TrainConfig {
+        family: a.family.clone(),
+        model: SINUSOID_NET.into(),
+        algorithm: a.algorithm,
+        k: a.k,
+        steps: a.steps,
+        alpha: a.alpha,
+        meta_batch: a.meta_batch,
+        iterations: a.iterations,
+        meta_lr: a.meta_lr,
+        seed: a.seed,
+        log_every: a.log_every,
+        checkpoint_every: a.checkpoint_every,
+    };
+    let out = a.out.clone().unwrap_or_else(|| {
+        PathBuf::from(
+            format!(
+                "runs/{}-{:?}-k{}-seed{}",
+                a.family, a.algorithm, a.k, a.seed
+            )
+            .to_lowercase(),
+        )
+    });
+    let run = RunDir::create(out)?;
+    let progress = if a.quiet {
+        Progress::Quiet
+    } else {
+        Progress::Bar
+    };
+    let trained = with_k!(a.k, K => train::<SinusoidNet, K>(&config, &run, a.resume, progress))?;
+    figures::learning_curve(&run, &trained.checkpoint)?;
+    println!(
+        "trained {} meta-iterations of {:?} ({:.0} it/s); run folder {}",
+        trained.checkpoint.iteration,
+        config.algorithm,
+        trained.iterations_per_s,
+        run.root().display()
+    );
+    println!(
+        "w* blob: {} ({} bytes)",
+        run.path(run_dir::WSTAR).display(),
+        trained.blob.len()
+    );
+    if a.eval_tasks > 0 {
+        let cfg = EvalConfig {
+            tasks: a.eval_tasks,
+            seed: a.seed,
+            test_points: 100,
+        };
+        let results = evaluate_both(&trained.blob, &cfg)?;
+        run.write_atomic(
+            "eval.json",
+            serde_json::to_string_pretty(&results)?.as_bytes(),
+        )?;
+        println!(
+            "\nheld-out evaluation on the device runtime: {} tasks, {} target-test points each",
+            cfg.tasks, cfg.test_points
+        );
+        print!("{}", eval::table(&results));
+    }
+    Ok(())
+}
+
+fn run_eval(a: EvalArgs) -> Result<()> {
+    threads(a.threads)?;
+    let blob = read_blob(&a.blob)?;
+    let cfg = EvalConfig {
+        tasks: a.tasks,
+        seed: a.seed,
+        test_points: a.test_points,
+    };
+    let results = evaluate_both(&blob, &cfg)?;
+    if let Some(path) = &a.plot {
+        figures::eval_figure(path, &blob, &cfg, &results)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        println!(
+            "{} held-out tasks, {} target-test points each, adapted on the device runtime",
+            cfg.tasks, cfg.test_points
+        );
+        print!("{}", eval::table(&results));
+        if let Some(path) = &a.plot {
+            println!("figure: {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Train(a) => {
-            if let Some(t) = a.threads {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build_global()?;
-            }
-            let config = TrainConfig {
-                family: a.family.clone(),
-                model: SINUSOID_NET.into(),
-                algorithm: a.algorithm,
-                k: a.k,
-                steps: a.steps,
-                alpha: a.alpha,
-                meta_batch: a.meta_batch,
-                iterations: a.iterations,
-                meta_lr: a.meta_lr,
-                seed: a.seed,
-                log_every: a.log_every,
-                checkpoint_every: a.checkpoint_every,
-            };
-            let out = a.out.clone().unwrap_or_else(|| {
-                PathBuf::from(
-                    format!(
-                        "runs/{}-{:?}-k{}-seed{}",
-                        a.family, a.algorithm, a.k, a.seed
-                    )
-                    .to_lowercase(),
-                )
-            });
-            let run = RunDir::create(out)?;
-            let progress = if a.quiet {
-                Progress::Quiet
-            } else {
-                Progress::Bar
-            };
-            let trained =
-                with_k!(a.k, K => train::<SinusoidNet, K>(&config, &run, a.resume, progress))?;
-            eprintln!(
-                "trained {} iterations at {:.0} it/s; w* in {}",
-                trained.checkpoint.iteration,
-                trained.iterations_per_s,
-                run.path(run_dir::WSTAR).display()
-            );
+    match Cli::parse().command {
+        Command::Train(a) => run_train(a),
+        Command::Eval(a) => run_eval(a),
+        Command::Inspect { blob } => {
+            let bytes = std::fs::read(&blob)
+                .with_context(|| format!("cannot read w* blob {}", blob.display()))?;
+            let parsed =
+                Blob::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", blob.display()))?;
+            println!("file          {}", blob.display());
+            print!("{}", meta_train::inspect::report(&parsed, bytes.len()));
             Ok(())
         }
+        Command::Bench(a) => bench::run(&a),
     }
 }

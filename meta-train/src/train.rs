@@ -127,7 +127,7 @@ pub fn init_theta<M: Layers<f32, I, O>, const I: usize, const O: usize>(seed: u6
 }
 
 /// A sinusoid task for the trainer: K support and K query points.
-pub fn sinusoid_task<const K: usize>(seed: u64, index: u64) -> Task<1, 1, K> {
+pub fn sinusoid_task<const K: usize>(seed: u64, index: u64) -> Task<f32, 1, 1, K> {
     let mut rng = rng_for(seed, Stream::Train, index);
     let s = Sinusoid::sample(&mut rng);
     let mut task = Task {
@@ -302,7 +302,7 @@ where
         let results: Vec<(M, Option<M>, f32)> = (0..mb)
             .into_par_iter()
             .map_init(
-                || Workspace::<M, 1, 1, K>::new(config.steps),
+                || Workspace::<f32, M, 1, 1, K>::new(config.steps),
                 |ws, j| {
                     let task = sinusoid_task::<K>(config.seed, it * mb as u64 + j as u64);
                     let mut g = M::zeros();

@@ -38,7 +38,7 @@ impl Loss {
     ) -> T {
         let n = n.min(K);
         if let Some(g) = grad.as_deref_mut() {
-            g.fill(T::ZERO);
+            g.as_mut_slice().fill(T::ZERO);
         }
         let mut total = T::ZERO;
         match self {
@@ -84,7 +84,7 @@ impl Loss {
         n: usize,
     ) -> SMatrix<T, O, K> {
         let n = n.min(K);
-        let mut r = SMatrix::<T, O, K>::zeros();
+        let mut r = crate::model::kernels::zeros::<T, O, K>();
         match self {
             Loss::Mse => {
                 let two_scale = (T::ONE + T::ONE) / T::from_usize(n * O);

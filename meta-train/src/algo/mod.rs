@@ -11,6 +11,7 @@ use nalgebra::SMatrix;
 use serde::{Deserialize, Serialize};
 use shared::inner::{self, AdaptMask};
 use shared::loss::Loss;
+use shared::math::Real;
 use shared::model::Layers;
 
 /// The meta-learning algorithm.
@@ -48,15 +49,15 @@ impl Algo {
 
 /// A task's support (target-train) and query (target-test) batches.
 #[derive(Clone, Debug)]
-pub struct Task<const I: usize, const O: usize, const K: usize> {
+pub struct Task<T: Real, const I: usize, const O: usize, const K: usize> {
     /// Support inputs, one sample per column.
-    pub xs: SMatrix<f32, I, K>,
+    pub xs: SMatrix<T, I, K>,
     /// Support targets.
-    pub ys: SMatrix<f32, O, K>,
+    pub ys: SMatrix<T, O, K>,
     /// Query inputs.
-    pub xq: SMatrix<f32, I, K>,
+    pub xq: SMatrix<T, I, K>,
     /// Query targets.
-    pub yq: SMatrix<f32, O, K>,
+    pub yq: SMatrix<T, O, K>,
 }
 
 /// The inner loop's settings.
@@ -71,19 +72,21 @@ pub struct Inner {
 }
 
 /// Buffers reused across tasks by one thread.
-pub struct Workspace<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> {
+pub struct Workspace<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize> {
     thetas: Vec<M>,
     grads: Vec<M>,
     caches: Vec<M::Cache<K>>,
-    outs: Vec<SMatrix<f32, O, K>>,
+    outs: Vec<SMatrix<T, O, K>>,
     q_cache: M::Cache<K>,
-    dy: SMatrix<f32, O, K>,
+    dy: SMatrix<T, O, K>,
     w: M,
     hv: M,
     tmp: M,
 }
 
-impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Workspace<M, I, O, K> {
+impl<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize>
+    Workspace<T, M, I, O, K>
+{
     /// Buffers for `steps` inner steps.
     pub fn new(steps: usize) -> Self {
         Self {
@@ -105,16 +108,22 @@ impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Works
 /// `alpha` holds one value (scalar α) or one per parameter. Returns the query loss after
 /// adaptation.
 #[allow(clippy::too_many_arguments)]
-pub fn task_meta_grad<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize>(
+pub fn task_meta_grad<
+    T: Real,
+    M: Layers<T, I, O>,
+    const I: usize,
+    const O: usize,
+    const K: usize,
+>(
     theta0: &M,
-    alpha: &[f32],
-    task: &Task<I, O, K>,
+    alpha: &[T],
+    task: &Task<T, I, O, K>,
     inner_cfg: Inner,
     second_order: bool,
-    ws: &mut Workspace<M, I, O, K>,
+    ws: &mut Workspace<T, M, I, O, K>,
     g_theta: &mut M,
     mut g_alpha: Option<&mut M>,
-) -> f32 {
+) -> T {
     let a = |_: usize, k: usize| if alpha.len() == 1 { alpha[0] } else { alpha[k] };
     let s = inner_cfg.steps;
     let loss = inner_cfg.loss;
@@ -133,7 +142,7 @@ pub fn task_meta_grad<M: Layers<f32, I, O>, const I: usize, const O: usize, cons
     let query_loss = loss.value_grad(&out, &task.yq, K, Some(&mut ws.dy));
     theta_s.backward(&task.xq, &mut ws.q_cache, &ws.dy, g_theta, false);
     if let Some(ga) = g_alpha.as_deref_mut() {
-        ga.fill_with(|_| 0.0);
+        ga.fill_with(|_| T::ZERO);
     }
     if !second_order {
         return query_loss;
@@ -145,10 +154,10 @@ pub fn task_meta_grad<M: Layers<f32, I, O>, const I: usize, const O: usize, cons
             ws.tmp.clone_from(&ws.grads[t]);
             ws.tmp.zip_mut(g_theta, &mut |layer, g, v| {
                 for (g, &v) in g.iter_mut().zip(v) {
-                    *g = if mask.adapts(layer) { -*g * v } else { 0.0 };
+                    *g = if mask.adapts(layer) { -*g * v } else { T::ZERO };
                 }
             });
-            ga.add_scaled(1.0, &ws.tmp);
+            ga.add_scaled(T::ONE, &ws.tmp);
         }
         let mut k = 0;
         ws.w.zip_mut(g_theta, &mut |layer, w, v| {
@@ -156,7 +165,7 @@ pub fn task_meta_grad<M: Layers<f32, I, O>, const I: usize, const O: usize, cons
                 *w = if mask.adapts(layer) {
                     a(layer, k + i) * v
                 } else {
-                    0.0
+                    T::ZERO
                 };
             }
             k += v.len();
@@ -170,7 +179,7 @@ pub fn task_meta_grad<M: Layers<f32, I, O>, const I: usize, const O: usize, cons
             &mut |r_out| loss.r_grad(out_t, r_out, K),
             &mut ws.hv,
         );
-        g_theta.add_scaled(-1.0, &ws.hv);
+        g_theta.add_scaled(-T::ONE, &ws.hv);
     }
     query_loss
 }

@@ -3,7 +3,7 @@
 
 use nalgebra::{SMatrix, SVector};
 
-use super::kernels::{add_mul, add_mul_at, add_mul_bt};
+use super::kernels::{add_mul, add_mul_at, add_mul_bt, zeros};
 use super::{Layers, Params};
 use crate::math::Real;
 
@@ -36,7 +36,10 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
     /// `z = W·x + b` for each column of `x`.
     #[inline]
     pub fn affine<const K: usize>(&self, x: &SMatrix<T, I, K>) -> SMatrix<T, O, K> {
-        let mut z = SMatrix::<T, O, K>::from_fn(|i, _| self.b[i]);
+        let mut z = zeros::<T, O, K>();
+        for c in z.as_mut_slice().chunks_exact_mut(O) {
+            c.copy_from_slice(self.b.as_slice());
+        }
         add_mul(&mut z, &self.w, x);
         z
     }
@@ -50,10 +53,10 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
         grad: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
-        grad.w.fill(T::ZERO);
+        grad.w.as_mut_slice().fill(T::ZERO);
         add_mul_bt(&mut grad.w, dz, x);
         grad.b = column_sum(dz);
-        let mut dx = SMatrix::<T, I, K>::zeros();
+        let mut dx = zeros::<T, I, K>();
         if need_dx {
             add_mul_at(&mut dx, &self.w, dz);
         }
@@ -89,13 +92,13 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
         hv: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
-        hv.w.fill(T::ZERO);
+        hv.w.as_mut_slice().fill(T::ZERO);
         add_mul_bt(&mut hv.w, rdz, x);
         if let Some(rx) = rx {
             add_mul_bt(&mut hv.w, dz, rx);
         }
         hv.b = column_sum(rdz);
-        let mut rdx = SMatrix::<T, I, K>::zeros();
+        let mut rdx = zeros::<T, I, K>();
         if need_dx {
             add_mul_at(&mut rdx, &u.w, dz);
             add_mul_at(&mut rdx, &self.w, rdz);
@@ -122,8 +125,8 @@ impl<T: Real, const I: usize, const O: usize> Params<T> for Dense<T, I, O> {
 
     fn zeros() -> Self {
         Self {
-            w: SMatrix::zeros(),
-            b: SVector::zeros(),
+            w: zeros(),
+            b: zeros(),
         }
     }
     fn for_each(&self, f: &mut dyn FnMut(usize, &[T])) {
@@ -145,7 +148,7 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
     type Cache<const K: usize> = SMatrix<T, O, K>;
 
     fn new_cache<const K: usize>() -> Self::Cache<K> {
-        SMatrix::zeros()
+        zeros()
     }
 
     fn shape(f: &mut dyn FnMut(usize)) {
@@ -169,7 +172,7 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
         grad: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
-        cache.copy_from(dy);
+        cache.as_mut_slice().copy_from_slice(dy.as_slice());
         self.affine_backward(x, dy, grad, need_dx)
     }
 

@@ -78,8 +78,8 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
 
     fn new_cache<const K: usize>() -> Self::Cache<K> {
         HiddenCache {
-            a: SMatrix::zeros(),
-            dz: SMatrix::zeros(),
+            a: super::kernels::zeros(),
+            dz: super::kernels::zeros(),
             rest: R::new_cache(),
         }
     }

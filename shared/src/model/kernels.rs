@@ -16,9 +16,16 @@
 //! assert_eq!(out, SMatrix::<f32, 2, 1>::new(3.0, 7.0));
 //! ```
 
-use nalgebra::SMatrix;
+use nalgebra::{ArrayStorage, SMatrix};
 
 use crate::math::Real;
+
+/// A zero matrix, built directly from its array (nalgebra's generic constructors go through an
+/// element iterator the compiler does not always flatten).
+#[inline]
+pub fn zeros<T: Real, const R: usize, const C: usize>() -> SMatrix<T, R, C> {
+    SMatrix::from_data(ArrayStorage([[T::ZERO; R]; C]))
+}
 
 /// `out += w · x`: for each column `j`, `out[:, j] += Σ_l w[:, l] · x[l, j]`, `l` ascending.
 #[inline]

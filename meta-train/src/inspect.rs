@@ -1,0 +1,115 @@
+//! `meta-train inspect`: what a blob holds, in words.
+
+use std::fmt::Write;
+
+use shared::model::Params;
+use shared::wstar::{AlphaKind, Blob, HEADER_LEN};
+
+use crate::model::{SinusoidNet, SINUSOID_NET};
+
+/// Device RAM of an adapter for `shape` with `K` samples, when this build knows the shape.
+fn adapter_ram(shape: &[u32]) -> Option<[(usize, usize); 2]> {
+    (shape == [1, 40, 40, 1]).then_some([
+        (5, device::Adapter::<SinusoidNet, 1, 1, 5>::RAM_BYTES),
+        (10, device::Adapter::<SinusoidNet, 1, 1, 10>::RAM_BYTES),
+    ])
+}
+
+/// A report of `blob`'s header, shape, inner loop, α statistics, sizes and device RAM.
+///
+/// ```
+/// use shared::model::{Mlp1, Params};
+/// use shared::wstar::{encode, Blob, Meta};
+/// type Net = Mlp1<f32, 1, 4, 1>;
+/// let meta = Meta::new::<Net, 1, 1>(shared::loss::Loss::Mse, 2);
+/// let bytes = encode(&meta, &vec![0.1; Net::PARAMS], &[0.01], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
+/// let text = meta_train::inspect::report(&Blob::parse(&bytes).unwrap(), bytes.len());
+/// assert!(text.contains("1-4-1"));
+/// ```
+pub fn report(blob: &Blob<'_>, total: usize) -> String {
+    let m = &blob.meta;
+    let shape: Vec<String> = m.shape.iter().map(|w| w.to_string()).collect();
+    let mut s = String::new();
+    let meta_len = total - HEADER_LEN - m.arrays_len();
+    let _ = writeln!(
+        s,
+        "format        TAW* version {}, signature {:#010x} (checked), CRC-32 ok",
+        shared::wstar::FORMAT_VERSION,
+        blob.signature
+    );
+    let _ = writeln!(
+        s,
+        "model         {} ReLU MLP, {} parameters",
+        shape.join("-"),
+        m.params
+    );
+    let _ = writeln!(s, "loss          {:?}", m.loss);
+    let _ = writeln!(
+        s,
+        "algorithm     {:?}, trained with K = {}, seed {}",
+        m.algorithm, m.trained_k, m.seed
+    );
+    let layers = m.shape.len() - 1;
+    let adapted: Vec<String> = (0..layers)
+        .filter(|&l| m.adapt.adapts(l))
+        .map(|l| l.to_string())
+        .collect();
+    let _ = writeln!(
+        s,
+        "inner loop    {} step(s); adapts layer(s) {} of 0..{}",
+        m.steps,
+        adapted.join(", "),
+        layers
+    );
+    let alphas: Vec<f32> = (0..blob.alpha_len()).map(|k| blob.alpha(k)).collect();
+    match m.alpha {
+        AlphaKind::Scalar => {
+            let _ = writeln!(s, "alpha         scalar {}", alphas[0]);
+        }
+        AlphaKind::PerParameter => {
+            let min = alphas.iter().copied().fold(f32::INFINITY, f32::min);
+            let max = alphas.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mean = alphas.iter().map(|&a| f64::from(a)).sum::<f64>() / alphas.len() as f64;
+            let neg = alphas.iter().filter(|&&a| a < 0.0).count();
+            let _ = writeln!(
+                s,
+                "alpha         per parameter: min {min:.5}, max {max:.5}, mean {mean:.5}, {neg} negative of {}",
+                alphas.len()
+            );
+        }
+    }
+    let bound = if m.loss_bound.is_finite() {
+        m.loss_bound.to_string()
+    } else {
+        "none (only non-finite losses are undone)".into()
+    };
+    let _ = writeln!(s, "loss bound    {bound}");
+    let (xm, xs) = blob.input_norm(0);
+    let (ym, ys) = blob.output_norm(0);
+    let _ = writeln!(
+        s,
+        "normalisation x[0]: mean {xm}, std {xs}; y[0]: mean {ym}, std {ys}"
+    );
+    let _ = writeln!(
+        s,
+        "bytes         {total} total: header {HEADER_LEN}, meta {meta_len}, θ0 {}, α {}, normalisation {}",
+        4 * m.params,
+        4 * blob.alpha_len(),
+        m.arrays_len() - 4 * (m.params as usize + blob.alpha_len())
+    );
+    match adapter_ram(&m.shape) {
+        Some(rams) => {
+            for (k, ram) in rams {
+                let _ = writeln!(
+                    s,
+                    "device RAM    K = {k:>2}: {ram} bytes of adapter state ({} per parameter buffer), plus stack",
+                    4 * SinusoidNet::PARAMS
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(s, "device RAM    unknown: this build has no adapter for this shape (known: {SINUSOID_NET})");
+        }
+    }
+    s
+}
