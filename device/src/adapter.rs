@@ -36,8 +36,8 @@ pub struct AdaptReport {
     pub loss_after: f32,
     /// Steps taken and kept.
     pub steps: u16,
-    /// The step (0-based, within this call) that was undone because its loss was non-finite or
-    /// above the bound in `w*`; adaptation stopped there.
+    /// The step (0-based, within this call) that the divergence guard undid (see
+    /// [`Adapter::adapt_steps`]); adaptation stopped there.
     pub undone: Option<u16>,
 }
 
@@ -54,6 +54,7 @@ where
     params: [M; 2],
     live: usize,
     steps_since_reset: u32,
+    reference_loss: Option<f32>,
     samples: heapless::Vec<Sample<I, O>, K>,
     cache: M::Cache<K>,
     dy: SMatrix<f32, O, K>,
@@ -83,6 +84,7 @@ where
             params,
             live: 0,
             steps_since_reset: 0,
+            reference_loss: None,
             samples: heapless::Vec::new(),
             cache: M::new_cache(),
             dy: SMatrix::zeros(),
@@ -133,18 +135,22 @@ where
         self.samples.push(normalised).map_err(|_| PushError {
             kind: PushErrorKind::Full,
             sample,
-        })
+        })?;
+        self.reference_loss = None;
+        Ok(())
     }
 
     /// Drops the samples (the parameters stay as they are).
     pub fn clear_samples(&mut self) {
         self.samples.clear();
+        self.reference_loss = None;
     }
 
     /// Back to `θ0` from `w*`; the samples stay.
     pub fn reset(&mut self) {
         self.blob.load_theta0(&mut self.params[0]);
         self.live = 0;
+        self.reference_loss = None;
         self.steps_since_reset = 0;
     }
 
@@ -154,8 +160,15 @@ where
         self.adapt_steps(left.min(u32::from(u16::MAX)) as u16, StepLimit::Trained)
     }
 
-    /// Runs `steps` inner steps from the live parameters. A step whose loss is non-finite or
-    /// above the bound in `w*` is undone and ends the adaptation (see [`AdaptReport::undone`]).
+    /// Runs `steps` inner steps from the live parameters.
+    ///
+    /// The divergence guard: a step whose loss on the samples is non-finite or above the bound
+    /// in `w*` is undone and ends the adaptation (see [`AdaptReport::undone`]). So is a step
+    /// beyond those `w*` was trained for whose loss rises above the *reference loss*: the
+    /// highest loss seen from the start of adaptation (the first `adapt` after
+    /// [`Adapter::reset`] or after the samples changed) through the trained steps. The trained
+    /// steps are what meta-training optimised, so they are kept even when they raise the loss
+    /// on the samples; extra steps are plain fine-tuning and may not climb past that.
     pub fn adapt_steps(&mut self, steps: u16, limit: StepLimit) -> Result<AdaptReport, AdaptError> {
         let requested = self.steps_since_reset + u32::from(steps);
         if limit == StepLimit::Trained && requested > u32::from(self.blob.meta.steps) {
@@ -176,6 +189,8 @@ where
         if !loss_before.is_finite() {
             return Err(AdaptError::NonFiniteLoss);
         }
+        let mut reference = *self.reference_loss.get_or_insert(loss_before);
+        let trained = u32::from(self.blob.meta.steps);
         let mut report = AdaptReport {
             loss_before,
             loss_after: loss_before,
@@ -190,9 +205,17 @@ where
             inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
             let out = next.forward(&x, &mut self.cache);
             let l = loss.value_grad(&out, &y, n, Some(&mut self.dy));
-            if !l.is_finite() || l > bound {
+            // Diverging: the loss is non-finite or above w*'s bound; or, past the steps w* was
+            // trained for, above the reference loss (plain gradient descent only climbs there
+            // when the step is too large for the local curvature, and then it tends to blow up).
+            let extra = self.steps_since_reset >= trained;
+            if !l.is_finite() || l > bound || (extra && l > reference) {
                 report.undone = Some(s);
                 break;
+            }
+            if !extra && l > reference {
+                reference = l;
+                self.reference_loss = Some(l);
             }
             self.live = 1 - self.live;
             self.steps_since_reset += 1;

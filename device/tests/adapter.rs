@@ -508,8 +508,9 @@ fn loss_of(blob: &Blob<'_>, m: &Net, samples: &[Sample<1, 1>]) -> f32 {
 #[test]
 fn a_diverging_step_is_undone_exactly() {
     // A step size far past stability: the loss grows by orders of magnitude each step until it
-    // overflows f32, several steps in.
-    let blob = regression_blob(3, 2e3);
+    // overflows f32, several steps in. Trained for 100 steps, so every step is a trained one and
+    // only the non-finite rule applies.
+    let blob = regression_blob(100, 2e3);
     let samples = line_samples();
     let mut a: A = filled(&blob, &samples);
     let r = a.adapt_steps(100, StepLimit::Unchecked).unwrap();
@@ -550,6 +551,82 @@ fn a_diverging_step_is_undone_exactly() {
     assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
     let r2 = a.adapt_steps(100, StepLimit::Unchecked).unwrap();
     assert_eq!(r2, r, "the guard is deterministic");
+}
+
+#[test]
+fn an_extra_step_that_climbs_is_undone() {
+    // Trained for one step, with a step size far past stability: the trained step is kept
+    // although it raises the loss; the first extra step climbs higher and is undone.
+    let blob = regression_blob(1, 2e3);
+    let samples = line_samples();
+    let mut a: A = filled(&blob, &samples);
+    let r = a.adapt_steps(100, StepLimit::Unchecked).unwrap();
+    assert_eq!((r.steps, r.undone), (1, Some(1)), "{r:?}");
+    assert_eq!(a.steps_since_reset(), 1);
+    assert!(
+        r.loss_after > r.loss_before,
+        "the trained step climbs: {r:?}"
+    );
+    // The live parameters are those after the trained step, bit for bit; the refused step climbed.
+    let (one, _) = reference::<Net, 1, 1, K>(a.blob(), &samples, 1);
+    assert_eq!(bits(a.params()), bits(&one));
+    let (next, _) = reference::<Net, 1, 1, K>(a.blob(), &samples, 2);
+    assert!(loss_of(a.blob(), &next, &samples) > r.loss_after);
+    // Left alone, that step size overflows within a few more steps: the guard matters.
+    let (far, _) = reference::<Net, 1, 1, K>(a.blob(), &samples, 12);
+    assert!(
+        !(loss_of(a.blob(), &far, &samples) < 1e6),
+        "plain steps would blow up"
+    );
+
+    // Still usable: predictions are finite, retrying undoes the same step again, reset works.
+    assert!(a.predict(&[0.5]).unwrap()[0].is_finite());
+    let again = a.adapt_steps(1, StepLimit::Unchecked).unwrap();
+    assert_eq!((again.steps, again.undone), (0, Some(0)));
+    assert_eq!(bits(a.params()), bits(&one));
+    a.reset();
+    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    let r2 = a.adapt_steps(100, StepLimit::Unchecked).unwrap();
+    assert_eq!(r2, r, "the guard is deterministic");
+}
+
+#[test]
+fn the_reference_loss_spans_calls_until_reset_or_new_samples() {
+    // A step size that helps at first and then oscillates upwards: the guard stops where the
+    // loss would climb above the loss at the start, whether the steps come in one call or many.
+    let samples = line_samples();
+    let mut guarded = Vec::new();
+    for alpha in [0.3f32, 0.6, 1.0, 2.0, 5.0] {
+        let blob = regression_blob(1, alpha);
+        let mut one: A = filled(&blob, &samples);
+        let r = one.adapt_steps(40, StepLimit::Unchecked).unwrap();
+        guarded.push(r.undone.is_some());
+        let mut many: A = filled(&blob, &samples);
+        let mut kept = 0;
+        let mut highest = f32::NEG_INFINITY;
+        for i in 0..40 {
+            let ri = many.adapt_steps(1, StepLimit::Unchecked).unwrap();
+            kept += ri.steps;
+            if i == 0 {
+                highest = ri.loss_before.max(ri.loss_after);
+            } else {
+                assert!(ri.loss_after <= highest, "alpha {alpha}: {ri:?}");
+            }
+        }
+        assert_eq!(kept, r.steps, "alpha {alpha}");
+        assert_eq!(bits(one.params()), bits(many.params()), "alpha {alpha}");
+    }
+    assert!(
+        guarded.contains(&true) && guarded.contains(&false),
+        "both regimes covered: {guarded:?}"
+    );
+    // New samples start a new reference.
+    let blob = regression_blob(1, 0.3);
+    let mut a: A = filled(&blob, &samples[..samples.len() - 1]);
+    a.adapt_steps(2, StepLimit::Unchecked).unwrap();
+    a.push(samples[samples.len() - 1]).unwrap();
+    let r = a.adapt_steps(1, StepLimit::Unchecked).unwrap();
+    assert!(r.loss_after <= r.loss_before, "{r:?}");
 }
 
 #[test]
