@@ -81,7 +81,7 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
     let bound = if m.loss_bound.is_finite() {
         m.loss_bound.to_string()
     } else {
-        "none (only non-finite losses are undone)".into()
+        "none (the guard still undoes non-finite losses, and extra steps that climb)".into()
     };
     let _ = writeln!(s, "loss bound    {bound}");
     let (xm, xs) = blob.input_norm(0);

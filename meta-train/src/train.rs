@@ -1,6 +1,7 @@
 //! The outer loop: sample a meta-batch of source tasks, compute their meta-gradients in
 //! parallel, take an Adam step; log, checkpoint atomically, and write `w*`.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -210,6 +211,13 @@ pub fn blob_of<M: Layers<f32, I, O>, const I: usize, const O: usize>(
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// One task's meta-gradient, reused across iterations.
+struct Slot<M> {
+    g: M,
+    ga: Option<M>,
+    loss: f32,
+}
+
 /// Trains from scratch, or from the run folder's checkpoint when `resume`.
 pub fn train<M, const K: usize>(
     config: &TrainConfig,
@@ -296,41 +304,49 @@ where
     let mut interval_loss = 0.0f64;
     let mut interval_n = 0u64;
     let mb = config.meta_batch;
+    let workspaces: Vec<Mutex<Workspace<f32, M, 1, 1, K>>> = (0..rayon::current_num_threads()
+        .max(1))
+        .map(|_| Mutex::new(Workspace::new(config.steps)))
+        .collect();
+    let mut slots: Vec<Slot<M>> = (0..mb)
+        .map(|_| Slot {
+            g: M::zeros(),
+            ga: learns_alpha.then(M::zeros),
+            loss: 0.0,
+        })
+        .collect();
+    let (mut g, mut ga) = (M::zeros(), M::zeros());
     while ck.iteration < config.iterations {
         let it = ck.iteration;
         let theta: M = unflatten(&ck.theta);
-        let results: Vec<(M, Option<M>, f32)> = (0..mb)
-            .into_par_iter()
-            .map_init(
-                || Workspace::<f32, M, 1, 1, K>::new(config.steps),
-                |ws, j| {
-                    let task = sinusoid_task::<K>(config.seed, it * mb as u64 + j as u64);
-                    let mut g = M::zeros();
-                    let mut ga = learns_alpha.then(M::zeros);
-                    let loss = task_meta_grad(
-                        &theta,
-                        &ck.alpha,
-                        &task,
-                        inner,
-                        second_order,
-                        ws,
-                        &mut g,
-                        ga.as_mut(),
-                    );
-                    (g, ga, loss)
-                },
-            )
-            .collect();
+        // Each task writes its own slot; the sum below runs in task order, so the result does
+        // not depend on how rayon schedules the tasks.
+        slots.par_iter_mut().enumerate().for_each(|(j, slot)| {
+            let mut ws = workspaces[rayon::current_thread_index().unwrap_or(0) % workspaces.len()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let task = sinusoid_task::<K>(config.seed, it * mb as u64 + j as u64);
+            slot.loss = task_meta_grad(
+                &theta,
+                &ck.alpha,
+                &task,
+                inner,
+                second_order,
+                &mut ws,
+                &mut slot.g,
+                slot.ga.as_mut(),
+            );
+        });
         let scale = 1.0 / mb as f32;
-        let mut g = M::zeros();
-        let mut ga = M::zeros();
+        g.fill_with(|_| 0.0);
+        ga.fill_with(|_| 0.0);
         let mut loss = 0.0f32;
-        for (gt, gat, l) in &results {
-            g.add_scaled(scale, gt);
-            if let Some(gat) = gat {
+        for slot in &slots {
+            g.add_scaled(scale, &slot.g);
+            if let Some(gat) = &slot.ga {
                 ga.add_scaled(scale, gat);
             }
-            loss += l * scale;
+            loss += slot.loss * scale;
         }
         if !loss.is_finite() {
             bail!(

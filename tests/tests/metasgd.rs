@@ -1,0 +1,117 @@
+//! A real Meta-SGD `w*` (tests/fixtures) learned step sizes that are large and negative. Run
+//! for more steps than it was trained for, plain gradient descent from it diverges; the device
+//! refuses those steps unless told to, and when told to, its divergence guard stops them.
+
+use device::{AdaptError, Adapter, Sample, StepLimit};
+use meta_train::eval::{held_out, EvalConfig};
+use meta_train::model::SinusoidNet;
+use nalgebra::SMatrix;
+use shared::inner;
+use shared::model::{Layers, Params};
+use shared::wstar::{AlphaKind, Blob};
+
+const BLOB: &[u8] = include_bytes!("../fixtures/metasgd-sinusoid-k10.bin");
+const K: usize = 10;
+const TASKS: usize = 100;
+
+fn samples(index: usize) -> Vec<(f32, f32)> {
+    held_out(
+        &EvalConfig {
+            tasks: TASKS,
+            seed: 0,
+            test_points: 1,
+        },
+        index,
+        K,
+    )
+    .support
+}
+
+/// Support loss after each of `steps` plain inner steps, with no guard.
+fn unguarded_losses(blob: &Blob<'_>, support: &[(f32, f32)], steps: usize) -> Vec<f32> {
+    let x = SMatrix::<f32, 1, K>::from_fn(|_, j| support[j].0);
+    let y = SMatrix::<f32, 1, K>::from_fn(|_, j| support[j].1);
+    let mut theta = SinusoidNet::zeros();
+    blob.load_theta0(&mut theta);
+    let mut cache = SinusoidNet::new_cache::<K>();
+    let mut dy = SMatrix::zeros();
+    let mut losses = Vec::new();
+    for _ in 0..=steps {
+        let out = theta.forward(&x, &mut cache);
+        losses.push(blob.meta.loss.value_grad(&out, &y, K, Some(&mut dy)));
+        let mut next = SinusoidNet::zeros();
+        theta.backward(&x, &mut cache, &dy, &mut next, false);
+        inner::step(&theta, &mut next, |_, k| blob.alpha(k), blob.meta.adapt);
+        theta = next;
+    }
+    losses
+}
+
+#[test]
+fn learned_alpha_is_large_and_negative() {
+    let blob = Blob::parse_for::<SinusoidNet, 1, 1>(BLOB).unwrap();
+    assert_eq!(
+        (blob.meta.alpha, blob.meta.steps),
+        (AlphaKind::PerParameter, 1)
+    );
+    let alphas: Vec<f32> = (0..blob.alpha_len()).map(|k| blob.alpha(k)).collect();
+    assert!(alphas.iter().any(|&a| a < -1.0), "some α strongly negative");
+    assert!(
+        alphas.iter().any(|&a| a > 1.0),
+        "some α far above MAML's 0.01"
+    );
+}
+
+#[test]
+fn extra_steps_diverge_unguarded_are_refused_by_default_and_stopped_when_allowed() {
+    let blob = Blob::parse_for::<SinusoidNet, 1, 1>(BLOB).unwrap();
+    let (mut diverged, mut guarded) = (0, 0);
+    for index in 0..TASKS {
+        let support = samples(index);
+        let plain = unguarded_losses(&blob, &support, 10);
+        // The one trained step helps on (nearly) every task.
+        let blow_up = plain[2..]
+            .iter()
+            .any(|&l| !(l.is_finite() && l < 100.0 * plain[0]));
+        diverged += usize::from(blow_up);
+
+        let mut a = Adapter::<SinusoidNet, 1, 1, K>::new(BLOB).unwrap();
+        for &(x, y) in &support {
+            a.push(Sample { x: [x], y: [y] }).unwrap();
+        }
+        let r = a.adapt().unwrap();
+        assert_eq!((r.steps, r.undone), (1, None));
+        assert_eq!(
+            r.loss_after, plain[1],
+            "the device's step is the plain step, bit for bit"
+        );
+        // More than w* was trained for: refused unless asked for.
+        assert_eq!(
+            a.adapt_steps(1, StepLimit::Trained),
+            Err(AdaptError::TooManySteps {
+                requested: 2,
+                allowed: 1
+            })
+        );
+        // Asked for: the guard stops before the loss climbs past the trained step's.
+        let more = a.adapt_steps(9, StepLimit::Unchecked).unwrap();
+        let reference = plain[0].max(plain[1]);
+        assert!(
+            more.loss_after.is_finite() && more.loss_after <= reference,
+            "task {index}: {more:?}"
+        );
+        if blow_up {
+            assert!(
+                more.undone.is_some(),
+                "task {index}: diverging steps must be stopped: {plain:?} {more:?}"
+            );
+        }
+        guarded += usize::from(more.undone.is_some());
+        assert!(a.predict(&[1.0]).unwrap()[0].is_finite());
+    }
+    println!("{diverged} of {TASKS} tasks diverge without the guard; the guard stopped {guarded}");
+    assert!(
+        diverged >= TASKS / 10,
+        "only {diverged} of {TASKS} tasks diverge: the fixture no longer shows it"
+    );
+}
