@@ -55,9 +55,9 @@ pub fn paper_config(algorithm: Algo, iterations: u64) -> TrainConfig {
 /// core when multiplies and adds issue on two ports (Rust never fuses them into FMAs).
 fn build() -> (&'static str, f64) {
     if cfg!(target_feature = "avx512f") {
-        ("native (AVX-512)", 32.0)
+        ("x86-64 with AVX-512 (e.g. -C target-cpu=native)", 32.0)
     } else if cfg!(target_feature = "avx2") {
-        ("native (AVX2)", 16.0)
+        ("x86-64-v3: AVX2 (-C target-cpu=x86-64-v3)", 16.0)
     } else if cfg!(target_arch = "x86_64") {
         ("portable x86-64 (SSE2)", 8.0)
     } else {

@@ -229,6 +229,16 @@ where
     M: Layers<f32, 1, 1> + Send + Sync,
     M::Cache<K>: Send,
 {
+    // The loop runs on a pool thread, so each meta-batch is shared out without waking the
+    // caller's thread and putting it back to sleep every iteration.
+    rayon::scope(|_| train_on_pool::<M, K>(config, run, resume, progress))
+}
+
+fn train_on_pool<M, const K: usize>(config: &TrainConfig, run: &RunDir, resume: bool, progress: Progress) -> Result<Trained>
+where
+    M: Layers<f32, 1, 1> + Send + Sync,
+    M::Cache<K>: Send,
+{
     config.check()?;
     let mut ck = if resume {
         let path = run.path(run_dir::CHECKPOINT);
