@@ -234,7 +234,12 @@ where
     rayon::scope(|_| train_on_pool::<M, K>(config, run, resume, progress))
 }
 
-fn train_on_pool<M, const K: usize>(config: &TrainConfig, run: &RunDir, resume: bool, progress: Progress) -> Result<Trained>
+fn train_on_pool<M, const K: usize>(
+    config: &TrainConfig,
+    run: &RunDir,
+    resume: bool,
+    progress: Progress,
+) -> Result<Trained>
 where
     M: Layers<f32, 1, 1> + Send + Sync,
     M::Cache<K>: Send,

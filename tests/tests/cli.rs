@@ -31,8 +31,9 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// A short MAML run into `dir` (`extra` flags replace the defaults); returns the blob's path.
-fn short_run(dir: &Path, extra: &[&str]) -> PathBuf {
+/// `meta-train train` of a short MAML run into `dir`; `extra` flag-value pairs replace the
+/// defaults.
+fn train_cmd(dir: &Path, extra: &[&str]) -> Command {
     let mut flags: Vec<[&str; 2]> = vec![
         ["--iterations", "200"],
         ["--meta-batch", "5"],
@@ -46,10 +47,16 @@ fn short_run(dir: &Path, extra: &[&str]) -> PathBuf {
             None => flags.push([pair[0], pair[1]]),
         }
     }
-    let out = run(meta_train()
-        .args(["train", "--quiet", "--out"])
+    let mut cmd = meta_train();
+    cmd.args(["train", "--quiet", "--out"])
         .arg(dir)
-        .args(flags.concat()));
+        .args(flags.concat());
+    cmd
+}
+
+/// Runs [`train_cmd`]; returns the blob's path.
+fn short_run(dir: &Path, extra: &[&str]) -> PathBuf {
+    let out = run(&mut train_cmd(dir, extra));
     assert!(out.status.success(), "train failed");
     dir.join("wstar.bin")
 }
@@ -208,46 +215,9 @@ fn same_seed_and_flags_give_a_byte_identical_blob_and_resume_matches() {
 
     // Stop after 100 iterations, then resume to 200: the same blob as the uninterrupted run.
     let c_dir = dir.path().join("c");
-    let out = run(meta_train()
-        .args([
-            "train",
-            "--iterations",
-            "100",
-            "--meta-batch",
-            "5",
-            "--checkpoint-every",
-            "50",
-            "--log-every",
-            "50",
-            "--eval-tasks",
-            "0",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&c_dir));
-    assert!(out.status.success());
-    assert_ne!(
-        std::fs::read(c_dir.join("wstar.bin")).unwrap(),
-        std::fs::read(&a).unwrap()
-    );
-    let out = run(meta_train()
-        .args([
-            "train",
-            "--iterations",
-            "200",
-            "--meta-batch",
-            "5",
-            "--checkpoint-every",
-            "50",
-            "--log-every",
-            "50",
-            "--eval-tasks",
-            "0",
-            "--quiet",
-            "--resume",
-            "--out",
-        ])
-        .arg(&c_dir));
+    let c = short_run(&c_dir, &["--iterations", "100", "--eval-tasks", "0"]);
+    assert_ne!(std::fs::read(&c).unwrap(), std::fs::read(&a).unwrap());
+    let out = run(train_cmd(&c_dir, &["--eval-tasks", "0"]).arg("--resume"));
     assert!(out.status.success());
     assert_eq!(
         std::fs::read(c_dir.join("wstar.bin")).unwrap(),
@@ -273,20 +243,7 @@ fn same_seed_and_flags_give_a_byte_identical_blob_and_resume_matches() {
     );
 
     // Resuming with another config is refused, naming the checkpoint.
-    let out = run(meta_train()
-        .args([
-            "train",
-            "--iterations",
-            "200",
-            "--meta-batch",
-            "6",
-            "--eval-tasks",
-            "0",
-            "--quiet",
-            "--resume",
-            "--out",
-        ])
-        .arg(&c_dir));
+    let out = run(train_cmd(&c_dir, &["--meta-batch", "6", "--eval-tasks", "0"]).arg("--resume"));
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr)
         .unwrap()
