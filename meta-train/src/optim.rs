@@ -1,6 +1,10 @@
 //! Adam, the outer-loop optimiser (Kingma & Ba, 2015).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// Parameters per parallel work item.
+const CHUNK: usize = 512;
 
 /// Adam state for one flat parameter vector.
 ///
@@ -48,15 +52,19 @@ impl Adam {
         let c1 = 1.0 - self.beta1.powi(t);
         let c2 = 1.0 - self.beta2.powi(t);
         let lr = self.lr * c2.sqrt() / c1;
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(grad)
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
-            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
-            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
-            *p -= lr * *m / (v.sqrt() + self.eps * c2.sqrt());
-        }
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps * c2.sqrt());
+        // Element by element, so splitting the work over threads changes no bit.
+        params
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .zip(self.m.par_chunks_mut(CHUNK))
+            .zip(self.v.par_chunks_mut(CHUNK))
+            .for_each(|(((p, g), m), v)| {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *p -= lr * *m / (v.sqrt() + eps);
+                }
+            });
     }
 }

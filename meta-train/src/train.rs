@@ -216,7 +216,12 @@ struct Slot<M> {
     g: M,
     ga: Option<M>,
     loss: f32,
+    /// `g` then `ga`, flat, for the parallel mean.
+    flat: Vec<f32>,
 }
+
+/// Parameters per parallel work item of the mean over tasks and of Adam.
+const CHUNK: usize = 256;
 
 /// Trains from scratch, or from the run folder's checkpoint when `resume`.
 pub fn train<M, const K: usize>(
@@ -328,9 +333,11 @@ where
             g: M::zeros(),
             ga: learns_alpha.then(M::zeros),
             loss: 0.0,
+            flat: Vec::with_capacity(2 * M::PARAMS),
         })
         .collect();
-    let (mut g, mut ga) = (M::zeros(), M::zeros());
+    let mut g = vec![0.0f32; M::PARAMS];
+    let mut ga = vec![0.0f32; if learns_alpha { M::PARAMS } else { 0 }];
     while ck.iteration < config.iterations {
         let it = ck.iteration;
         let theta: M = unflatten(&ck.theta);
@@ -351,27 +358,39 @@ where
                 &mut slot.g,
                 slot.ga.as_mut(),
             );
-        });
-        let scale = 1.0 / mb as f32;
-        g.fill_with(|_| 0.0);
-        ga.fill_with(|_| 0.0);
-        let mut loss = 0.0f32;
-        for slot in &slots {
-            g.add_scaled(scale, &slot.g);
-            if let Some(gat) = &slot.ga {
-                ga.add_scaled(scale, gat);
+            slot.flat.clear();
+            slot.g.for_each(&mut |_, s| slot.flat.extend_from_slice(s));
+            if let Some(ga) = &slot.ga {
+                ga.for_each(&mut |_, s| slot.flat.extend_from_slice(s));
             }
-            loss += slot.loss * scale;
-        }
+        });
+        // The mean over tasks, each value summed in task order (so the bits do not depend on
+        // the thread count), in parallel over parameter ranges.
+        let scale = 1.0 / mb as f32;
+        let n = M::PARAMS;
+        let mean = |out: &mut [f32], offset: usize| {
+            out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+                out.fill(0.0);
+                let from = offset + c * CHUNK;
+                for slot in &slots {
+                    for (o, &v) in out.iter_mut().zip(&slot.flat[from..]) {
+                        *o += scale * v;
+                    }
+                }
+            });
+        };
+        mean(&mut g, 0);
+        mean(&mut ga, n);
+        let loss = slots.iter().fold(0.0f32, |l, slot| l + slot.loss * scale);
         if !loss.is_finite() {
             bail!(
                 "meta-loss became {loss} at iteration {it}; the last checkpoint ({}) is intact — lower --meta-lr or --alpha",
                 run.path(run_dir::CHECKPOINT).display()
             );
         }
-        ck.adam_theta.step(&mut ck.theta, &flatten(&g));
+        ck.adam_theta.step(&mut ck.theta, &g);
         if let Some(adam) = ck.adam_alpha.as_mut() {
-            adam.step(&mut ck.alpha, &flatten(&ga));
+            adam.step(&mut ck.alpha, &ga);
         }
         ck.iteration += 1;
         interval_loss += f64::from(loss);

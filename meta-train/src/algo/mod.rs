@@ -90,7 +90,7 @@ impl<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize
     /// Buffers for `steps` inner steps.
     pub fn new(steps: usize) -> Self {
         Self {
-            thetas: vec![M::zeros(); steps + 1],
+            thetas: vec![M::zeros(); steps],
             grads: vec![M::zeros(); steps],
             caches: vec![M::new_cache(); steps],
             outs: vec![SMatrix::zeros(); steps],
@@ -127,17 +127,21 @@ pub fn task_meta_grad<
     let a = |_: usize, k: usize| if alpha.len() == 1 { alpha[0] } else { alpha[k] };
     let s = inner_cfg.steps;
     let loss = inner_cfg.loss;
-    ws.thetas[0].clone_from(theta0);
+    let keep_grads = g_alpha.is_some() && second_order;
+    // thetas[t] holds θ_{t+1}; θ_0 is read where it is.
     for t in 0..s {
-        let (done, next) = ws.thetas.split_at_mut(t + 1);
-        let theta = &done[t];
+        let (done, next) = ws.thetas.split_at_mut(t);
+        let theta = if t == 0 { theta0 } else { &done[t - 1] };
         ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);
         loss.value_grad(&ws.outs[t], &task.ys, K, Some(&mut ws.dy));
-        theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut ws.grads[t], false);
-        next[0].clone_from(&ws.grads[t]);
+        // The gradient goes straight into the next step's buffer, as on the device.
+        theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], false);
+        if keep_grads {
+            ws.grads[t].clone_from(&next[0]);
+        }
         inner::step(theta, &mut next[0], a, inner_cfg.mask);
     }
-    let theta_s = &ws.thetas[s];
+    let theta_s = if s == 0 { theta0 } else { &ws.thetas[s - 1] };
     let out = theta_s.forward(&task.xq, &mut ws.q_cache);
     let query_loss = loss.value_grad(&out, &task.yq, K, Some(&mut ws.dy));
     theta_s.backward(&task.xq, &mut ws.q_cache, &ws.dy, g_theta, false);
@@ -171,7 +175,8 @@ pub fn task_meta_grad<
             k += v.len();
         });
         let out_t = &ws.outs[t];
-        ws.thetas[t].hvp(
+        let theta_t = if t == 0 { theta0 } else { &ws.thetas[t - 1] };
+        theta_t.hvp(
             &ws.w,
             &task.xs,
             None,
