@@ -37,11 +37,17 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
     #[inline]
     pub fn affine<const K: usize>(&self, x: &SMatrix<T, I, K>) -> SMatrix<T, O, K> {
         let mut z = zeros::<T, O, K>();
+        self.affine_into(x, &mut z);
+        z
+    }
+
+    /// [`Dense::affine`] written into `z`.
+    #[inline]
+    pub fn affine_into<const K: usize>(&self, x: &SMatrix<T, I, K>, z: &mut SMatrix<T, O, K>) {
         for c in z.as_mut_slice().chunks_exact_mut(O) {
             c.copy_from_slice(self.b.as_slice());
         }
-        add_mul(&mut z, &self.w, x);
-        z
+        add_mul(z, &self.w, x);
     }
 
     /// Writes `∂L/∂W`, `∂L/∂b` into `grad` from `dz = ∂L/∂z`; returns `∂L/∂x` if `need_dx`.

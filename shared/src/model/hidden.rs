@@ -95,7 +95,7 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
         x: &SMatrix<T, I, K>,
         cache: &mut Self::Cache<K>,
     ) -> SMatrix<T, O, K> {
-        cache.a = self.layer.affine(x);
+        self.layer.affine_into(x, &mut cache.a);
         // ReLU; NaN passes through so a diverging step stays visible.
         for v in cache.a.as_mut_slice() {
             *v = if *v <= T::ZERO { T::ZERO } else { *v };
@@ -111,11 +111,10 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
         grad: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
-        let mut dz = self
+        cache.dz = self
             .rest
             .backward(&cache.a, &mut cache.rest, dy, &mut grad.rest, true);
-        relu_mask(&mut dz, &cache.a);
-        cache.dz = dz;
+        relu_mask(&mut cache.dz, &cache.a);
         self.layer
             .affine_backward(x, &cache.dz, &mut grad.layer, need_dx)
     }

@@ -71,14 +71,19 @@ pub fn add_mul_bt<T: Real, const O: usize, const I: usize, const K: usize>(
     }
 }
 
-/// Columns of `w` transposed at a time in [`add_mul_at`].
+/// Columns of `w` transposed at a time in [`add_mul_at`]: a small block on a microcontroller
+/// (it lives on the stack), a wider one on the host (fewer passes, wider vectors). The block
+/// size changes the order of the loops, never the order of any sum, so both give the same bits.
+#[cfg(target_os = "none")]
 const BLOCK: usize = 8;
+#[cfg(not(target_os = "none"))]
+const BLOCK: usize = 24;
 
 /// `out += wᵀ · d`: `out[l, j] += Σ_i w[i, l] · d[i, j]`, the sum taken with `i` ascending
 /// from zero and added to `out` at the end.
 ///
 /// Blocks of [`BLOCK`] columns of `w` are transposed into a small stack buffer (`O × BLOCK`
-/// values) so the sums for `BLOCK` outputs run side by side: vectorised on the host, plain
+/// values) so the sums for a block of outputs run side by side: vectorised on the host, plain
 /// scalar code on a microcontroller, the same order and bits on both.
 #[inline]
 pub fn add_mul_at<T: Real, const O: usize, const I: usize, const K: usize>(
@@ -86,27 +91,39 @@ pub fn add_mul_at<T: Real, const O: usize, const I: usize, const K: usize>(
     w: &SMatrix<T, O, I>,
     d: &SMatrix<T, O, K>,
 ) {
+    add_mul_at_blocked::<T, O, I, K, BLOCK>(out, w, d);
+}
+
+/// [`add_mul_at`] with block size `B`.
+#[inline]
+fn add_mul_at_blocked<T: Real, const O: usize, const I: usize, const K: usize, const B: usize>(
+    out: &mut SMatrix<T, I, K>,
+    w: &SMatrix<T, O, I>,
+    d: &SMatrix<T, O, K>,
+) {
+    // Two columns of `d` at a time: independent sums keep the vector units busy.
+    const JG: usize = 2;
     let w = w.as_slice();
     let d = d.as_slice();
     let out = out.as_mut_slice();
-    let mut tb = [[T::ZERO; BLOCK]; O];
-    for lb in (0..I).step_by(BLOCK) {
-        let nb = BLOCK.min(I - lb);
+    let mut tb = [[T::ZERO; B]; O];
+    for lb in (0..I).step_by(B) {
+        let nb = B.min(I - lb);
         for (c, wc) in w[lb * O..(lb + nb) * O].chunks_exact(O).enumerate() {
             for (row, &v) in tb.iter_mut().zip(wc) {
                 row[c] = v;
             }
         }
-        // Four columns of `d` at a time: independent sums keep the vector units busy.
         let mut j = 0;
         while j < K {
-            let nj = 4.min(K - j);
-            let mut acc = [[T::ZERO; BLOCK]; 4];
-            if nj == 4 {
-                let dc = &d[j * O..(j + 4) * O];
+            let nj = JG.min(K - j);
+            let mut acc = [[T::ZERO; B]; JG];
+            if nj == JG {
+                // The common case with a fixed trip count, which the compiler unrolls.
+                let dc = &d[j * O..(j + JG) * O];
                 for (i, row) in tb.iter().enumerate() {
-                    let dv = [dc[i], dc[O + i], dc[2 * O + i], dc[3 * O + i]];
-                    for (acc, &dv) in acc.iter_mut().zip(&dv) {
+                    for (q, acc) in acc.iter_mut().enumerate() {
+                        let dv = dc[q * O + i];
                         for (a, &t) in acc.iter_mut().zip(row) {
                             *a += t * dv;
                         }
@@ -144,6 +161,25 @@ mod tests {
     /// Largest absolute entry (nalgebra's `norm` needs float features this crate does not enable).
     fn max_abs<const R: usize, const C: usize>(m: &SMatrix<f64, R, C>) -> f64 {
         m.iter().fold(0.0, |acc, v| acc.max(v.abs()))
+    }
+
+    #[test]
+    fn block_size_never_changes_a_bit() {
+        let w = SMatrix::<f32, 40, 37>::from_fn(|i, j| ((i * 7 + j * 3) as f32 * 0.37).sin());
+        let d = SMatrix::<f32, 40, 10>::from_fn(|i, j| ((i * 3 + j * 13) as f32 * 0.11).cos());
+        let bits = |m: &SMatrix<f32, 37, 10>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let mut reference = SMatrix::<f32, 37, 10>::from_element(0.5);
+        add_mul_at_blocked::<f32, 40, 37, 10, 1>(&mut reference, &w, &d);
+        for run in [
+            add_mul_at_blocked::<f32, 40, 37, 10, 8>,
+            add_mul_at_blocked::<f32, 40, 37, 10, 24>,
+            add_mul_at_blocked::<f32, 40, 37, 10, 37>,
+            add_mul_at_blocked::<f32, 40, 37, 10, 64>,
+        ] {
+            let mut out = SMatrix::<f32, 37, 10>::from_element(0.5);
+            run(&mut out, &w, &d);
+            assert_eq!(bits(&out), bits(&reference));
+        }
     }
 
     #[test]
