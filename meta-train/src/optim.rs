@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Parameters per parallel work item.
-const CHUNK: usize = 512;
+pub const CHUNK: usize = 256;
 
 /// Adam state for one flat parameter vector.
 ///
@@ -47,24 +47,54 @@ impl Adam {
 
     /// One update of `params` along `grad`.
     pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
-        self.t += 1;
-        let t = self.t.min(i32::MAX as u64) as i32;
-        let c1 = 1.0 - self.beta1.powi(t);
-        let c2 = 1.0 - self.beta2.powi(t);
-        let lr = self.lr * c2.sqrt() / c1;
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps * c2.sqrt());
+        let u = self.begin();
         // Element by element, so splitting the work over threads changes no bit.
         params
             .par_chunks_mut(CHUNK)
             .zip(grad.par_chunks(CHUNK))
             .zip(self.m.par_chunks_mut(CHUNK))
             .zip(self.v.par_chunks_mut(CHUNK))
-            .for_each(|(((p, g), m), v)| {
-                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    *p -= lr * *m / (v.sqrt() + eps);
-                }
-            });
+            .for_each(|(((p, g), m), v)| u.apply(p, g, m, v));
+    }
+
+    /// Starts an update: counts the step and returns its constants, to [`Update::apply`] to
+    /// ranges of the parameters (with the matching ranges of [`Adam::moments_mut`]).
+    pub fn begin(&mut self) -> Update {
+        self.t += 1;
+        let t = self.t.min(i32::MAX as u64) as i32;
+        let c1 = 1.0 - self.beta1.powi(t);
+        let c2 = 1.0 - self.beta2.powi(t);
+        Update {
+            lr: self.lr * c2.sqrt() / c1,
+            b1: self.beta1,
+            b2: self.beta2,
+            eps: self.eps * c2.sqrt(),
+        }
+    }
+
+    /// The first and second moments.
+    pub fn moments_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (&mut self.m, &mut self.v)
+    }
+}
+
+/// The constants of one Adam update.
+#[derive(Clone, Copy, Debug)]
+pub struct Update {
+    lr: f32,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+}
+
+impl Update {
+    /// Updates `p` along `g` with moments `m` and `v` (all the same range of parameters).
+    pub fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let Update { lr, b1, b2, eps } = *self;
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *p -= lr * *m / (v.sqrt() + eps);
+        }
     }
 }

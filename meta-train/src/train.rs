@@ -212,16 +212,19 @@ pub fn blob_of<M: Layers<f32, I, O>, const I: usize, const O: usize>(
 }
 
 /// One task's meta-gradient, reused across iterations.
-struct Slot<M> {
-    g: M,
-    ga: Option<M>,
+struct Slot {
     loss: f32,
-    /// `g` then `ga`, flat, for the parallel mean.
+    /// The meta-gradient of `θ0`, then that of `α` (Meta-SGD), flat.
     flat: Vec<f32>,
 }
 
-/// Parameters per parallel work item of the mean over tasks and of Adam.
-const CHUNK: usize = 256;
+/// One thread's buffers: the inner-loop workspace and the task's meta-gradients (kept hot in
+/// cache; each task copies them out flat into its slot).
+struct Worker<M: Layers<f32, 1, 1>, const K: usize> {
+    ws: Workspace<f32, M, 1, 1, K>,
+    g: M,
+    ga: Option<M>,
+}
 
 /// Trains from scratch, or from the run folder's checkpoint when `resume`.
 pub fn train<M, const K: usize>(
@@ -324,29 +327,32 @@ where
     let mut interval_loss = 0.0f64;
     let mut interval_n = 0u64;
     let mb = config.meta_batch;
-    let workspaces: Vec<Mutex<Workspace<f32, M, 1, 1, K>>> = (0..rayon::current_num_threads()
-        .max(1))
-        .map(|_| Mutex::new(Workspace::new(config.steps)))
+    let workers: Vec<Mutex<Worker<M, K>>> = (0..rayon::current_num_threads().max(1))
+        .map(|_| {
+            Mutex::new(Worker {
+                ws: Workspace::new(config.steps),
+                g: M::zeros(),
+                ga: learns_alpha.then(M::zeros),
+            })
+        })
         .collect();
-    let mut slots: Vec<Slot<M>> = (0..mb)
+    let mut slots: Vec<Slot> = (0..mb)
         .map(|_| Slot {
-            g: M::zeros(),
-            ga: learns_alpha.then(M::zeros),
             loss: 0.0,
             flat: Vec::with_capacity(2 * M::PARAMS),
         })
         .collect();
-    let mut g = vec![0.0f32; M::PARAMS];
-    let mut ga = vec![0.0f32; if learns_alpha { M::PARAMS } else { 0 }];
+    let mut grad = vec![0.0f32; M::PARAMS];
     while ck.iteration < config.iterations {
         let it = ck.iteration;
         let theta: M = unflatten(&ck.theta);
         // Each task writes its own slot; the sum below runs in task order, so the result does
         // not depend on how rayon schedules the tasks.
         slots.par_iter_mut().enumerate().for_each(|(j, slot)| {
-            let mut ws = workspaces[rayon::current_thread_index().unwrap_or(0) % workspaces.len()]
+            let mut guard = workers[rayon::current_thread_index().unwrap_or(0) % workers.len()]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
+            let w = &mut *guard;
             let task = sinusoid_task::<K>(config.seed, it * mb as u64 + j as u64);
             slot.loss = task_meta_grad(
                 &theta,
@@ -354,33 +360,20 @@ where
                 &task,
                 inner,
                 second_order,
-                &mut ws,
-                &mut slot.g,
-                slot.ga.as_mut(),
+                &mut w.ws,
+                &mut w.g,
+                w.ga.as_mut(),
             );
             slot.flat.clear();
-            slot.g.for_each(&mut |_, s| slot.flat.extend_from_slice(s));
-            if let Some(ga) = &slot.ga {
+            w.g.for_each(&mut |_, s| slot.flat.extend_from_slice(s));
+            if let Some(ga) = &w.ga {
                 ga.for_each(&mut |_, s| slot.flat.extend_from_slice(s));
             }
         });
-        // The mean over tasks, each value summed in task order (so the bits do not depend on
-        // the thread count), in parallel over parameter ranges.
+        // The mean over tasks, each value summed in task order, so the bits do not depend on
+        // the thread count.
         let scale = 1.0 / mb as f32;
         let n = M::PARAMS;
-        let mean = |out: &mut [f32], offset: usize| {
-            out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
-                out.fill(0.0);
-                let from = offset + c * CHUNK;
-                for slot in &slots {
-                    for (o, &v) in out.iter_mut().zip(&slot.flat[from..]) {
-                        *o += scale * v;
-                    }
-                }
-            });
-        };
-        mean(&mut g, 0);
-        mean(&mut ga, n);
         let loss = slots.iter().fold(0.0f32, |l, slot| l + slot.loss * scale);
         if !loss.is_finite() {
             bail!(
@@ -388,9 +381,21 @@ where
                 run.path(run_dir::CHECKPOINT).display()
             );
         }
-        ck.adam_theta.step(&mut ck.theta, &g);
+        // Mean over tasks and Adam on this thread: cheaper than waking the pool once more.
+        let mut update = |adam: &mut Adam, params: &mut [f32], offset: usize| {
+            grad.fill(0.0);
+            for slot in &slots {
+                for (o, &x) in grad.iter_mut().zip(&slot.flat[offset..offset + n]) {
+                    *o += scale * x;
+                }
+            }
+            let u = adam.begin();
+            let (m, v) = adam.moments_mut();
+            u.apply(params, &grad, m, v);
+        };
+        update(&mut ck.adam_theta, &mut ck.theta, 0);
         if let Some(adam) = ck.adam_alpha.as_mut() {
-            adam.step(&mut ck.alpha, &ga);
+            update(adam, &mut ck.alpha, n);
         }
         ck.iteration += 1;
         interval_loss += f64::from(loss);
