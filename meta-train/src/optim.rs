@@ -1,10 +1,6 @@
 //! Adam, the outer-loop optimiser (Kingma & Ba, 2015).
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// Parameters per parallel work item.
-pub const CHUNK: usize = 256;
 
 /// Adam state for one flat parameter vector.
 ///
@@ -48,13 +44,7 @@ impl Adam {
     /// One update of `params` along `grad`.
     pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
         let u = self.begin();
-        // Element by element, so splitting the work over threads changes no bit.
-        params
-            .par_chunks_mut(CHUNK)
-            .zip(grad.par_chunks(CHUNK))
-            .zip(self.m.par_chunks_mut(CHUNK))
-            .zip(self.v.par_chunks_mut(CHUNK))
-            .for_each(|(((p, g), m), v)| u.apply(p, g, m, v));
+        u.apply(params, grad, &mut self.m, &mut self.v);
     }
 
     /// Starts an update: counts the step and returns its constants, to [`Update::apply`] to
