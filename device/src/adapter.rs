@@ -39,6 +39,20 @@ pub struct AdaptReport {
     /// The step (0-based, within this call) that the divergence guard undid (see
     /// [`Adapter::adapt_steps`]); adaptation stopped there.
     pub undone: Option<u16>,
+    /// Why that step was undone.
+    pub cause: Option<Guard>,
+}
+
+/// Why the divergence guard undid a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Guard {
+    /// The loss became NaN or infinite.
+    NonFinite,
+    /// The loss rose above the bound stored in `w*`.
+    AboveBound,
+    /// A step beyond those `w*` was trained for raised the loss.
+    Rose,
 }
 
 /// Few-shot adaptation of model `M` (`I` inputs, `O` outputs) on up to `K` samples.
@@ -54,7 +68,6 @@ where
     params: [M; 2],
     live: usize,
     steps_since_reset: u32,
-    reference_loss: Option<f32>,
     samples: heapless::Vec<Sample<I, O>, K>,
     cache: M::Cache<K>,
     dy: SMatrix<f32, O, K>,
@@ -84,7 +97,6 @@ where
             params,
             live: 0,
             steps_since_reset: 0,
-            reference_loss: None,
             samples: heapless::Vec::new(),
             cache: M::new_cache(),
             dy: SMatrix::zeros(),
@@ -136,21 +148,18 @@ where
             kind: PushErrorKind::Full,
             sample,
         })?;
-        self.reference_loss = None;
         Ok(())
     }
 
     /// Drops the samples (the parameters stay as they are).
     pub fn clear_samples(&mut self) {
         self.samples.clear();
-        self.reference_loss = None;
     }
 
     /// Back to `θ0` from `w*`; the samples stay.
     pub fn reset(&mut self) {
         self.blob.load_theta0(&mut self.params[0]);
         self.live = 0;
-        self.reference_loss = None;
         self.steps_since_reset = 0;
     }
 
@@ -162,13 +171,13 @@ where
 
     /// Runs `steps` inner steps from the live parameters.
     ///
-    /// The divergence guard: a step whose loss on the samples is non-finite or above the bound
-    /// in `w*` is undone and ends the adaptation (see [`AdaptReport::undone`]). So is a step
-    /// beyond those `w*` was trained for whose loss rises above the *reference loss*: the
-    /// highest loss seen from the start of adaptation (the first `adapt` after
-    /// [`Adapter::reset`] or after the samples changed) through the trained steps. The trained
-    /// steps are what meta-training optimised, so they are kept even when they raise the loss
-    /// on the samples; extra steps are plain fine-tuning and may not climb past that.
+    /// The divergence guard undoes a step, exactly, and ends the adaptation (see
+    /// [`AdaptReport::undone`] and [`AdaptReport::cause`]) when its loss on the samples is
+    /// non-finite or above the bound in `w*`, or when a step beyond those `w*` was trained for
+    /// raises the loss. The trained steps are kept even when they raise the loss on the
+    /// samples, because meta-training optimised them for the loss on unseen points; extra
+    /// steps are plain fine-tuning, and full-batch gradient descent only climbs when its step
+    /// is too large for the local curvature.
     pub fn adapt_steps(&mut self, steps: u16, limit: StepLimit) -> Result<AdaptReport, AdaptError> {
         let requested = self.steps_since_reset + u32::from(steps);
         if limit == StepLimit::Trained && requested > u32::from(self.blob.meta.steps) {
@@ -189,13 +198,13 @@ where
         if !loss_before.is_finite() {
             return Err(AdaptError::NonFiniteLoss);
         }
-        let mut reference = *self.reference_loss.get_or_insert(loss_before);
         let trained = u32::from(self.blob.meta.steps);
         let mut report = AdaptReport {
             loss_before,
             loss_after: loss_before,
             steps: 0,
             undone: None,
+            cause: None,
         };
         for s in 0..steps {
             let [a, b] = &mut self.params;
@@ -205,17 +214,24 @@ where
             inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
             let out = next.forward(&x, &mut self.cache);
             let l = loss.value_grad(&out, &y, n, Some(&mut self.dy));
-            // Diverging: the loss is non-finite or above w*'s bound; or, past the steps w* was
-            // trained for, above the reference loss (plain gradient descent only climbs there
-            // when the step is too large for the local curvature, and then it tends to blow up).
+            // The guard: undo a step whose loss is non-finite or above w*'s bound, or, past the
+            // steps w* was trained for, one that raises the loss (full-batch gradient descent
+            // only climbs when the step is too large for the local curvature, and then it
+            // tends to blow up).
             let extra = self.steps_since_reset >= trained;
-            if !l.is_finite() || l > bound || (extra && l > reference) {
+            let cause = if !l.is_finite() {
+                Some(Guard::NonFinite)
+            } else if l > bound {
+                Some(Guard::AboveBound)
+            } else if extra && l > report.loss_after {
+                Some(Guard::Rose)
+            } else {
+                None
+            };
+            if cause.is_some() {
                 report.undone = Some(s);
+                report.cause = cause;
                 break;
-            }
-            if !extra && l > reference {
-                reference = l;
-                self.reference_loss = Some(l);
             }
             self.live = 1 - self.live;
             self.steps_since_reset += 1;

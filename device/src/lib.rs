@@ -31,6 +31,6 @@
 mod adapter;
 mod error;
 
-pub use adapter::{AdaptReport, Adapter, Sample, StepLimit};
+pub use adapter::{AdaptReport, Adapter, Guard, Sample, StepLimit};
 pub use error::{AdaptError, PushError, PushErrorKind};
 pub use shared::wstar::BlobError;

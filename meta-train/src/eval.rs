@@ -2,7 +2,7 @@
 //! `device` crate compiled for the host, the same code the firmware runs.
 
 use anyhow::{anyhow, Result};
-use device::{Adapter, Sample, StepLimit};
+use device::{Adapter, Guard, Sample, StepLimit};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared::model::Layers;
@@ -35,7 +35,11 @@ pub struct Cell {
     pub ci95: f64,
     /// Median of the per-task MSE.
     pub median: f64,
-    /// Tasks whose adaptation had a step undone by the divergence guard by then.
+    /// Tasks whose adaptation the guard stopped by then because an extra step raised the
+    /// loss on the samples.
+    pub stopped: usize,
+    /// Tasks whose adaptation diverged by then (a step's loss was non-finite or above the
+    /// blob's bound; the guard undid it).
     pub diverged: usize,
 }
 
@@ -57,8 +61,8 @@ pub struct TaskTrace {
     pub support: Vec<(f32, f32)>,
     /// MSE on the target-test points after each of [`EVAL_STEPS`].
     pub mse: Vec<f64>,
-    /// Whether a step was undone.
-    pub diverged: Vec<bool>,
+    /// Why adaptation stopped early, by each of [`EVAL_STEPS`] (`None`: it did not).
+    pub guard: Vec<Option<Guard>>,
 }
 
 /// A held-out task with its target-train (support) and target-test points.
@@ -122,23 +126,23 @@ pub fn eval_task<M: Layers<f32, 1, 1>, const K: usize>(
         test,
     } = held_out(cfg, index, K);
     let mut a = adapter_for::<M, K>(blob, &support)?;
-    let (mut mses, mut diverged, mut done, mut undone) = (Vec::new(), Vec::new(), 0u16, false);
+    let (mut mses, mut guards, mut done, mut guard) = (Vec::new(), Vec::new(), 0u16, None);
     for &s in &EVAL_STEPS {
-        if s > done && !undone {
+        if s > done && guard.is_none() {
             let r = a
                 .adapt_steps(s - done, StepLimit::Unchecked)
                 .map_err(|e| anyhow!("{e}"))?;
-            undone |= r.undone.is_some();
+            guard = r.cause;
             done = s;
         }
         mses.push(mse(&a, &test)?);
-        diverged.push(undone);
+        guards.push(guard);
     }
     Ok(TaskTrace {
         task,
         support,
         mse: mses,
-        diverged,
+        guard: guards,
     })
 }
 
@@ -165,7 +169,14 @@ where
                 mean,
                 ci95,
                 median,
-                diverged: traces.iter().filter(|t| t.diverged[c]).count(),
+                stopped: traces
+                    .iter()
+                    .filter(|t| t.guard[c] == Some(Guard::Rose))
+                    .count(),
+                diverged: traces
+                    .iter()
+                    .filter(|t| matches!(t.guard[c], Some(Guard::NonFinite | Guard::AboveBound)))
+                    .count(),
             }
         })
         .collect();
@@ -201,14 +212,19 @@ pub fn stats(v: &[f64]) -> (f64, f64, f64) {
 
 /// The results as a text table.
 pub fn table(results: &[KResult]) -> String {
-    let mut s = String::from("   K  steps        mean MSE ± 95% CI      median  diverged\n");
+    let mut s =
+        String::from("   K  steps        mean MSE ± 95% CI      median  stopped  diverged\n");
     for r in results {
         for c in &r.cells {
             s.push_str(&format!(
-                "{:>4}  {:>5}  {:>12.4} ± {:<8.4}  {:>10.4}  {:>8}\n",
-                r.k, c.steps, c.mean, c.ci95, c.median, c.diverged
+                "{:>4}  {:>5}  {:>12.4} ± {:<8.4}  {:>10.4}  {:>7}  {:>8}\n",
+                r.k, c.steps, c.mean, c.ci95, c.median, c.stopped, c.diverged
             ));
         }
     }
+    s.push_str(
+        "stopped: tasks where the device's guard undid an extra step that raised the loss on its samples;\n\
+         diverged: tasks where a step's loss went non-finite or above w*'s bound (undone too).\n",
+    );
     s
 }
