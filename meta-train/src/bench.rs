@@ -11,6 +11,7 @@ use crate::eval::{self, EvalConfig};
 use crate::flops;
 use crate::model::{SinusoidNet, SINUSOID_NET};
 use crate::run_dir::RunDir;
+use crate::say;
 use crate::train::{train, Progress, TrainConfig};
 
 /// What to benchmark.
@@ -110,12 +111,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (isa, per_cycle) = build();
     let ghz = clock_ghz();
     let peak = ghz.map(|g| g * per_cycle * threads as f64);
-    println!(
+    say!(
         "build: {isa}; {threads} thread(s); clock {}",
         ghz.map_or("unknown".into(), |g| format!("{g:.2} GHz"))
     );
-    println!("setup: sinusoid, {SINUSOID_NET}, K = 10, 1 inner step, meta-batch 25; {} iterations each\n", a.iterations);
-    println!("algorithm   meta-it/s   ms/it   MFLOP/it   GFLOP/s   of peak");
+    say!("setup: sinusoid, {SINUSOID_NET}, K = 10, 1 inner step, meta-batch 25; {} iterations each\n", a.iterations);
+    say!("algorithm   meta-it/s   ms/it   MFLOP/it   GFLOP/s   of peak");
     let widths = [1usize, 40, 40, 1];
     let dir = tempfile::tempdir()?;
     for algo in [Algo::Maml, Algo::Fomaml, Algo::Metasgd] {
@@ -125,7 +126,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let f = flops::meta_iteration(&widths, 10, 1, 25, algo.second_order(), algo.learns_alpha())
             as f64;
         let gflops = f * t.iterations_per_s / 1e9;
-        println!(
+        say!(
             "{:<10}  {:>9.0}  {:>6.3}  {:>9.2}  {:>8.2}  {}",
             format!("{algo:?}").to_lowercase(),
             t.iterations_per_s,
@@ -136,10 +137,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         );
     }
     if let Some(p) = peak {
-        println!("peak: {p:.1} GFLOP/s nominal ({per_cycle} f32 FLOP/cycle/core at the build's vector width, no FMA)");
+        say!("peak: {p:.1} GFLOP/s nominal ({per_cycle} f32 FLOP/cycle/core at the build's vector width, no FMA)");
     }
     if let Some(m) = peak_memory_mib() {
-        println!("peak memory (VmHWM): {m:.1} MiB");
+        say!("peak memory (VmHWM): {m:.1} MiB");
     }
     if a.quality {
         for algo in [Algo::Maml, Algo::Metasgd] {
@@ -157,11 +158,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 eval::evaluate::<SinusoidNet, 5>(&t.blob, &ecfg)?,
                 eval::evaluate::<SinusoidNet, 10>(&t.blob, &ecfg)?,
             ];
-            println!(
+            say!(
                 "\n{algo:?}: {} iterations in {secs:.1} s; {} held-out tasks, {} target-test points each",
                 cfg.iterations, ecfg.tasks, ecfg.test_points
             );
-            print!("{}", eval::table(&results));
+            say!("{}", eval::table(&results).trim_end());
         }
     }
     Ok(())

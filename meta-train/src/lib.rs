@@ -10,6 +10,7 @@ pub mod flops;
 pub mod inspect;
 pub mod model;
 pub mod optim;
+pub mod output;
 pub mod plot;
 pub mod run_dir;
 pub mod tasks;

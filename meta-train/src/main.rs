@@ -10,7 +10,7 @@ use meta_train::eval::{self, EvalConfig, KResult};
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::run_dir::{self, RunDir};
 use meta_train::train::{train, Progress, TrainConfig};
-use meta_train::{bench, figures, with_k};
+use meta_train::{bench, figures, say, with_k};
 use shared::wstar::Blob;
 
 /// Meta-train few-shot learners on the host; adapt them on microcontrollers.
@@ -170,14 +170,14 @@ fn run_train(a: TrainArgs) -> Result<()> {
     };
     let trained = with_k!(a.k, K => train::<SinusoidNet, K>(&config, &run, a.resume, progress))?;
     figures::learning_curve(&run, &trained.checkpoint)?;
-    println!(
+    say!(
         "trained {} meta-iterations of {:?} ({:.0} it/s); run folder {}",
         trained.checkpoint.iteration,
         config.algorithm,
         trained.iterations_per_s,
         run.root().display()
     );
-    println!(
+    say!(
         "w* blob: {} ({} bytes)",
         run.path(run_dir::WSTAR).display(),
         trained.blob.len()
@@ -193,11 +193,12 @@ fn run_train(a: TrainArgs) -> Result<()> {
             "eval.json",
             serde_json::to_string_pretty(&results)?.as_bytes(),
         )?;
-        println!(
+        say!(
             "\nheld-out evaluation on the device runtime: {} tasks, {} target-test points each",
-            cfg.tasks, cfg.test_points
+            cfg.tasks,
+            cfg.test_points
         );
-        print!("{}", eval::table(&results));
+        say!("{}", eval::table(&results).trim_end());
     }
     Ok(())
 }
@@ -215,15 +216,16 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         figures::eval_figure(path, &blob, &cfg, &results)?;
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        say!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        println!(
+        say!(
             "{} held-out tasks, {} target-test points each, adapted on the device runtime",
-            cfg.tasks, cfg.test_points
+            cfg.tasks,
+            cfg.test_points
         );
-        print!("{}", eval::table(&results));
+        say!("{}", eval::table(&results).trim_end());
         if let Some(path) = &a.plot {
-            println!("figure: {}", path.display());
+            say!("figure: {}", path.display());
         }
     }
     Ok(())
@@ -238,8 +240,11 @@ fn main() -> Result<()> {
                 .with_context(|| format!("cannot read w* blob {}", blob.display()))?;
             let parsed =
                 Blob::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", blob.display()))?;
-            println!("file          {}", blob.display());
-            print!("{}", meta_train::inspect::report(&parsed, bytes.len()));
+            say!("file          {}", blob.display());
+            say!(
+                "{}",
+                meta_train::inspect::report(&parsed, bytes.len()).trim_end()
+            );
             Ok(())
         }
         Command::Bench(a) => bench::run(&a),

@@ -249,3 +249,23 @@ fn same_seed_and_flags_give_a_byte_identical_blob_and_resume_matches() {
         .unwrap()
         .contains("checkpoint.bin was written with another config"));
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = short_run(&dir.path().join("run"), &["--eval-tasks", "0"]);
+    // The reader is gone before `eval` prints a line: like `meta-train eval BLOB | head -0`.
+    let mut child = meta_train()
+        .arg("eval")
+        .arg(&blob)
+        .args(["--tasks", "50"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
