@@ -1,3 +1,29 @@
-//! End-to-end tests of tinyadapt live in `tests/`; this library only gives them a home.
+//! End-to-end tests of tinyadapt live in `tests/`; this library holds what they share.
 //!
 //! Run them with `cargo test -p tinyadapt-tests`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// A command running the `meta-train` binary, built once per test process by cargo with the
+/// current profile.
+///
+/// ```no_run
+/// let out = tinyadapt_tests::meta_train().arg("--help").output().unwrap();
+/// assert!(out.status.success());
+/// ```
+pub fn meta_train() -> Command {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .package("tinyadapt-meta-train")
+            .bin("meta-train")
+            .current_release()
+            .run()
+            .expect("cargo builds meta-train")
+            .path()
+            .to_path_buf()
+    });
+    Command::new(bin)
+}

@@ -3,23 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-/// The `meta-train` binary, built once by cargo for this test run.
-fn meta_train() -> Command {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let bin = BIN.get_or_init(|| {
-        escargot::CargoBuild::new()
-            .package("tinyadapt-meta-train")
-            .bin("meta-train")
-            .current_release()
-            .run()
-            .expect("cargo builds meta-train")
-            .path()
-            .to_path_buf()
-    });
-    Command::new(bin)
-}
+use tinyadapt_tests::meta_train;
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("meta-train starts");
