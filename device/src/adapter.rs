@@ -2,7 +2,8 @@
 
 use nalgebra::SMatrix;
 use shared::inner;
-use shared::model::Layers;
+use shared::model::{Layers, Zeroed};
+pub use shared::report::{AdaptReport, Guard, StepLimit};
 use shared::wstar::{Blob, BlobError};
 
 use crate::error::{AdaptError, PushError, PushErrorKind};
@@ -16,45 +17,6 @@ pub struct Sample<const I: usize, const O: usize> {
     pub y: [f32; O],
 }
 
-/// How many inner steps an adaptation may run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum StepLimit {
-    /// At most the steps `w*` was trained for, counted since the last reset.
-    Trained,
-    /// Any number; the divergence guard still undoes a bad step.
-    Unchecked,
-}
-
-/// What an adaptation did.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct AdaptReport {
-    /// Loss on the samples before the first step.
-    pub loss_before: f32,
-    /// Loss on the samples after the last kept step.
-    pub loss_after: f32,
-    /// Steps taken and kept.
-    pub steps: u16,
-    /// The step (0-based, within this call) that the divergence guard undid (see
-    /// [`Adapter::adapt_steps`]); adaptation stopped there.
-    pub undone: Option<u16>,
-    /// Why that step was undone.
-    pub cause: Option<Guard>,
-}
-
-/// Why the divergence guard undid a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Guard {
-    /// The loss became NaN or infinite.
-    NonFinite,
-    /// The loss rose above the bound stored in `w*`.
-    AboveBound,
-    /// A step beyond those `w*` was trained for raised the loss.
-    Rose,
-}
-
 /// Few-shot adaptation of model `M` (`I` inputs, `O` outputs) on up to `K` samples.
 ///
 /// Holds two parameter buffers (the live one and the candidate of the next step, so a
@@ -64,6 +26,7 @@ pub struct Adapter<'w, M, const I: usize, const O: usize, const K: usize>
 where
     M: Layers<f32, I, O>,
 {
+    /// [`Blob::EMPTY`] while nothing is loaded.
     blob: Blob<'w>,
     params: [M; 2],
     live: usize,
@@ -86,26 +49,47 @@ where
     /// ```
     pub const RAM_BYTES: usize = core::mem::size_of::<Self>();
 
+    /// An adapter with no `w*`: it refuses to adapt, predict or take samples until
+    /// [`Adapter::load`] succeeds. A constant, so a firmware keeps its adapter in a `static`
+    /// (zero-initialised RAM) and loads `w*` in place instead of building it on the stack.
+    ///
+    /// ```
+    /// use device::{AdaptError, Adapter};
+    /// type A = Adapter<'static, shared::model::Mlp1<f32, 1, 4, 1>, 1, 1, 3>;
+    /// let a = A::UNLOADED;
+    /// assert_eq!(a.predict(&[0.0]), Err(AdaptError::NoBlob));
+    /// ```
+    pub const UNLOADED: Self = Self {
+        blob: Blob::EMPTY,
+        params: [M::ZERO, M::ZERO],
+        live: 0,
+        steps_since_reset: 0,
+        samples: heapless::Vec::new(),
+        cache: <M::Cache<K> as Zeroed>::ZERO,
+        dy: SMatrix::ZERO,
+    };
+
     /// Validates `blob` (magic, version, signature, length, CRC, finite values) and starts at
     /// `θ0`.
     pub fn new(blob: &'w [u8]) -> Result<Self, BlobError> {
-        let blob = Blob::parse_for::<M, I, O>(blob)?;
-        let mut params = [M::zeros(), M::zeros()];
-        blob.load_theta0(&mut params[0]);
-        Ok(Self {
-            blob,
-            params,
-            live: 0,
-            steps_since_reset: 0,
-            samples: heapless::Vec::new(),
-            cache: M::new_cache(),
-            dy: SMatrix::zeros(),
-        })
+        let mut a = Self::UNLOADED;
+        a.load(blob)?;
+        Ok(a)
     }
 
-    /// The validated blob.
-    pub fn blob(&self) -> &Blob<'w> {
-        &self.blob
+    /// Validates `blob` as [`Adapter::new`] does and starts over from its `θ0`, in place: the
+    /// samples are dropped. If the blob is refused the adapter is left without one.
+    pub fn load(&mut self, blob: &'w [u8]) -> Result<(), BlobError> {
+        self.blob = Blob::EMPTY;
+        self.samples.clear();
+        self.blob = Blob::parse_for::<M, I, O>(blob)?;
+        self.reset();
+        Ok(())
+    }
+
+    /// The validated blob, if one is loaded.
+    pub fn blob(&self) -> Option<&Blob<'w>> {
+        loaded(&self.blob)
     }
 
     /// The live parameters.
@@ -130,8 +114,14 @@ where
 
     /// Adds a target-train sample; a full buffer or a NaN/Inf value hands it back.
     pub fn push(&mut self, sample: Sample<I, O>) -> Result<(), PushError<I, O>> {
+        let Some(blob) = loaded(&self.blob) else {
+            return Err(PushError {
+                kind: PushErrorKind::NoBlob,
+                sample,
+            });
+        };
         let finite = sample.x.iter().chain(&sample.y).all(|v| v.is_finite());
-        let normalised = self.normalise(&sample);
+        let normalised = normalise(blob, &sample);
         if !finite
             || !normalised
                 .x
@@ -158,14 +148,17 @@ where
 
     /// Back to `θ0` from `w*`; the samples stay.
     pub fn reset(&mut self) {
-        self.blob.load_theta0(&mut self.params[0]);
+        if let Some(blob) = loaded(&self.blob) {
+            blob.load_theta0(&mut self.params[0]);
+        }
         self.live = 0;
         self.steps_since_reset = 0;
     }
 
     /// Runs the inner steps `w*` was trained for that have not run since the last reset.
     pub fn adapt(&mut self) -> Result<AdaptReport, AdaptError> {
-        let left = u32::from(self.blob.meta.steps).saturating_sub(self.steps_since_reset);
+        let trained = loaded(&self.blob).ok_or(AdaptError::NoBlob)?.meta.steps;
+        let left = u32::from(trained).saturating_sub(self.steps_since_reset);
         self.adapt_steps(left.min(u32::from(u16::MAX)) as u16, StepLimit::Trained)
     }
 
@@ -179,11 +172,12 @@ where
     /// steps are plain fine-tuning, and full-batch gradient descent only climbs when its step
     /// is too large for the local curvature.
     pub fn adapt_steps(&mut self, steps: u16, limit: StepLimit) -> Result<AdaptReport, AdaptError> {
+        let blob = loaded(&self.blob).ok_or(AdaptError::NoBlob)?;
         let requested = self.steps_since_reset + u32::from(steps);
-        if limit == StepLimit::Trained && requested > u32::from(self.blob.meta.steps) {
+        if limit == StepLimit::Trained && requested > u32::from(blob.meta.steps) {
             return Err(AdaptError::TooManySteps {
                 requested,
-                allowed: self.blob.meta.steps,
+                allowed: blob.meta.steps,
             });
         }
         let n = self.samples.len();
@@ -191,14 +185,14 @@ where
             return Err(AdaptError::NoSamples);
         }
         let (x, y) = self.batch();
-        let loss = self.blob.meta.loss;
-        let bound = self.blob.meta.loss_bound;
+        let loss = blob.meta.loss;
+        let bound = blob.meta.loss_bound;
         let out = self.params[self.live].forward(&x, &mut self.cache);
         let loss_before = loss.value_grad(&out, &y, n, Some(&mut self.dy));
         if !loss_before.is_finite() {
             return Err(AdaptError::NonFiniteLoss);
         }
-        let trained = u32::from(self.blob.meta.steps);
+        let trained = u32::from(blob.meta.steps);
         let mut report = AdaptReport {
             loss_before,
             loss_after: loss_before,
@@ -210,7 +204,6 @@ where
             let [a, b] = &mut self.params;
             let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
             theta.backward(&x, &mut self.cache, &self.dy, next, false);
-            let blob = &self.blob;
             inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
             let out = next.forward(&x, &mut self.cache);
             let l = loss.value_grad(&out, &y, n, Some(&mut self.dy));
@@ -243,9 +236,10 @@ where
 
     /// The model's output for `x` with the live parameters, in the user's units.
     pub fn predict(&self, x: &[f32; I]) -> Result<[f32; O], AdaptError> {
+        let blob = loaded(&self.blob).ok_or(AdaptError::NoBlob)?;
         let mut xn = SMatrix::<f32, I, 1>::zeros();
         for (i, v) in x.iter().enumerate() {
-            let (mean, std) = self.blob.input_norm(i);
+            let (mean, std) = blob.input_norm(i);
             xn[i] = (v - mean) / std;
         }
         if !xn.iter().all(|v| v.is_finite()) {
@@ -255,7 +249,7 @@ where
         let out = self.params[self.live].forward(&xn, &mut cache);
         let mut y = [0.0; O];
         for (i, y) in y.iter_mut().enumerate() {
-            let (mean, std) = self.blob.output_norm(i);
+            let (mean, std) = blob.output_norm(i);
             *y = out[i] * std + mean;
         }
         Ok(y)
@@ -271,17 +265,23 @@ where
         }
         (x, y)
     }
+}
 
-    fn normalise(&self, s: &Sample<I, O>) -> Sample<I, O> {
-        let mut n = *s;
-        for (i, v) in n.x.iter_mut().enumerate() {
-            let (mean, std) = self.blob.input_norm(i);
-            *v = (*v - mean) / std;
-        }
-        for (i, v) in n.y.iter_mut().enumerate() {
-            let (mean, std) = self.blob.output_norm(i);
-            *v = (*v - mean) / std;
-        }
-        n
+/// The blob, unless it is the placeholder of an adapter with nothing loaded.
+fn loaded<'a, 'w>(blob: &'a Blob<'w>) -> Option<&'a Blob<'w>> {
+    (!blob.is_empty()).then_some(blob)
+}
+
+/// `s` in the units the model was trained in.
+fn normalise<const I: usize, const O: usize>(blob: &Blob<'_>, s: &Sample<I, O>) -> Sample<I, O> {
+    let mut n = *s;
+    for (i, v) in n.x.iter_mut().enumerate() {
+        let (mean, std) = blob.input_norm(i);
+        *v = (*v - mean) / std;
     }
+    for (i, v) in n.y.iter_mut().enumerate() {
+        let (mean, std) = blob.output_norm(i);
+        *v = (*v - mean) / std;
+    }
+    n
 }

@@ -30,6 +30,7 @@
 
 mod adapter;
 mod error;
+pub mod server;
 
 pub use adapter::{AdaptReport, Adapter, Guard, Sample, StepLimit};
 pub use error::{AdaptError, PushError, PushErrorKind};

@@ -166,13 +166,13 @@ fn new_refuses_bad_blobs_with_typed_errors() {
 fn a_fresh_adapter_holds_theta0() {
     let blob = regression_blob(3, 0.05);
     let a = A::new(&blob).unwrap();
-    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     let want: Vec<u32> = theta0::<Net>().iter().map(|v| v.to_bits()).collect();
     assert_eq!(bits(a.params()), want);
     assert!(a.is_empty());
     assert_eq!(a.len(), 0);
     assert_eq!(a.steps_since_reset(), 0);
-    assert_eq!(a.blob().meta.steps, 3);
+    assert_eq!(a.blob().unwrap().meta.steps, 3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ fn push_beyond_capacity_hands_back_the_exact_sample() {
     assert_eq!(a.len(), K);
     // The full buffer still holds the first K samples: adapting matches the reference on them.
     let r = a.adapt().unwrap();
-    let (_, losses) = reference::<Net, 1, 1, K>(a.blob(), &line_samples(), 3);
+    let (_, losses) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &line_samples(), 3);
     assert_eq!(r.loss_before, losses[0]);
     // Clearing makes room again.
     a.clear_samples();
@@ -279,7 +279,7 @@ fn adapt_without_samples_is_refused() {
     }
     a.clear_samples();
     assert_eq!(a.adapt(), Err(AdaptError::NoSamples));
-    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn adapt_runs_the_trained_steps_exactly_like_the_reference_loop() {
     let samples = line_samples();
     let mut a: A = filled(&blob, &samples);
     let r = a.adapt().unwrap();
-    let (want, losses) = reference::<Net, 1, 1, K>(a.blob(), &samples, steps as usize);
+    let (want, losses) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &samples, steps as usize);
     assert_eq!(r.steps, steps);
     assert_eq!(r.undone, None);
     assert_eq!(a.steps_since_reset(), u32::from(steps));
@@ -312,12 +312,12 @@ fn adapt_runs_the_trained_steps_exactly_like_the_reference_loop() {
     // The task is learnable: every step lowers the loss, and by a real margin overall.
     assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
     assert!(r.loss_after < 0.8 * r.loss_before, "{r:?}");
-    assert_ne!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    assert_ne!(bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     // Prediction uses the adapted parameters.
     for x in [-0.75f32, 0.0, 0.3] {
         assert_eq!(
             a.predict(&[x]).unwrap(),
-            manual_predict(a.blob(), &want, &[x])
+            manual_predict(a.blob().unwrap(), &want, &[x])
         );
     }
 }
@@ -347,7 +347,7 @@ fn steps_beyond_the_trained_budget_need_unchecked() {
     let r = a.adapt_steps(2, StepLimit::Unchecked).unwrap();
     assert_eq!((r.steps, r.undone), (2, None));
     assert_eq!(a.steps_since_reset(), 5);
-    let (want, losses) = reference::<Net, 1, 1, K>(a.blob(), &samples, 5);
+    let (want, losses) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &samples, 5);
     assert_eq!(bits(a.params()), bits(&want));
     assert_eq!(r.loss_before, losses[3]);
     assert_eq!(r.loss_after, losses[5]);
@@ -362,11 +362,11 @@ fn steps_beyond_the_trained_budget_need_unchecked() {
         })
     );
     assert_eq!(b.steps_since_reset(), 0);
-    assert_eq!(bits(b.params()), theta0_bits::<Net>(b.blob()));
+    assert_eq!(bits(b.params()), theta0_bits::<Net>(b.blob().unwrap()));
     // Split calls add up to the same steps.
     assert_eq!(b.adapt_steps(1, StepLimit::Trained).unwrap().steps, 1);
     assert_eq!(b.adapt().unwrap().steps, 2);
-    let (want, _) = reference::<Net, 1, 1, K>(b.blob(), &samples, 3);
+    let (want, _) = reference::<Net, 1, 1, K>(b.blob().unwrap(), &samples, 3);
     assert_eq!(bits(b.params()), bits(&want));
 }
 
@@ -380,7 +380,7 @@ fn reset_returns_to_theta0_bit_for_bit() {
     let adapted = bits(a.params());
     a.adapt_steps(2, StepLimit::Unchecked).unwrap();
     a.reset();
-    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     assert_eq!(bits(a.params()), bits(fresh.params()));
     assert_eq!(a.steps_since_reset(), 0);
     assert_eq!(a.len(), samples.len(), "reset keeps the samples");
@@ -420,7 +420,7 @@ fn padding_columns_do_not_change_the_result() {
     // And fewer samples than K give the reference result on those samples only.
     let mut c: A = filled(&blob, &samples[..2]);
     c.adapt().unwrap();
-    let (want, _) = reference::<Net, 1, 1, K>(c.blob(), &samples[..2], 4);
+    let (want, _) = reference::<Net, 1, 1, K>(c.blob().unwrap(), &samples[..2], 4);
     assert_eq!(bits(c.params()), bits(&want));
     assert_ne!(bits(c.params()), bits(a.params()));
 }
@@ -432,7 +432,7 @@ fn only_masked_layers_and_nonzero_alphas_adapt() {
     let blob = blob_with::<Net, 1, 1>(&meta, &[0.05], IDENTITY);
     let mut a: A = filled(&blob, &line_samples());
     a.adapt().unwrap();
-    let (now, start) = (bits(a.params()), theta0_bits::<Net>(a.blob()));
+    let (now, start) = (bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     let hidden = 8 + 8; // layer 0: W (8×1) and b (8)
     assert_eq!(now[..hidden], start[..hidden], "a frozen layer moved");
     assert_ne!(now[hidden..], start[hidden..], "the head did not adapt");
@@ -454,13 +454,13 @@ fn only_masked_layers_and_nonzero_alphas_adapt() {
     let mut a: A = filled(&blob, &line_samples());
     let r = a.adapt().unwrap();
     assert!(r.loss_after < r.loss_before);
-    let (now, start) = (bits(a.params()), theta0_bits::<Net>(a.blob()));
+    let (now, start) = (bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     for k in 0..Net::PARAMS {
         if alpha[k] == 0.0 {
             assert_eq!(now[k], start[k], "parameter {k} has α = 0 but moved");
         }
     }
-    let (want, _) = reference::<Net, 1, 1, K>(a.blob(), &line_samples(), 3);
+    let (want, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &line_samples(), 3);
     assert_eq!(now, bits(&want));
 }
 
@@ -485,7 +485,7 @@ fn classification_adapts_like_the_reference() {
     let r = a.adapt().unwrap();
     assert_eq!((r.steps, r.undone), (5, None));
     assert!(r.loss_after < r.loss_before, "{r:?}");
-    let (want, losses) = reference::<Clf, 2, 3, 6>(a.blob(), &samples, 5);
+    let (want, losses) = reference::<Clf, 2, 3, 6>(a.blob().unwrap(), &samples, 5);
     assert_eq!(bits(a.params()), bits(&want));
     assert_eq!(r.loss_after, losses[5]);
 }
@@ -532,11 +532,11 @@ fn a_diverging_step_is_undone_exactly() {
     assert_eq!((rb.steps, rb.undone), (s, None));
     assert_eq!(bits(a.params()), bits(b.params()));
     assert_eq!(r.loss_after.to_bits(), rb.loss_after.to_bits());
-    let (want, _) = reference::<Net, 1, 1, K>(a.blob(), &samples, s as usize);
+    let (want, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &samples, s as usize);
     assert_eq!(bits(a.params()), bits(&want));
     // And the step it refused really was non-finite.
-    let (next, _) = reference::<Net, 1, 1, K>(a.blob(), &samples, s as usize + 1);
-    assert!(!loss_of(a.blob(), &next, &samples).is_finite());
+    let (next, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &samples, s as usize + 1);
+    assert!(!loss_of(a.blob().unwrap(), &next, &samples).is_finite());
 
     // Still usable: predictions are finite, retrying undoes the same step again, reset works.
     assert!(a.predict(&[0.5]).unwrap()[0].is_finite());
@@ -548,7 +548,7 @@ fn a_diverging_step_is_undone_exactly() {
     assert_eq!(again.loss_before.to_bits(), r.loss_after.to_bits());
     assert_eq!(bits(a.params()), bits(b.params()));
     a.reset();
-    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     let r2 = a.adapt_steps(100, StepLimit::Unchecked).unwrap();
     assert_eq!(r2, r, "the guard is deterministic");
 }
@@ -572,13 +572,13 @@ fn an_extra_step_that_climbs_is_undone() {
         "the trained step climbs: {r:?}"
     );
     // The live parameters are those after the trained step, bit for bit; the refused step climbed.
-    let (one, _) = reference::<Net, 1, 1, K>(a.blob(), &samples, 1);
+    let (one, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &samples, 1);
     assert_eq!(bits(a.params()), bits(&one));
-    let (next, _) = reference::<Net, 1, 1, K>(a.blob(), &samples, 2);
-    assert!(loss_of(a.blob(), &next, &samples) > r.loss_after);
+    let (next, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &samples, 2);
+    assert!(loss_of(a.blob().unwrap(), &next, &samples) > r.loss_after);
     // Left alone, that step size overflows within a few more steps: the guard matters.
-    let (far, _) = reference::<Net, 1, 1, K>(a.blob(), &samples, 12);
-    let far_loss = loss_of(a.blob(), &far, &samples);
+    let (far, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &samples, 12);
+    let far_loss = loss_of(a.blob().unwrap(), &far, &samples);
     assert!(
         far_loss.is_nan() || far_loss >= 1e6,
         "plain steps would blow up: {far_loss}"
@@ -590,7 +590,7 @@ fn an_extra_step_that_climbs_is_undone() {
     assert_eq!((again.steps, again.undone), (0, Some(0)));
     assert_eq!(bits(a.params()), bits(&one));
     a.reset();
-    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     let r2 = a.adapt_steps(100, StepLimit::Unchecked).unwrap();
     assert_eq!(r2, r, "the guard is deterministic");
 }
@@ -648,7 +648,7 @@ fn a_huge_per_parameter_alpha_is_undone_on_the_first_step() {
     assert_eq!(r.steps, 0);
     assert_eq!(r.loss_after.to_bits(), r.loss_before.to_bits());
     assert_eq!(a.steps_since_reset(), 0);
-    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     assert!(a.predict(&[0.1]).unwrap()[0].is_finite());
 }
 
@@ -675,9 +675,9 @@ fn a_step_above_the_loss_bound_is_undone() {
     assert_eq!(r.undone, Some(0));
     assert_eq!(r.steps, 0);
     assert_eq!(r.loss_after, r.loss_before);
-    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob()));
+    assert_eq!(bits(a.params()), theta0_bits::<Net>(a.blob().unwrap()));
     // The overshoot is finite: it is the bound that refused it, not the NaN check.
-    let (_, losses) = reference::<Net, 1, 1, K>(a.blob(), &samples, 1);
+    let (_, losses) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &samples, 1);
     assert!(
         losses[1].is_finite() && losses[1] > l0 * 1.001,
         "{losses:?}"

@@ -158,6 +158,11 @@ where
         .into_par_iter()
         .map(|i| eval_task::<M, K>(blob, cfg, i))
         .collect::<Result<_>>()?;
+    Ok(summarise(K, &traces))
+}
+
+/// The statistics of each of [`EVAL_STEPS`] over per-task traces.
+pub fn summarise(k: usize, traces: &[TaskTrace]) -> KResult {
     let cells = EVAL_STEPS
         .iter()
         .enumerate()
@@ -180,7 +185,7 @@ where
             }
         })
         .collect();
-    Ok(KResult { k: K, cells })
+    KResult { k, cells }
 }
 
 /// Mean, 95% half-interval (normal approximation) and median.

@@ -8,9 +8,10 @@ use clap::{Args, Parser, Subcommand};
 use meta_train::algo::Algo;
 use meta_train::eval::{self, EvalConfig, KResult};
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
+use meta_train::qemu::{self, Emulated, Flash, Qemu};
 use meta_train::run_dir::{self, RunDir};
 use meta_train::train::{train, Progress, TrainConfig};
-use meta_train::{bench, figures, say, with_k};
+use meta_train::{bench, figures, on_device, say, with_k};
 use shared::wstar::Blob;
 
 /// Meta-train few-shot learners on the host; adapt them on microcontrollers.
@@ -111,6 +112,13 @@ struct EvalArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Run every adaptation and prediction in the firmware on an emulated board (QEMU) instead
+    /// of the host, and compare each task bit for bit with the host simulation.
+    #[arg(long, value_enum)]
+    on: Option<Emulated>,
+    /// Firmware ELF for --on (default: build the board's firmware from this source tree).
+    #[arg(long, requires = "on")]
+    firmware: Option<PathBuf>,
 }
 
 fn threads(n: Option<usize>) -> Result<()> {
@@ -211,6 +219,21 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         seed: a.seed,
         test_points: a.test_points,
     };
+    if let Some(on) = a.on {
+        let r = run_on_device(on, a.firmware.as_deref(), &blob, &cfg)?;
+        if a.json {
+            say!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            say!("{}", on_device::report(&r, &cfg).trim_end());
+        }
+        return if r.parity.holds() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "the device and the host simulation disagree"
+            ))
+        };
+    }
     let results = evaluate_both(&blob, &cfg)?;
     if let Some(path) = &a.plot {
         figures::eval_figure(path, &blob, &cfg, &results)?;
@@ -229,6 +252,30 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Boots the board's firmware with `blob` flashed and evaluates on it.
+fn run_on_device(
+    on: Emulated,
+    firmware: Option<&Path>,
+    blob: &[u8],
+    cfg: &EvalConfig,
+) -> Result<on_device::OnDevice> {
+    let elf = match firmware {
+        Some(p) => p.to_path_buf(),
+        None => qemu::build_firmware(on)?,
+    };
+    let mut device = Qemu::boot(on, &elf, Flash::Bytes(blob))?;
+    let bar = indicatif::ProgressBar::new(2 * cfg.tasks as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:30} {pos}/{len} tasks [{elapsed}<{eta}]",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(format!("on {}", on.board().name));
+    let r = on_device::evaluate(&mut device, blob, cfg, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    Ok(r)
 }
 
 fn main() -> Result<()> {

@@ -1,10 +1,7 @@
 //! The models the CLI can train, by name. Shapes are compile-time constants on the device, so
 //! each supported shape is one concrete type here.
 
-use shared::model::Mlp2;
-
-/// The MAML paper's sinusoid regressor: 1-40-40-1, ReLU.
-pub type SinusoidNet = Mlp2<f32, 1, 40, 40, 1>;
+pub use shared::model::SinusoidNet;
 
 /// Name of [`SinusoidNet`] in configs and on the command line.
 pub const SINUSOID_NET: &str = "mlp-1-40-40-1";

@@ -14,8 +14,11 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod board;
 pub mod inner;
+pub mod link;
 pub mod loss;
 pub mod math;
 pub mod model;
+pub mod report;
 pub mod wstar;

@@ -173,7 +173,7 @@ pub fn signature<M: Layers<f32, I, O>, const I: usize, const O: usize>() -> u32 
 }
 
 /// Why a blob was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum BlobError {
@@ -182,7 +182,8 @@ pub enum BlobError {
         /// Bytes given.
         len: usize,
     },
-    /// The region is erased flash (all `0xFF`): nothing was flashed.
+    /// The region is blank (all `0xFF` as erased flash reads, or all `0x00` as never-written
+    /// memory reads): nothing was flashed.
     Erased,
     /// The first four bytes are not [`MAGIC`].
     BadMagic,
@@ -234,7 +235,7 @@ impl fmt::Display for BlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             BlobError::TooShort { len } => write!(f, "w* blob too short: {len} bytes, a header is {HEADER_LEN}"),
-            BlobError::Erased => write!(f, "no w* flashed: the region is erased (all 0xFF)"),
+            BlobError::Erased => write!(f, "no w* flashed: the region is blank (erased flash)"),
             BlobError::BadMagic => write!(f, "not a w* blob: bad magic (expected \"TAW*\")"),
             BlobError::UnsupportedVersion { found } => {
                 write!(f, "unsupported w* format version {found} (this build reads {FORMAT_VERSION})")
@@ -266,9 +267,61 @@ pub struct Blob<'a> {
     pub meta: Meta,
     /// The header's signature.
     pub signature: u32,
+    /// `None` only in [`Blob::EMPTY`] (a null niche, so the placeholder's bytes are zero).
+    arrays: Option<Arrays<'a>>,
+}
+
+/// The blob's `f32` arrays, in place.
+#[derive(Clone, Copy, Debug)]
+struct Arrays<'a> {
     theta0: &'a [u8],
     alpha: &'a [u8],
     norm: &'a [u8],
+}
+
+impl Arrays<'_> {
+    const NONE: Arrays<'static> = Arrays {
+        theta0: &[],
+        alpha: &[],
+        norm: &[],
+    };
+}
+
+/// The blob at the start of a flash region: the region cut to the length its header declares.
+///
+/// A region is larger than the blob it holds; this reads the declared length so the blob can
+/// then be checked with [`Blob::parse_for`]. A blank header (all `0xFF` or all `0x00`) is
+/// [`BlobError::Erased`]; a length past the region's end is [`BlobError::LengthMismatch`].
+///
+/// ```
+/// use shared::wstar::{in_region, BlobError};
+/// assert_eq!(in_region(&[0xFF; 64]), Err(BlobError::Erased));
+/// assert_eq!(in_region(&[0x00; 64]), Err(BlobError::Erased));
+/// let mut region = [0u8; 64];
+/// region[..4].copy_from_slice(b"TAW*");
+/// region[12] = 8; // 8 payload bytes declared
+/// assert_eq!(in_region(&region).unwrap().len(), 28);
+/// ```
+pub fn in_region(region: &[u8]) -> Result<&[u8], BlobError> {
+    let blank = |b: u8| region.len() >= HEADER_LEN && region[..HEADER_LEN].iter().all(|&v| v == b);
+    if blank(0xFF) || blank(0x00) {
+        return Err(BlobError::Erased);
+    }
+    if region.len() < HEADER_LEN {
+        return Err(BlobError::TooShort { len: region.len() });
+    }
+    if region[..4] != MAGIC {
+        return Err(BlobError::BadMagic);
+    }
+    let declared = le_u32(region, 12);
+    let end = (declared as usize).checked_add(HEADER_LEN);
+    match end {
+        Some(end) if end <= region.len() => Ok(&region[..end]),
+        _ => Err(BlobError::LengthMismatch {
+            declared,
+            actual: region.len() - HEADER_LEN,
+        }),
+    }
 }
 
 fn le_u16(b: &[u8], at: usize) -> u16 {
@@ -284,6 +337,35 @@ fn f32_at(b: &[u8], i: usize) -> f32 {
 }
 
 impl<'a> Blob<'a> {
+    /// A blob that holds no model: a placeholder for a buffer that is loaded later (its bytes
+    /// are all zero, so it can sit in `.bss`). [`Blob::is_empty`] tells it apart; its arrays
+    /// are empty and must not be read.
+    pub const EMPTY: Blob<'static> = Blob {
+        meta: Meta {
+            shape: heapless::Vec::new(),
+            params: 0,
+            loss: Loss::Mse,
+            algorithm: Algorithm::Maml,
+            alpha: AlphaKind::Scalar,
+            steps: 0,
+            adapt: AdaptMask(0),
+            trained_k: 0,
+            loss_bound: 0.0,
+            seed: 0,
+        },
+        signature: 0,
+        arrays: None,
+    };
+
+    fn arrays(&self) -> &Arrays<'a> {
+        self.arrays.as_ref().unwrap_or(&Arrays::NONE)
+    }
+
+    /// This is [`Blob::EMPTY`]: no model (a parsed blob always has parameters).
+    pub fn is_empty(&self) -> bool {
+        self.arrays.is_none()
+    }
+
     /// Parses and checks a blob for model `M`: header, signature, CRC, meta, sizes, and that
     /// every value is finite.
     pub fn parse_for<M: Layers<f32, I, O>, const I: usize, const O: usize>(
@@ -364,20 +446,23 @@ impl<'a> Blob<'a> {
         let blob = Blob {
             meta,
             signature: found,
-            theta0,
-            alpha,
-            norm,
+            arrays: Some(Arrays {
+                theta0,
+                alpha,
+                norm,
+            }),
         };
         blob.check_values()?;
         Ok(blob)
     }
 
     fn check_values(&self) -> Result<(), BlobError> {
-        let all = self.theta0.len() / 4 + self.alpha.len() / 4 + self.norm.len() / 4;
+        let a = self.arrays();
+        let all = (a.theta0.len() + a.alpha.len() + a.norm.len()) / 4;
         let (i, o) = (self.meta.inputs(), self.meta.outputs());
         for k in 0..all {
             let v = self.value(k);
-            let k_norm = k.wrapping_sub(self.theta0.len() / 4 + self.alpha.len() / 4);
+            let k_norm = k.wrapping_sub((a.theta0.len() + a.alpha.len()) / 4);
             let is_scale =
                 (i..2 * i).contains(&k_norm) || (2 * i + o..2 * i + 2 * o).contains(&k_norm);
             if !v.is_finite() || (is_scale && v <= 0.0) {
@@ -392,19 +477,20 @@ impl<'a> Blob<'a> {
 
     /// Stored value `k` among θ0, α and the normalisation arrays, in that order.
     fn value(&self, k: usize) -> f32 {
-        let (t, a) = (self.theta0.len() / 4, self.alpha.len() / 4);
+        let arrays = self.arrays();
+        let (t, a) = (arrays.theta0.len() / 4, arrays.alpha.len() / 4);
         if k < t {
-            f32_at(self.theta0, k)
+            f32_at(arrays.theta0, k)
         } else if k < t + a {
-            f32_at(self.alpha, k - t)
+            f32_at(arrays.alpha, k - t)
         } else {
-            f32_at(self.norm, k - t - a)
+            f32_at(arrays.norm, k - t - a)
         }
     }
 
     /// `θ0[index]`.
     pub fn theta0(&self, index: usize) -> f32 {
-        f32_at(self.theta0, index)
+        f32_at(self.arrays().theta0, index)
     }
 
     /// Copies `θ0` into `params`.
@@ -415,28 +501,31 @@ impl<'a> Blob<'a> {
     /// The step size of the parameter at flat `index`.
     pub fn alpha(&self, index: usize) -> f32 {
         match self.meta.alpha {
-            AlphaKind::Scalar => f32_at(self.alpha, 0),
-            AlphaKind::PerParameter => f32_at(self.alpha, index),
+            AlphaKind::Scalar => f32_at(self.arrays().alpha, 0),
+            AlphaKind::PerParameter => f32_at(self.arrays().alpha, index),
         }
     }
 
     /// Number of stored α values.
     pub fn alpha_len(&self) -> usize {
-        self.alpha.len() / 4
+        self.arrays().alpha.len() / 4
     }
 
     /// `(mean, std)` of input feature `i`: the model sees `(x − mean) / std`.
     pub fn input_norm(&self, i: usize) -> (f32, f32) {
         let n = self.meta.inputs();
-        (f32_at(self.norm, i), f32_at(self.norm, n + i))
+        (
+            f32_at(self.arrays().norm, i),
+            f32_at(self.arrays().norm, n + i),
+        )
     }
 
     /// `(mean, std)` of output `i`: the model predicts `(y − mean) / std`.
     pub fn output_norm(&self, i: usize) -> (f32, f32) {
         let (n, o) = (self.meta.inputs(), self.meta.outputs());
         (
-            f32_at(self.norm, 2 * n + i),
-            f32_at(self.norm, 2 * n + o + i),
+            f32_at(self.arrays().norm, 2 * n + i),
+            f32_at(self.arrays().norm, 2 * n + o + i),
         )
     }
 }

@@ -4,7 +4,7 @@
 use nalgebra::{SMatrix, SVector};
 
 use super::kernels::{add_mul, add_mul_at, add_mul_bt, zeros};
-use super::{Layers, Params};
+use super::{Layers, Params, Zeroed};
 use crate::math::Real;
 
 /// Weights `w` (`O × I`) and biases `b` (`O`).
@@ -125,16 +125,17 @@ fn column_sum<T: Real, const O: usize, const K: usize>(m: &SMatrix<T, O, K>) -> 
     SVector::from(s)
 }
 
+impl<T: Real, const I: usize, const O: usize> Zeroed for Dense<T, I, O> {
+    const ZERO: Self = Self {
+        w: SMatrix::ZERO,
+        b: SMatrix::ZERO,
+    };
+}
+
 impl<T: Real, const I: usize, const O: usize> Params<T> for Dense<T, I, O> {
     const LAYERS: usize = 1;
     const PARAMS: usize = I * O + O;
 
-    fn zeros() -> Self {
-        Self {
-            w: zeros(),
-            b: zeros(),
-        }
-    }
     fn for_each(&self, f: &mut dyn FnMut(usize, &[T])) {
         f(0, self.w.as_slice());
         f(0, self.b.as_slice());
@@ -152,10 +153,6 @@ impl<T: Real, const I: usize, const O: usize> Params<T> for Dense<T, I, O> {
 /// As the last layer of a stack: linear outputs. Its cache is `∂L/∂z` from the backward pass.
 impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O> {
     type Cache<const K: usize> = SMatrix<T, O, K>;
-
-    fn new_cache<const K: usize>() -> Self::Cache<K> {
-        zeros()
-    }
 
     fn shape(f: &mut dyn FnMut(usize)) {
         f(I);

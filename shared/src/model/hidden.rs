@@ -2,7 +2,7 @@
 
 use nalgebra::SMatrix;
 
-use super::{Dense, Layers, Params};
+use super::{Dense, Layers, Params, Zeroed};
 use crate::math::Real;
 
 /// `a = relu(W·x + b)`, then `rest` maps the `H` activations to the `O` outputs.
@@ -44,18 +44,29 @@ fn relu_mask<T: Real, const H: usize, const K: usize>(
     }
 }
 
+impl<T: Real, const I: usize, const H: usize, const O: usize, R: Zeroed> Zeroed
+    for Hidden<T, I, H, O, R>
+{
+    const ZERO: Self = Self {
+        layer: Dense::ZERO,
+        rest: R::ZERO,
+    };
+}
+
+impl<T: Real, const H: usize, const K: usize, C: Zeroed> Zeroed for HiddenCache<T, H, K, C> {
+    const ZERO: Self = Self {
+        a: SMatrix::ZERO,
+        dz: SMatrix::ZERO,
+        rest: C::ZERO,
+    };
+}
+
 impl<T: Real, const I: usize, const H: usize, const O: usize, R: Params<T>> Params<T>
     for Hidden<T, I, H, O, R>
 {
     const LAYERS: usize = 1 + R::LAYERS;
     const PARAMS: usize = I * H + H + R::PARAMS;
 
-    fn zeros() -> Self {
-        Self {
-            layer: Dense::zeros(),
-            rest: R::zeros(),
-        }
-    }
     fn for_each(&self, f: &mut dyn FnMut(usize, &[T])) {
         self.layer.for_each(f);
         self.rest.for_each(&mut |l, s| f(l + 1, s));
@@ -75,14 +86,6 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
     for Hidden<T, I, H, O, R>
 {
     type Cache<const K: usize> = HiddenCache<T, H, K, R::Cache<K>>;
-
-    fn new_cache<const K: usize>() -> Self::Cache<K> {
-        HiddenCache {
-            a: super::kernels::zeros(),
-            dz: super::kernels::zeros(),
-            rest: R::new_cache(),
-        }
-    }
 
     fn shape(f: &mut dyn FnMut(usize)) {
         // The rest of the stack starts at its input width, which is this layer's `H`.

@@ -36,19 +36,42 @@ pub type Mlp1<T, const I: usize, const H: usize, const O: usize> =
 pub type Mlp2<T, const I: usize, const H1: usize, const H2: usize, const O: usize> =
     Hidden<T, I, H1, O, Hidden<T, H1, H2, O, Dense<T, H2, O>>>;
 
+/// The MAML paper's sinusoid regressor: 1-40-40-1, ReLU (1,761 parameters). The firmware and
+/// the host trainer name it from here.
+pub type SinusoidNet = Mlp2<f32, 1, 40, 40, 1>;
+
+/// A value with every number zero, as a constant: buffers built from it can sit in a
+/// `static` in zero-initialised RAM (`.bss`) instead of being built on a small stack.
+///
+/// ```
+/// use shared::model::{Mlp1, Zeroed};
+/// static NET: Mlp1<f32, 1, 8, 1> = Mlp1::ZERO;
+/// assert_eq!(NET.layer.w[(3, 0)], 0.0);
+/// ```
+pub trait Zeroed {
+    /// All zeros.
+    const ZERO: Self;
+}
+
+impl<T: Real, const R: usize, const C: usize> Zeroed for SMatrix<T, R, C> {
+    const ZERO: Self = SMatrix::from_array_storage(nalgebra::ArrayStorage([[T::ZERO; R]; C]));
+}
+
 /// The most layers a model may have (bits of the adapt mask, entries of the shape list).
 pub const MAX_LAYERS: usize = 16;
 
 /// A model's parameters, visited as flat slices in one fixed order: layer by layer, each
 /// layer's weights (column-major) then its biases. That order is the order of `θ0` and `α` in
 /// the `w*` blob.
-pub trait Params<T: Real>: Clone {
+pub trait Params<T: Real>: Clone + Zeroed {
     /// Number of weight layers.
     const LAYERS: usize;
     /// Number of scalar parameters.
     const PARAMS: usize;
     /// All parameters zero.
-    fn zeros() -> Self;
+    fn zeros() -> Self {
+        Self::ZERO
+    }
     /// Calls `f(layer, slice)` on every parameter slice, in order.
     fn for_each(&self, f: &mut dyn FnMut(usize, &[T]));
     /// Calls `f(layer, slice)` on every parameter slice, in order, mutably.
@@ -94,10 +117,12 @@ pub trait Params<T: Real>: Clone {
 /// of the input matrix).
 pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
     /// What the forward pass keeps for the backward pass and the Hessian-vector product.
-    type Cache<const K: usize>: Clone;
+    type Cache<const K: usize>: Clone + Zeroed;
 
     /// A fresh cache.
-    fn new_cache<const K: usize>() -> Self::Cache<K>;
+    fn new_cache<const K: usize>() -> Self::Cache<K> {
+        Self::Cache::<K>::ZERO
+    }
 
     /// Calls `f(width)` for the input width, each hidden width and the output width.
     fn shape(f: &mut dyn FnMut(usize));

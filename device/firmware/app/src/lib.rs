@@ -1,0 +1,102 @@
+//! The tinyadapt firmware, for any board: it serves the `device` runtime over the board's UART.
+//!
+//! At reset it finds `w*` in the board's flash region (written there separately from the
+//! firmware), then answers [`shared::link`] requests forever: push samples, adapt, predict,
+//! reset, read parameters and memory use. Every refusal is a typed reply; nothing a host sends
+//! stops it. A board package is `main` calling [`run`] with its UART and its
+//! [`shared::board::Board`].
+//!
+//! `defmt` logs leave by semihosting (feature `semihosting`, QEMU) or RTT (feature `rtt`, a
+//! debug probe). Under semihosting a panic or a fault ends QEMU with exit code 1 so a test sees
+//! it; on hardware it resets the MCU.
+#![no_std]
+
+pub mod clock;
+mod fault;
+pub mod stack;
+pub mod uart;
+
+#[cfg(feature = "rtt")]
+use defmt_rtt as _;
+#[cfg(feature = "semihosting")]
+use defmt_semihosting as _;
+
+use device::server::{Platform, Server};
+use shared::board::Board;
+use shared::link::{Memory, FIRMWARE_K, MAX_FRAME};
+use shared::model::SinusoidNet;
+use static_cell::ConstStaticCell;
+
+/// The server this firmware runs: the MAML sinusoid net, one input, one output,
+/// [`FIRMWARE_K`] samples.
+pub type FirmwareServer = Server<'static, SinusoidNet, 1, 1, FIRMWARE_K>;
+
+/// The server lives in zero-initialised RAM, never on the stack.
+static SERVER: ConstStaticCell<FirmwareServer> = ConstStaticCell::new(FirmwareServer::UNLOADED);
+
+/// A byte-wide serial port.
+pub trait Serial {
+    /// Waits for a byte.
+    fn read(&mut self) -> u8;
+    /// Sends a byte (waits while the transmitter is full).
+    fn write(&mut self, byte: u8);
+}
+
+struct OnBoard {
+    clock: clock::Clock,
+}
+
+impl Platform for OnBoard {
+    fn ticks(&mut self) -> u64 {
+        self.clock.ticks()
+    }
+
+    fn memory(&self) -> Memory {
+        stack::memory()
+    }
+}
+
+/// Serves the `w*` in `board`'s region over `uart`, forever.
+pub fn run(mut uart: impl Serial, board: &Board) -> ! {
+    let cp = cortex_m::Peripherals::take().expect("peripherals are taken once, here");
+    let mut platform = OnBoard {
+        clock: clock::Clock::start(cp.SYST),
+    };
+    // The region is flash outside any Rust object, written by the flasher (or QEMU's loader)
+    // before reset and never while the firmware runs.
+    let region = wstar_region(board);
+    let server = SERVER.take();
+    // A refused blob is logged here and reported by every request that needs one.
+    let _ = server.load(region);
+    match server.status().blob {
+        Ok(signature) => defmt::info!(
+            "{=str}: w* {=u32:#010x} at {=u32:#010x}, adapter {=u32} B RAM",
+            board.name,
+            signature,
+            board.wstar.origin,
+            server.status().adapter_bytes
+        ),
+        Err(e) => defmt::warn!("{=str}: no usable w*: {}", board.name, e),
+    }
+    let mut out = [0u8; MAX_FRAME];
+    loop {
+        let byte = uart.read();
+        if let Some(frame) = server.feed(byte, &mut out, &mut platform) {
+            for &b in frame {
+                uart.write(b);
+            }
+        }
+    }
+}
+
+/// `board`'s `w*` flash region.
+fn wstar_region(board: &Board) -> &'static [u8] {
+    // SAFETY: the region is memory-mapped flash of the board, readable for its whole length,
+    // never written while the firmware runs, and not part of any Rust object.
+    unsafe {
+        core::slice::from_raw_parts(
+            board.wstar.origin as usize as *const u8,
+            board.wstar.length as usize,
+        )
+    }
+}

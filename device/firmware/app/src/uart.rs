@@ -1,0 +1,82 @@
+//! Polled UART drivers for the boards' serial ports.
+
+use crate::Serial;
+
+fn read(addr: usize) -> u32 {
+    // SAFETY: callers pass the address of a UART register of this board.
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+fn write(addr: usize, v: u32) {
+    // SAFETY: callers pass the address of a UART register of this board.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
+}
+
+/// Arm CMSDK APB UART (MPS2 boards).
+pub struct Cmsdk {
+    base: usize,
+}
+
+impl Cmsdk {
+    const DATA: usize = 0x00;
+    const STATE: usize = 0x04;
+    const CTRL: usize = 0x08;
+    const BAUDDIV: usize = 0x10;
+    const TX_FULL: u32 = 1 << 0;
+    const RX_FULL: u32 = 1 << 1;
+
+    /// Enables the UART at `base` for transmit and receive.
+    pub fn new(base: usize) -> Self {
+        write(base + Self::BAUDDIV, 16);
+        write(base + Self::CTRL, 0b11);
+        Self { base }
+    }
+}
+
+impl Serial for Cmsdk {
+    fn read(&mut self) -> u8 {
+        while read(self.base + Self::STATE) & Self::RX_FULL == 0 {}
+        read(self.base + Self::DATA) as u8
+    }
+
+    fn write(&mut self, byte: u8) {
+        while read(self.base + Self::STATE) & Self::TX_FULL != 0 {}
+        write(self.base + Self::DATA, u32::from(byte));
+    }
+}
+
+/// TI Stellaris UART, a PL011 (LM3S boards).
+pub struct Stellaris {
+    base: usize,
+}
+
+impl Stellaris {
+    const DR: usize = 0x000;
+    const FR: usize = 0x018;
+    const LCRH: usize = 0x02C;
+    const CTL: usize = 0x030;
+    const RXFE: u32 = 1 << 4;
+    const TXFF: u32 = 1 << 5;
+    /// System control RCGC1: run-mode clock gating, bit 0 is UART0.
+    const RCGC1: usize = 0x400F_E104;
+
+    /// Clocks and enables UART0 at `base`, 8N1 with FIFOs.
+    pub fn new(base: usize) -> Self {
+        write(Self::RCGC1, read(Self::RCGC1) | 1);
+        write(base + Self::LCRH, (0b11 << 5) | (1 << 4));
+        write(base + Self::CTL, (1 << 9) | (1 << 8) | 1);
+        Self { base }
+    }
+}
+
+impl Serial for Stellaris {
+    fn read(&mut self) -> u8 {
+        while read(self.base + Self::FR) & Self::RXFE != 0 {}
+        read(self.base + Self::DR) as u8
+    }
+
+    fn write(&mut self, byte: u8) {
+        while read(self.base + Self::FR) & Self::TXFF != 0 {}
+        write(self.base + Self::DR, u32::from(byte));
+    }
+}
