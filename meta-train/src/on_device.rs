@@ -298,6 +298,36 @@ pub struct OnDevice {
     pub parity: Parity,
     /// Instructions.
     pub cost: Cost,
+    /// Stack use after the whole evaluation, and the adapter's RAM.
+    pub memory: DeviceMemory,
+}
+
+/// RAM the firmware used.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct DeviceMemory {
+    /// Stack high-water mark (bytes), from the painted stack.
+    pub stack_peak: u32,
+    /// Bytes the adapter itself occupies (in `.bss`).
+    pub adapter_bytes: u32,
+}
+
+impl Qemu {
+    /// Stack high-water mark and the adapter's size, as the firmware reports them.
+    pub fn memory(&mut self) -> Result<DeviceMemory> {
+        let mut buf = Vec::new();
+        let stack_peak = match self.call(&Request::Memory, &mut buf)? {
+            Response::Memory(m) => m.stack_peak,
+            r => return Err(unexpected(&r)),
+        };
+        let adapter_bytes = match self.call(&Request::Status, &mut buf)? {
+            Response::Status(s) => s.adapter_bytes,
+            r => return Err(unexpected(&r)),
+        };
+        Ok(DeviceMemory {
+            stack_peak,
+            adapter_bytes,
+        })
+    }
 }
 
 /// Evaluates `blob` on the device behind `qemu` for K = 5 and 10, and the host simulation
@@ -337,6 +367,7 @@ pub fn evaluate(
         results,
         parity,
         cost,
+        memory: qemu.memory()?,
     })
 }
 
@@ -377,5 +408,9 @@ pub fn report(r: &OnDevice, cfg: &EvalConfig) -> String {
             "instructions (QEMU -icount): {step} per inner step (K = 10), {pred} per prediction\n"
         ));
     }
+    s.push_str(&format!(
+        "RAM: adapter {} B, stack high-water mark {} B\n",
+        r.memory.adapter_bytes, r.memory.stack_peak
+    ));
     s
 }

@@ -88,7 +88,7 @@ pub const LM3S6965EVB: Board = Board {
         origin: 0x0002_0000,
         length: 0x0001_0000,
     },
-    core_clock_hz: 12_000_000,
+    core_clock_hz: 12_500_000,
     qemu_machine: Some("lm3s6965evb"),
     probe_rs_chip: None,
 };

@@ -27,6 +27,14 @@ pub fn zeros<T: Real, const R: usize, const C: usize>() -> SMatrix<T, R, C> {
     SMatrix::from_data(ArrayStorage([[T::ZERO; R]; C]))
 }
 
+/// Output rows summed side by side in [`add_mul`]: as many as a
+/// microcontroller's FPU keeps in registers (16 of its 32), all of them on the host (wider
+/// vectors). Like [`BLOCK`], it changes the order of the loops, never of any sum.
+#[cfg(target_os = "none")]
+const ROWS: usize = 16;
+#[cfg(not(target_os = "none"))]
+const ROWS: usize = 64;
+
 /// `out += w · x`: for each column `j`, `out[:, j] += Σ_l w[:, l] · x[l, j]`, `l` ascending.
 #[inline]
 pub fn add_mul<T: Real, const O: usize, const I: usize, const K: usize>(
@@ -34,18 +42,54 @@ pub fn add_mul<T: Real, const O: usize, const I: usize, const K: usize>(
     w: &SMatrix<T, O, I>,
     x: &SMatrix<T, I, K>,
 ) {
+    add_mul_rows::<T, O, I, K, ROWS>(out, w, x);
+}
+
+/// [`add_mul`] over blocks of `R` output rows.
+#[inline]
+fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R: usize>(
+    out: &mut SMatrix<T, O, K>,
+    w: &SMatrix<T, O, I>,
+    x: &SMatrix<T, I, K>,
+) {
     let w = w.as_slice();
     let x = x.as_slice();
     for (j, oc) in out.as_mut_slice().chunks_exact_mut(O).enumerate() {
-        let mut acc = [T::ZERO; O];
-        acc.copy_from_slice(oc);
-        for (l, wc) in w.chunks_exact(O).enumerate() {
-            let xv = x[j * I + l];
-            for (a, &wv) in acc.iter_mut().zip(wc) {
-                *a += wv * xv;
+        let xc = &x[j * I..(j + 1) * I];
+        if O <= R {
+            // All rows at once (the host: the compiler vectorises across them).
+            let mut acc = [T::ZERO; O];
+            acc.copy_from_slice(oc);
+            for (wc, &xv) in w.chunks_exact(O).zip(xc) {
+                for (a, &wv) in acc.iter_mut().zip(wc) {
+                    *a += wv * xv;
+                }
+            }
+            oc.copy_from_slice(&acc);
+            continue;
+        }
+        let mut r0 = 0;
+        while r0 + R <= O {
+            // Full blocks have a fixed trip count: the accumulators stay in registers.
+            let ob = &mut oc[r0..r0 + R];
+            let mut acc = [T::ZERO; R];
+            acc.copy_from_slice(ob);
+            for (wc, &xv) in w.chunks_exact(O).zip(xc) {
+                for (a, &wv) in acc.iter_mut().zip(&wc[r0..r0 + R]) {
+                    *a += wv * xv;
+                }
+            }
+            ob.copy_from_slice(&acc);
+            r0 += R;
+        }
+        if r0 < O {
+            let ob = &mut oc[r0..];
+            for (wc, &xv) in w.chunks_exact(O).zip(xc) {
+                for (a, &wv) in ob.iter_mut().zip(&wc[r0..]) {
+                    *a += wv * xv;
+                }
             }
         }
-        oc.copy_from_slice(&acc);
     }
 }
 
@@ -178,6 +222,25 @@ mod tests {
         ] {
             let mut out = SMatrix::<f32, 37, 10>::from_element(0.5);
             run(&mut out, &w, &d);
+            assert_eq!(bits(&out), bits(&reference));
+        }
+    }
+
+    #[test]
+    fn row_blocks_never_change_a_bit() {
+        let w = SMatrix::<f32, 40, 37>::from_fn(|i, j| ((i * 7 + j * 3) as f32 * 0.37).sin());
+        let x = SMatrix::<f32, 37, 10>::from_fn(|i, j| ((i * 3 + j * 13) as f32 * 0.11).cos());
+        let bits = |m: &SMatrix<f32, 40, 10>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let mut reference = SMatrix::<f32, 40, 10>::from_element(0.5);
+        add_mul_rows::<f32, 40, 37, 10, 1>(&mut reference, &w, &x);
+        for run in [
+            add_mul_rows::<f32, 40, 37, 10, 7>,
+            add_mul_rows::<f32, 40, 37, 10, 16>,
+            add_mul_rows::<f32, 40, 37, 10, 40>,
+            add_mul_rows::<f32, 40, 37, 10, 64>,
+        ] {
+            let mut out = SMatrix::<f32, 40, 10>::from_element(0.5);
+            run(&mut out, &w, &x);
             assert_eq!(bits(&out), bits(&reference));
         }
     }

@@ -60,10 +60,12 @@ impl Stellaris {
     /// System control RCGC1: run-mode clock gating, bit 0 is UART0.
     const RCGC1: usize = 0x400F_E104;
 
-    /// Clocks and enables UART0 at `base`, 8N1 with FIFOs.
+    /// Clocks and enables UART0 at `base`, 8N1. The FIFOs stay off: switching them on flushes
+    /// the receiver, which would drop a request already on the line; the link is half-duplex
+    /// request/response, so a one-byte holding register loses nothing.
     pub fn new(base: usize) -> Self {
         write(Self::RCGC1, read(Self::RCGC1) | 1);
-        write(base + Self::LCRH, (0b11 << 5) | (1 << 4));
+        write(base + Self::LCRH, 0b11 << 5);
         write(base + Self::CTL, (1 << 9) | (1 << 8) | 1);
         Self { base }
     }
