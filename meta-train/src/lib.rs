@@ -5,6 +5,7 @@
 pub mod algo;
 pub mod bench;
 pub mod eval;
+pub mod export;
 pub mod figures;
 pub mod flops;
 pub mod inspect;

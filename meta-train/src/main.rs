@@ -11,7 +11,8 @@ use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::qemu::{self, Emulated, Flash, Qemu};
 use meta_train::run_dir::{self, RunDir};
 use meta_train::train::{train, Progress, TrainConfig};
-use meta_train::{bench, figures, on_device, say, with_k};
+use meta_train::{bench, export, figures, on_device, say, with_k};
+use shared::board::Board;
 use shared::wstar::Blob;
 
 /// Meta-train few-shot learners on the host; adapt them on microcontrollers.
@@ -32,6 +33,18 @@ enum Command {
     Inspect {
         /// The blob.
         blob: PathBuf,
+    },
+    /// Write what flashing a w* blob needs for a board: the .bin for its w* region, the same
+    /// bytes as Intel HEX at the region's address, and the probe-rs command.
+    Export {
+        /// The blob.
+        blob: PathBuf,
+        /// Board: mps2-an386, lm3s6965evb (QEMU) or nrf52840-dk.
+        #[arg(long, value_parser = board_name)]
+        board: &'static Board,
+        /// Folder for the files.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
     /// Measure meta-iterations per second, GFLOP/s and peak memory; with --quality, the
     /// post-adaptation error of MAML and Meta-SGD trained with the paper's setup.
@@ -119,6 +132,13 @@ struct EvalArgs {
     /// Firmware ELF for --on (default: build the board's firmware from this source tree).
     #[arg(long, requires = "on")]
     firmware: Option<PathBuf>,
+}
+
+fn board_name(name: &str) -> Result<&'static Board, String> {
+    shared::board::by_name(name).ok_or_else(|| {
+        let names: Vec<_> = shared::board::BOARDS.iter().map(|b| b.name).collect();
+        format!("unknown board {name:?}; boards: {}", names.join(", "))
+    })
 }
 
 fn threads(n: Option<usize>) -> Result<()> {
@@ -292,6 +312,14 @@ fn main() -> Result<()> {
                 "{}",
                 meta_train::inspect::report(&parsed, bytes.len()).trim_end()
             );
+            Ok(())
+        }
+        Command::Export { blob, board, out } => {
+            let bytes = std::fs::read(&blob)
+                .with_context(|| format!("cannot read w* blob {}", blob.display()))?;
+            let e = export::export(&bytes, board, &out)
+                .with_context(|| format!("{}", blob.display()))?;
+            say!("{}", export::instructions(board, &e).trim_end());
             Ok(())
         }
         Command::Bench(a) => bench::run(&a),
