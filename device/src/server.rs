@@ -11,7 +11,7 @@
 //! type Net = shared::model::Mlp1<f32, 1, 4, 1>;
 //! struct Host;
 //! impl Platform for Host {
-//!     fn ticks(&mut self) -> u64 { 0 }
+//!     fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) { (f(), 0) }
 //!     fn memory(&self) -> Memory { Memory { stack_peak: 0, stack_size: 0 } }
 //! }
 //! let region = [0xFFu8; 256]; // nothing flashed
@@ -42,9 +42,10 @@ use crate::adapter::{Adapter, Sample};
 
 /// What the server needs from the board.
 pub trait Platform {
-    /// A monotonic count of core clock ticks (instructions under QEMU's `-icount shift=0`
-    /// scaled by the clock; see `shared::board::Board::core_clock_hz`).
-    fn ticks(&mut self) -> u64;
+    /// Runs `f` and returns its result with the core clock ticks it took (under QEMU's
+    /// `-icount`, a deterministic count that converts to instructions; see
+    /// `shared::board::Board::qemu_icount_shift`). A board without a clock returns 0 ticks.
+    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64);
     /// Stack use so far.
     fn memory(&self) -> Memory;
 }
@@ -186,12 +187,10 @@ where
             Response::Reset
         }
         Request::Adapt { steps, limit } => {
-            let start = board.ticks();
-            let r = match steps {
+            let (r, ticks) = board.measure(|| match steps {
                 None => a.adapt(),
                 Some(n) => a.adapt_steps(n, limit),
-            };
-            let ticks = board.ticks() - start;
+            });
             match r {
                 Ok(report) => Response::Adapted { report, ticks },
                 Err(e) => Response::Error(LinkError::Adapt(e)),
@@ -204,9 +203,7 @@ where
                     found: (x.len() / 4) as u16,
                 });
             };
-            let start = board.ticks();
-            let r = a.predict(&x);
-            let ticks = board.ticks() - start;
+            let (r, ticks) = board.measure(|| a.predict(&x));
             match r {
                 Ok(y) => Response::Prediction {
                     y: put_floats(&y, scratch),

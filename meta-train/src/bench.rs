@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Instead: the on-device costs of the MAML sinusoid adaptation on both emulated boards
+    /// (instructions, flash, RAM), as a Markdown table.
+    #[arg(long)]
+    pub device: bool,
 }
 
 /// The paper's sinusoid setup for `algorithm`.
@@ -102,6 +106,16 @@ pub fn peak_memory_mib() -> Option<f64> {
 
 /// Runs the benchmark and prints its tables.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if a.device {
+        let blob = crate::device_bench::maml_blob(1000)?;
+        let rows = crate::qemu::Emulated::ALL
+            .iter()
+            .map(|&on| crate::device_bench::measure(on, &blob))
+            .collect::<Result<Vec<_>>>()?;
+        say!("MAML sinusoid w* (1-40-40-1, 1,761 parameters, K = 10), firmware under QEMU with -icount (exact instruction counts)");
+        say!("{}", crate::device_bench::table(&rows).trim_end());
+        return Ok(());
+    }
     if let Some(t) = a.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)

@@ -47,8 +47,8 @@ pub fn intel_hex(bytes: &[u8], address: u32) -> Result<String> {
         }
     }
     records.push(ihex::Record::EndOfFile);
-    let mut s = ihex::create_object_file_representation(&records)
-        .map_err(|e| anyhow!("Intel HEX: {e}"))?;
+    let mut s =
+        ihex::create_object_file_representation(&records).map_err(|e| anyhow!("Intel HEX: {e}"))?;
     s.push('\n');
     Ok(s)
 }

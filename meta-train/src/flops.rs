@@ -59,6 +59,17 @@ pub fn task(
     f
 }
 
+/// FLOPs of one inner step on the device with `k` samples: the backward pass from the cached
+/// forward pass, the update `θ − α ⊙ g`, then the forward pass and loss the guard checks.
+///
+/// ```
+/// assert_eq!(meta_train::flops::inner_step(&[1, 40, 40, 1], 10), 104_373);
+/// ```
+pub fn inner_step(widths: &[usize], k: usize) -> u64 {
+    // One inner step of a one-step task minus the initial forward, loss and backward.
+    task(widths, k, 1, false, false) - task(widths, k, 0, false, false)
+}
+
 /// FLOPs of one meta-iteration: `meta_batch` tasks, their averaging, and Adam.
 pub fn meta_iteration(
     widths: &[usize],

@@ -4,6 +4,7 @@
 
 pub mod algo;
 pub mod bench;
+pub mod device_bench;
 pub mod eval;
 pub mod export;
 pub mod figures;

@@ -373,7 +373,7 @@ pub fn evaluate(
 
 /// Per-step and per-prediction instructions from a trace whose adaptation ran 1, 4 and 5
 /// steps: a call costs `c + n·s`, so two calls that kept `n1 ≠ n2` steps give `s`.
-fn cost_of(qemu: &Qemu, t: &DeviceTrace) -> Cost {
+pub fn cost_of(qemu: &Qemu, t: &DeviceTrace) -> Cost {
     let per_step = t.adapt_ticks.windows(2).find_map(|w| {
         let ((t1, n1), (t2, n2)) = (w[0], w[1]);
         (n1 != n2 && n1 > 0 && n2 > 0).then(|| {

@@ -1,9 +1,9 @@
 //! The firmware under QEMU: build it, boot it with a `w*` in its flash region, talk to it over
 //! its UART (a Unix socket here, a serial port on hardware), and decode its `defmt` logs.
 //!
-//! QEMU runs with `-icount shift=0,align=off,sleep=off`: one instruction is one nanosecond of
-//! virtual time, so the SysTick ticks the firmware reports are an exact, repeatable instruction
-//! count (see [`Qemu::instructions`]).
+//! QEMU runs with `-icount shift=N,align=off,sleep=off`: every instruction takes `2^N` ns of
+//! virtual time, so the SysTick ticks the firmware reports convert to an exact, repeatable
+//! instruction count (see [`Qemu::instructions`]).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -131,7 +131,11 @@ impl Qemu {
         let mut cmd = Command::new("qemu-system-arm");
         cmd.args(["-machine", machine, "-cpu", on.cpu()])
             .args(["-display", "none", "-monitor", "none", "-nodefaults"])
-            .args(["-icount", "shift=0,align=off,sleep=off"])
+            .arg("-icount")
+            .arg(format!(
+                "shift={},align=off,sleep=off",
+                board.qemu_icount_shift
+            ))
             .args(["-semihosting-config", "enable=on,target=native"])
             .arg("-serial")
             .arg(format!("unix:{},server=on,wait=on", socket.display()))
@@ -276,9 +280,12 @@ impl Qemu {
         format!("{} firmware: {what}; its log:\n  {logs}", self.board().name)
     }
 
-    /// Core clock ticks as instructions: under `-icount shift=0` one instruction takes 1 ns.
+    /// A measured tick count as instructions: each instruction takes `2^shift` ns of virtual
+    /// time, longer than a tick, so rounding recovers the exact count.
     pub fn instructions(&self, ticks: u64) -> u64 {
-        ticks * 1_000_000_000 / u64::from(self.board().core_clock_hz)
+        let b = self.board();
+        let tick_ns = 1e9 / f64::from(b.core_clock_hz);
+        (ticks as f64 * tick_ns / f64::from(1u32 << b.qemu_icount_shift)).round() as u64
     }
 
     /// Whether QEMU has exited, and how (a fault or panic exits with code 1).

@@ -44,6 +44,10 @@ pub struct Board {
     pub core_clock_hz: u32,
     /// `qemu-system-arm -M` machine, for emulated boards.
     pub qemu_machine: Option<&'static str>,
+    /// QEMU `-icount shift=N`: each instruction takes `2^N` ns of virtual time. Chosen longer
+    /// than a clock tick, so a measured tick count `t` gives the exact instruction count
+    /// `round(t · tick_ns / 2^N)`.
+    pub qemu_icount_shift: u8,
     /// `probe-rs --chip` name, for real boards.
     pub probe_rs_chip: Option<&'static str>,
 }
@@ -67,6 +71,8 @@ pub const MPS2_AN386: Board = Board {
     },
     core_clock_hz: 25_000_000,
     qemu_machine: Some("mps2-an386"),
+    // 40 ns ticks, 64 ns instructions.
+    qemu_icount_shift: 6,
     probe_rs_chip: None,
 };
 
@@ -90,6 +96,8 @@ pub const LM3S6965EVB: Board = Board {
     },
     core_clock_hz: 12_500_000,
     qemu_machine: Some("lm3s6965evb"),
+    // 80 ns ticks, 128 ns instructions.
+    qemu_icount_shift: 7,
     probe_rs_chip: None,
 };
 
@@ -113,6 +121,7 @@ pub const NRF52840_DK: Board = Board {
     },
     core_clock_hz: 64_000_000,
     qemu_machine: None,
+    qemu_icount_shift: 0,
     probe_rs_chip: Some("nRF52840_xxAA"),
 };
 

@@ -27,7 +27,7 @@ pub fn zeros<T: Real, const R: usize, const C: usize>() -> SMatrix<T, R, C> {
     SMatrix::from_data(ArrayStorage([[T::ZERO; R]; C]))
 }
 
-/// Output rows summed side by side in [`add_mul`]: as many as a
+/// Output rows summed side by side in [`add_mul`] and [`add_mul_bt`]: as many as a
 /// microcontroller's FPU keeps in registers (16 of its 32), all of them on the host (wider
 /// vectors). Like [`BLOCK`], it changes the order of the loops, never of any sum.
 #[cfg(target_os = "none")]
@@ -100,18 +100,54 @@ pub fn add_mul_bt<T: Real, const O: usize, const I: usize, const K: usize>(
     a: &SMatrix<T, O, K>,
     b: &SMatrix<T, I, K>,
 ) {
+    add_mul_bt_rows::<T, O, I, K, ROWS>(out, a, b);
+}
+
+/// [`add_mul_bt`] over blocks of `R` output rows.
+#[inline]
+fn add_mul_bt_rows<T: Real, const O: usize, const I: usize, const K: usize, const R: usize>(
+    out: &mut SMatrix<T, O, I>,
+    a: &SMatrix<T, O, K>,
+    b: &SMatrix<T, I, K>,
+) {
     let a = a.as_slice();
     let b = b.as_slice();
     for (l, oc) in out.as_mut_slice().chunks_exact_mut(O).enumerate() {
-        let mut acc = [T::ZERO; O];
-        acc.copy_from_slice(oc);
-        for (j, ac) in a.chunks_exact(O).enumerate() {
-            let bv = b[j * I + l];
-            for (s, &av) in acc.iter_mut().zip(ac) {
-                *s += av * bv;
+        if O <= R {
+            let mut acc = [T::ZERO; O];
+            acc.copy_from_slice(oc);
+            for (j, ac) in a.chunks_exact(O).enumerate() {
+                let bv = b[j * I + l];
+                for (s, &av) in acc.iter_mut().zip(ac) {
+                    *s += av * bv;
+                }
+            }
+            oc.copy_from_slice(&acc);
+            continue;
+        }
+        let mut r0 = 0;
+        while r0 + R <= O {
+            let ob = &mut oc[r0..r0 + R];
+            let mut acc = [T::ZERO; R];
+            acc.copy_from_slice(ob);
+            for (j, ac) in a.chunks_exact(O).enumerate() {
+                let bv = b[j * I + l];
+                for (s, &av) in acc.iter_mut().zip(&ac[r0..r0 + R]) {
+                    *s += av * bv;
+                }
+            }
+            ob.copy_from_slice(&acc);
+            r0 += R;
+        }
+        if r0 < O {
+            let ob = &mut oc[r0..];
+            for (j, ac) in a.chunks_exact(O).enumerate() {
+                let bv = b[j * I + l];
+                for (s, &av) in ob.iter_mut().zip(&ac[r0..]) {
+                    *s += av * bv;
+                }
             }
         }
-        oc.copy_from_slice(&acc);
     }
 }
 
@@ -233,6 +269,20 @@ mod tests {
         let bits = |m: &SMatrix<f32, 40, 10>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let mut reference = SMatrix::<f32, 40, 10>::from_element(0.5);
         add_mul_rows::<f32, 40, 37, 10, 1>(&mut reference, &w, &x);
+        let a = SMatrix::<f32, 40, 10>::from_fn(|i, j| ((i * 5 + j * 11) as f32 * 0.23).sin());
+        let b = SMatrix::<f32, 37, 10>::from_fn(|i, j| ((i * 13 + j * 2) as f32 * 0.17).cos());
+        let gbits = |m: &SMatrix<f32, 40, 37>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let mut g_ref = SMatrix::<f32, 40, 37>::from_element(0.25);
+        add_mul_bt_rows::<f32, 40, 37, 10, 1>(&mut g_ref, &a, &b);
+        for run in [
+            add_mul_bt_rows::<f32, 40, 37, 10, 7>,
+            add_mul_bt_rows::<f32, 40, 37, 10, 16>,
+            add_mul_bt_rows::<f32, 40, 37, 10, 64>,
+        ] {
+            let mut g = SMatrix::<f32, 40, 37>::from_element(0.25);
+            run(&mut g, &a, &b);
+            assert_eq!(gbits(&g), gbits(&g_ref));
+        }
         for run in [
             add_mul_rows::<f32, 40, 37, 10, 7>,
             add_mul_rows::<f32, 40, 37, 10, 16>,

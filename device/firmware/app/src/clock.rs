@@ -1,8 +1,9 @@
-//! Core clock ticks from SysTick: 24 bits in hardware, widened to 64 by counting wraps.
+//! Clock ticks for measurements, from SysTick: 24 bits in hardware, widened by counting wraps.
 //!
-//! Under QEMU with `-icount shift=0,align=off,sleep=off` virtual time advances exactly 1 ns
-//! per instruction, so a tick count is an instruction count (times the clock period in ns):
-//! deterministic, the same on every run.
+//! A measurement restarts the counter, so its tick boundaries fall at the same instruction on
+//! every run; under QEMU with `-icount` virtual time advances a fixed amount per instruction,
+//! so a measured tick count is deterministic and converts to an instruction count (see
+//! `shared::board::Board::qemu_icount_shift`).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -11,32 +12,48 @@ use cortex_m::peripheral::SYST;
 use cortex_m_rt::exception;
 
 const RELOAD: u32 = 0x00FF_FFFF;
+const PERIOD: u64 = RELOAD as u64 + 1;
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 
-/// A running SysTick.
+/// SysTick on the core clock.
 pub struct Clock {
-    _syst: SYST,
+    syst: SYST,
 }
 
 impl Clock {
-    /// Starts SysTick on the core clock.
+    /// Starts SysTick on the core clock, with its wrap interrupt.
     pub fn start(mut syst: SYST) -> Self {
         syst.set_clock_source(SystClkSource::Core);
         syst.set_reload(RELOAD);
         syst.clear_current();
         syst.enable_interrupt();
         syst.enable_counter();
-        Self { _syst: syst }
+        Self { syst }
     }
 
-    /// Ticks since [`Clock::start`].
-    pub fn ticks(&self) -> u64 {
-        loop {
-            let before = WRAPS.load(Ordering::Acquire);
-            let down = SYST::get_current();
-            if WRAPS.load(Ordering::Acquire) == before {
-                return u64::from(before) * u64::from(RELOAD + 1) + u64::from(RELOAD - down);
-            }
+    /// Runs `f` and returns its result with the ticks it took.
+    pub fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
+        WRAPS.store(0, Ordering::Release);
+        // Writing the current value restarts the count: the next tick reloads it.
+        self.syst.clear_current();
+        let r = f();
+        (r, elapsed())
+    }
+}
+
+/// Ticks since the last restart: 0 until the first tick, then one per tick (the counter
+/// reloads on the first tick and wraps every `PERIOD` ticks).
+fn elapsed() -> u64 {
+    loop {
+        let wraps = WRAPS.load(Ordering::Acquire);
+        let down = SYST::get_current();
+        if WRAPS.load(Ordering::Acquire) == wraps {
+            let full = u64::from(wraps) * PERIOD;
+            return if down == 0 {
+                full
+            } else {
+                full + PERIOD - u64::from(down)
+            };
         }
     }
 }

@@ -47,8 +47,8 @@ struct OnBoard {
 }
 
 impl Platform for OnBoard {
-    fn ticks(&mut self) -> u64 {
-        self.clock.ticks()
+    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
+        self.clock.measure(f)
     }
 
     fn memory(&self) -> Memory {

@@ -1,0 +1,137 @@
+//! `meta-train bench --device`: what the MAML sinusoid adaptation (K = 10) costs on each
+//! emulated board: instructions per inner step and per prediction (counted under QEMU's
+//! `-icount`, so the same on every run), instructions per FLOP, code flash, static RAM, the
+//! stack's high-water mark, and RAM in all against the board's.
+
+use anyhow::{anyhow, bail, Result};
+use object::{Object, ObjectSection};
+use serde::Serialize;
+
+use crate::algo::Algo;
+use crate::bench::paper_config;
+use crate::eval::{self, EvalConfig};
+use crate::flops;
+use crate::model::SinusoidNet;
+use crate::on_device::{self, run_task};
+use crate::qemu::{build_firmware, Emulated, Flash, Qemu};
+use crate::run_dir::RunDir;
+use crate::train::{train, Progress};
+
+/// One board's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoardCost {
+    /// Board name.
+    pub board: String,
+    /// Instructions of one inner step with K = 10.
+    pub per_step: u64,
+    /// Instructions of one prediction.
+    pub per_prediction: u64,
+    /// FLOPs of one inner step.
+    pub flop_per_step: u64,
+    /// Code in flash: vector table, text, read-only data and the initial values of `.data`.
+    pub code_flash: u64,
+    /// `.data`, `.bss` and `.uninit`.
+    pub static_ram: u64,
+    /// Stack high-water mark after the measured runs.
+    pub stack_peak: u64,
+    /// The board's RAM.
+    pub board_ram: u64,
+    /// The two runs gave the same counts.
+    pub repeatable: bool,
+}
+
+impl BoardCost {
+    /// Instructions per FLOP of the inner step.
+    pub fn per_flop(&self) -> f64 {
+        self.per_step as f64 / self.flop_per_step as f64
+    }
+
+    /// Static RAM plus the stack's high-water mark.
+    pub fn ram(&self) -> u64 {
+        self.static_ram + self.stack_peak
+    }
+}
+
+/// Code flash and static RAM of a firmware ELF, from its sections.
+pub fn elf_sizes(elf: &[u8]) -> Result<(u64, u64)> {
+    let file = object::File::parse(elf).map_err(|e| anyhow!("firmware ELF: {e}"))?;
+    let size = |name: &str| file.section_by_name(name).map_or(0, |s| s.size());
+    let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
+    let ram = size(".data") + size(".bss") + size(".uninit");
+    Ok((flash, ram))
+}
+
+/// One boot: (instructions per step, per prediction, stack peak).
+fn run_once(on: Emulated, elf: &std::path::Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
+    let mut qemu = Qemu::boot(on, elf, Flash::Bytes(blob))?;
+    qemu.check_serving()?;
+    let cfg = EvalConfig {
+        tasks: 1,
+        seed: 0,
+        test_points: 10,
+    };
+    let trace = run_task(&mut qemu, eval::held_out(&cfg, 0, 10))?;
+    let cost = on_device::cost_of(&qemu, &trace);
+    let (Some(step), Some(pred)) = (cost.per_step, cost.per_prediction) else {
+        bail!("the guard stopped the benchmark task before its 4th step; no per-step count");
+    };
+    let memory = qemu.memory()?;
+    Ok((step, pred, u64::from(memory.stack_peak)))
+}
+
+/// Measures `on` with a MAML sinusoid `w*` (K = 10).
+pub fn measure(on: Emulated, blob: &[u8]) -> Result<BoardCost> {
+    let elf = build_firmware(on)?;
+    let (code_flash, static_ram) = elf_sizes(&std::fs::read(&elf)?)?;
+    let first = run_once(on, &elf, blob)?;
+    let second = run_once(on, &elf, blob)?;
+    Ok(BoardCost {
+        board: on.board().name.into(),
+        per_step: first.0,
+        per_prediction: first.1,
+        flop_per_step: flops::inner_step(&[1, 40, 40, 1], 10),
+        code_flash,
+        static_ram,
+        stack_peak: first.2,
+        board_ram: u64::from(on.board().ram.length),
+        repeatable: first == second,
+    })
+}
+
+/// A short deterministic MAML run: instruction counts need a real `w*`, not a good one.
+pub fn maml_blob(iterations: u64) -> Result<Vec<u8>> {
+    let dir = tempfile::tempdir()?;
+    let run = RunDir::create(dir.path().join("maml"))?;
+    Ok(train::<SinusoidNet, 10>(
+        &paper_config(Algo::Maml, iterations),
+        &run,
+        false,
+        Progress::Quiet,
+    )?
+    .blob)
+}
+
+/// The figures as a Markdown table.
+pub fn table(rows: &[BoardCost]) -> String {
+    let mut s = String::from(
+        "| board | instructions / inner step | instructions / prediction | FLOP / step | instructions / FLOP | code flash | static RAM | stack peak | RAM in all | repeatable |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {:.2} | {} B | {} B | {} B | {} B of {} KiB | {} |\n",
+            r.board,
+            r.per_step,
+            r.per_prediction,
+            r.flop_per_step,
+            r.per_flop(),
+            r.code_flash,
+            r.static_ram,
+            r.stack_peak,
+            r.ram(),
+            r.board_ram / 1024,
+            if r.repeatable { "yes" } else { "NO" }
+        ));
+    }
+    s
+}
