@@ -1,0 +1,614 @@
+//! The firmware under QEMU, on both emulated boards (MPS2-AN386, Cortex-M4F with an FPU, and
+//! LM3S6965EVB, Cortex-M3 with soft float), driven over its UART like a host drives a board:
+//!
+//! - parity: on 50 held-out sinusoid tasks (K = 10) the firmware's predictions, adapted
+//!   parameters and adaptation reports are bit-identical to the `device` crate compiled for the
+//!   host ([`HostSim`]);
+//! - faults: a blank, missing, foreign or corrupt `w*`; truncated, garbage and overlong frames;
+//!   NaN, wrongly sized and surplus samples; adaptation with no samples or past the trained
+//!   steps. Each is answered with the typed refusal the link promises, and afterwards the
+//!   firmware still serves (bit-identically to the host) and has not faulted: a panic or
+//!   HardFault ends QEMU with exit code 1, and a hang fails the request after 30 s.
+//!
+//! Needs `qemu-system-arm` and the boards' Rust targets; the firmware is built once per board.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use device::{AdaptError, PushErrorKind, StepLimit};
+use meta_train::eval::{held_out, EvalConfig};
+use meta_train::on_device::{run_task, DeviceTrace, HostSim};
+use meta_train::qemu::{build_firmware, Emulated, Flash, Qemu};
+use shared::link::{put_floats, LinkError, Request, Response, Status, FIRMWARE_K, MAX_FRAME};
+use shared::loss::Loss;
+use shared::model::{Mlp1, Params, SinusoidNet};
+use shared::wstar::{encode, signature, Blob, BlobError, Meta};
+
+/// A real Meta-SGD `w*` for the sinusoid net, trained for one inner step.
+const BLOB: &[u8] = include_bytes!("../fixtures/metasgd-sinusoid-k10.bin");
+/// Most time one request may take before the firmware counts as hung.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The board's firmware ELF, built once per test process.
+fn firmware(on: Emulated) -> &'static Path {
+    static ELF: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    let i = Emulated::ALL
+        .iter()
+        .position(|&b| b == on)
+        .expect("a known board");
+    ELF[i]
+        .get_or_init(|| build_firmware(on).unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name)))
+}
+
+/// Boots the firmware on `on` with `flash` in its `w*` region.
+fn boot(on: Emulated, flash: Flash<'_>) -> Qemu {
+    let mut q = Qemu::boot(on, firmware(on), flash)
+        .unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name));
+    q.timeout = TIMEOUT;
+    q
+}
+
+/// Sends `req` and returns the response; for requests whose answer borrows no bytes.
+fn call(q: &mut Qemu, req: &Request<'_>) -> Response<'static> {
+    let mut buf = Vec::new();
+    let r = q
+        .call(req, &mut buf)
+        .unwrap_or_else(|e| panic!("{req:?}: {e:#}"));
+    owned(r)
+}
+
+/// Waits for the next response (after bytes sent with [`Qemu::send_raw`]).
+fn next_response(q: &mut Qemu) -> Response<'static> {
+    let mut buf = Vec::new();
+    let r = q.response(&mut buf).unwrap_or_else(|e| panic!("{e:#}"));
+    owned(r)
+}
+
+fn owned(r: Response<'_>) -> Response<'static> {
+    match r {
+        Response::Status(s) => Response::Status(s),
+        Response::Pushed { samples } => Response::Pushed { samples },
+        Response::Cleared => Response::Cleared,
+        Response::Reset => Response::Reset,
+        Response::Adapted { report, ticks } => Response::Adapted { report, ticks },
+        Response::Memory(m) => Response::Memory(m),
+        Response::Error(e) => Response::Error(e),
+        r @ (Response::Prediction { .. } | Response::Params { .. }) => {
+            panic!("a response with borrowed bytes where none was expected: {r:?}")
+        }
+    }
+}
+
+fn status(q: &mut Qemu) -> Status {
+    match call(q, &Request::Status) {
+        Response::Status(s) => s,
+        r => panic!("Status answered {r:?}"),
+    }
+}
+
+/// Pushes the sample `(x, y)`, each as many floats as given.
+fn push(q: &mut Qemu, x: &[f32], y: &[f32]) -> Response<'static> {
+    let (mut xb, mut yb) = ([0u8; 16], [0u8; 16]);
+    let req = Request::Push {
+        x: put_floats(x, &mut xb),
+        y: put_floats(y, &mut yb),
+    };
+    call(q, &req)
+}
+
+/// The request as the frame the host sends: COBS-encoded, delimiter last.
+fn frame(req: &Request<'_>) -> Vec<u8> {
+    postcard::to_allocvec_cobs(req).expect("a request encodes")
+}
+
+/// Whether `bytes` (a frame, delimiter included) decodes as a request, exactly as the
+/// firmware's `postcard` decodes it.
+fn decodes(bytes: &[u8]) -> bool {
+    let mut copy = bytes.to_vec();
+    postcard::from_bytes_cobs::<Request<'_>>(&mut copy).is_ok()
+}
+
+/// Fails if QEMU has exited: the firmware exits with code 1 on a panic or a HardFault.
+fn not_faulted(q: &mut Qemu) {
+    let exited = q.exited().expect("QEMU's status");
+    assert!(
+        exited.is_none(),
+        "{}: QEMU exited ({exited:?}); the firmware's log:\n  {}",
+        q.board().name,
+        q.logs().unwrap_or_default().join("\n  ")
+    );
+}
+
+/// Fails unless the firmware serves the fixture `w*` bit-identically to the host simulation
+/// (a whole held-out task: clear, reset, push, adapt, predict, read the parameters) and has
+/// not faulted.
+fn still_serves(q: &mut Qemu) {
+    let name = q.board().name;
+    let cfg = EvalConfig {
+        tasks: 1,
+        seed: 11,
+        test_points: 3,
+    };
+    let on_device = run_task(q, held_out(&cfg, 0, FIRMWARE_K))
+        .unwrap_or_else(|e| panic!("{name}: no longer serving: {e:#}"));
+    let mut sim = HostSim::new(BLOB).expect("the fixture loads");
+    let on_host = run_task(&mut sim, held_out(&cfg, 0, FIRMWARE_K)).expect("host simulation");
+    assert!(
+        on_device.same_as(&on_host),
+        "{name}: after the fault the firmware no longer matches the host: {}",
+        difference(&on_device, &on_host)
+    );
+    not_faulted(q);
+}
+
+/// Where two traces differ, in words.
+fn difference(device: &DeviceTrace, host: &DeviceTrace) -> String {
+    let prediction = device
+        .predictions
+        .iter()
+        .zip(&host.predictions)
+        .position(|(a, b)| a != b);
+    let params = device
+        .params
+        .iter()
+        .zip(&host.params)
+        .filter(|(a, b)| a != b)
+        .count();
+    format!(
+        "{} vs {} predictions, first differing at {prediction:?}; {params} of {} parameters \
+         differ; reports on the device {:?}, on the host {:?}",
+        device.predictions.len(),
+        host.predictions.len(),
+        device.params.len(),
+        device.reports,
+        host.reports
+    )
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), none of them zero.
+struct NonZeroBytes(u64);
+
+impl NonZeroBytes {
+    fn next(&mut self) -> u8 {
+        loop {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let b = (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8;
+            if b != 0 {
+                return b;
+            }
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+#[test]
+fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
+    let cfg = EvalConfig {
+        tasks: 50,
+        seed: 7,
+        test_points: 20,
+    };
+    let theta0 = Blob::parse_for::<SinusoidNet, 1, 1>(BLOB).expect("the fixture parses");
+    let theta0: Vec<u32> = (0..SinusoidNet::PARAMS)
+        .map(|k| theta0.theta0(k).to_bits())
+        .collect();
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot(on, Flash::Bytes(BLOB));
+        q.check_serving()
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let mut sim = HostSim::new(BLOB).expect("the fixture loads");
+        let start = Instant::now();
+        let (mut moved, mut guarded) = (0, 0);
+        for i in 0..cfg.tasks {
+            let on_device = run_task(&mut q, held_out(&cfg, i, FIRMWARE_K))
+                .unwrap_or_else(|e| panic!("{name}: task {i}: {e:#}"));
+            let on_host =
+                run_task(&mut sim, held_out(&cfg, i, FIRMWARE_K)).expect("host simulation");
+            assert_eq!(on_device.predictions.len(), 4 * cfg.test_points);
+            assert_eq!(on_device.params.len(), SinusoidNet::PARAMS);
+            assert!(
+                on_device.same_as(&on_host),
+                "{name}: task {i} is not bit-identical to the host simulation: {}",
+                difference(&on_device, &on_host)
+            );
+            // The trained step ran on the device: the parameters left θ0.
+            assert_eq!(on_device.reports[0].steps, 1, "{name}: task {i}");
+            moved += usize::from(on_device.params != theta0);
+            guarded += usize::from(on_device.reports.iter().any(|r| r.cause.is_some()));
+        }
+        assert_eq!(moved, cfg.tasks, "{name}: adaptation moved every task");
+        not_faulted(&mut q);
+        eprintln!(
+            "{name}: {} tasks bit-identical ({} predictions and {} parameters each; the guard \
+             stopped {guarded}) in {:.1?}",
+            cfg.tasks,
+            4 * cfg.test_points,
+            SinusoidNet::PARAMS,
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
+fn an_erased_or_missing_wstar_is_reported_by_every_request() {
+    let erased = vec![0xFF; 4096];
+    for on in Emulated::ALL {
+        for (what, flash) in [
+            ("erased", Flash::Bytes(&erased)),
+            ("nothing flashed", Flash::Nothing),
+        ] {
+            let name = on.board().name;
+            let mut q = boot(on, flash);
+            let s = status(&mut q);
+            assert_eq!(s.blob, Err(BlobError::Erased), "{name}, {what}");
+            assert_eq!((s.capacity, s.samples), (FIRMWARE_K as u16, 0));
+
+            let r = push(&mut q, &[0.5], &[1.0]);
+            assert_eq!(
+                r,
+                Response::Error(LinkError::NoBlob(BlobError::Erased)),
+                "{name}, {what}"
+            );
+            let Response::Error(e) = r else {
+                unreachable!()
+            };
+            assert!(
+                e.to_string().contains("no w* flashed"),
+                "{name}, {what}: {e}"
+            );
+            let mut xb = [0u8; 4];
+            for req in [
+                Request::ClearSamples,
+                Request::Reset,
+                Request::Adapt {
+                    steps: None,
+                    limit: StepLimit::Trained,
+                },
+                Request::Predict {
+                    x: put_floats(&[0.5], &mut xb),
+                },
+                Request::ReadParams {
+                    offset: 0,
+                    count: 1,
+                },
+            ] {
+                assert_eq!(
+                    call(&mut q, &req),
+                    Response::Error(LinkError::NoBlob(BlobError::Erased)),
+                    "{name}, {what}: {req:?}"
+                );
+            }
+            // What needs no blob still works.
+            match call(&mut q, &Request::Memory) {
+                Response::Memory(m) => assert!(
+                    0 < m.stack_peak && m.stack_peak <= m.stack_size,
+                    "{name}, {what}: {m:?}"
+                ),
+                r => panic!("{name}, {what}: Memory answered {r:?}"),
+            }
+            assert_eq!(status(&mut q).blob, Err(BlobError::Erased));
+            not_faulted(&mut q);
+        }
+    }
+}
+
+#[test]
+fn a_wstar_for_another_model_shape_is_refused() {
+    type Other = Mlp1<f32, 1, 8, 1>;
+    let meta = Meta::new::<Other, 1, 1>(Loss::Mse, 1);
+    let theta: Vec<f32> = (0..Other::PARAMS)
+        .map(|k| ((k * 37 % 11) as f32 - 5.0) / 10.0)
+        .collect();
+    let other = encode(&meta, &theta, &[0.05], &[0.0], &[1.0], &[0.0], &[1.0]).expect("encodes");
+    let refused = BlobError::SignatureMismatch {
+        expected: signature::<SinusoidNet, 1, 1>(),
+        found: signature::<Other, 1, 1>(),
+    };
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot(on, Flash::Bytes(&other));
+        assert_eq!(status(&mut q).blob, Err(refused), "{name}");
+        assert_eq!(
+            push(&mut q, &[0.5], &[1.0]),
+            Response::Error(LinkError::NoBlob(refused)),
+            "{name}"
+        );
+        assert_eq!(status(&mut q).blob, Err(refused), "{name}");
+        not_faulted(&mut q);
+    }
+}
+
+#[test]
+fn a_flipped_bit_in_the_wstar_fails_its_crc() {
+    let mut corrupt = BLOB.to_vec();
+    corrupt[100] ^= 1 << 3;
+    let refused = Blob::parse_for::<SinusoidNet, 1, 1>(&corrupt).expect_err("corrupt");
+    let stored = u32::from_le_bytes(BLOB[16..20].try_into().expect("4 bytes"));
+    assert!(
+        matches!(refused, BlobError::CrcMismatch { stored: s, computed } if s == stored && computed != stored),
+        "{refused:?}"
+    );
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot(on, Flash::Bytes(&corrupt));
+        assert_eq!(status(&mut q).blob, Err(refused), "{name}");
+        let mut xb = [0u8; 4];
+        let predict = Request::Predict {
+            x: put_floats(&[0.5], &mut xb),
+        };
+        assert_eq!(
+            call(&mut q, &predict),
+            Response::Error(LinkError::NoBlob(refused)),
+            "{name}"
+        );
+        not_faulted(&mut q);
+    }
+}
+
+#[test]
+fn a_truncated_frame_is_refused_and_the_next_request_served() {
+    let (mut xb, mut yb) = ([0u8; 4], [0u8; 4]);
+    let whole = frame(&Request::Push {
+        x: put_floats(&[1.25], &mut xb),
+        y: put_floats(&[-0.75], &mut yb),
+    });
+    let mut truncated = whole[..whole.len() / 2].to_vec();
+    truncated.push(0);
+    assert!(!decodes(&truncated), "the truncated frame must not decode");
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot(on, Flash::Bytes(BLOB));
+        q.send_raw(&truncated).expect("send");
+        assert_eq!(
+            next_response(&mut q),
+            Response::Error(LinkError::Frame),
+            "{name}"
+        );
+        // Nothing of the half frame was taken.
+        assert_eq!(status(&mut q).samples, 0, "{name}");
+        // The whole frame, sent the same raw way, is taken.
+        q.send_raw(&whole).expect("send");
+        assert_eq!(
+            next_response(&mut q),
+            Response::Pushed { samples: 1 },
+            "{name}"
+        );
+        still_serves(&mut q);
+    }
+}
+
+#[test]
+fn garbage_and_overlong_frames_are_refused_and_the_next_request_served() {
+    let mut random = NonZeroBytes(0x9E37_79B9_7F4A_7C15);
+    // Garbage of many lengths that does not decode as a request (checked with the firmware's
+    // own decoder, so the expectation holds whatever the bytes).
+    let mut garbage = Vec::new();
+    while garbage.len() < 20 {
+        let len = 1 + usize::from(random.next()) % 300;
+        let mut g = random.take(len);
+        g.push(0);
+        if !decodes(&g) {
+            garbage.push(g);
+        }
+    }
+    let mut overlong = random.take(MAX_FRAME + 100);
+    overlong.push(0);
+    // The largest frame that fits (MAX_FRAME bytes with its delimiter), and one byte over.
+    let mut largest = vec![0xFF; MAX_FRAME - 1];
+    largest.push(0);
+    assert!(!decodes(&largest));
+    let mut one_over = vec![0xFF; MAX_FRAME];
+    one_over.push(0);
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot(on, Flash::Bytes(BLOB));
+        for (i, g) in garbage.iter().enumerate() {
+            q.send_raw(g).expect("send");
+            assert_eq!(
+                next_response(&mut q),
+                Response::Error(LinkError::Frame),
+                "{name}: garbage frame {i} ({} bytes)",
+                g.len()
+            );
+        }
+        q.send_raw(&overlong).expect("send");
+        assert_eq!(
+            next_response(&mut q),
+            Response::Error(LinkError::TooLong),
+            "{name}: {} bytes",
+            overlong.len()
+        );
+        q.send_raw(&largest).expect("send");
+        assert_eq!(
+            next_response(&mut q),
+            Response::Error(LinkError::Frame),
+            "{name}: {} bytes",
+            largest.len()
+        );
+        q.send_raw(&one_over).expect("send");
+        assert_eq!(
+            next_response(&mut q),
+            Response::Error(LinkError::TooLong),
+            "{name}: {} bytes",
+            one_over.len()
+        );
+        // Lone delimiters are empty frames: no answer, so the next answer is Status's.
+        q.send_raw(&[0, 0, 0]).expect("send");
+        assert_eq!(status(&mut q).blob, Ok(signature::<SinusoidNet, 1, 1>()));
+        still_serves(&mut q);
+    }
+}
+
+#[test]
+fn nan_and_wrongly_sized_samples_are_refused() {
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot(on, Flash::Bytes(BLOB));
+        let non_finite = Response::Error(LinkError::Push(PushErrorKind::NonFinite));
+        assert_eq!(push(&mut q, &[f32::NAN], &[1.0]), non_finite, "{name}");
+        assert_eq!(push(&mut q, &[0.5], &[f32::NAN]), non_finite, "{name}");
+        assert_eq!(push(&mut q, &[f32::INFINITY], &[1.0]), non_finite, "{name}");
+        assert_eq!(
+            push(&mut q, &[0.5, 0.25], &[1.0]),
+            Response::Error(LinkError::Length {
+                expected: 1,
+                found: 2
+            }),
+            "{name}"
+        );
+        assert_eq!(
+            push(&mut q, &[0.5], &[]),
+            Response::Error(LinkError::Length {
+                expected: 1,
+                found: 0
+            }),
+            "{name}"
+        );
+        let mut xb = [0u8; 8];
+        let predict = Request::Predict {
+            x: put_floats(&[0.5, 0.25], &mut xb),
+        };
+        assert_eq!(
+            call(&mut q, &predict),
+            Response::Error(LinkError::Length {
+                expected: 1,
+                found: 2
+            }),
+            "{name}"
+        );
+        let predict = Request::Predict {
+            x: put_floats(&[f32::NAN], &mut xb),
+        };
+        assert_eq!(
+            call(&mut q, &predict),
+            Response::Error(LinkError::Adapt(AdaptError::NonFiniteInput)),
+            "{name}"
+        );
+        assert_eq!(
+            status(&mut q).samples,
+            0,
+            "{name}: no refused sample was taken"
+        );
+        still_serves(&mut q);
+    }
+}
+
+#[test]
+fn a_sample_beyond_capacity_is_refused() {
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot(on, Flash::Bytes(BLOB));
+        assert_eq!(status(&mut q).capacity, FIRMWARE_K as u16);
+        for k in 1..=FIRMWARE_K {
+            let x = k as f32 / 4.0 - 1.0;
+            assert_eq!(
+                push(&mut q, &[x], &[x.sin()]),
+                Response::Pushed { samples: k as u16 },
+                "{name}"
+            );
+        }
+        assert_eq!(
+            push(&mut q, &[0.5], &[0.5]),
+            Response::Error(LinkError::Push(PushErrorKind::Full)),
+            "{name}"
+        );
+        assert_eq!(status(&mut q).samples, FIRMWARE_K as u16, "{name}");
+        // A full buffer adapts.
+        match call(
+            &mut q,
+            &Request::Adapt {
+                steps: None,
+                limit: StepLimit::Trained,
+            },
+        ) {
+            Response::Adapted { report, .. } => assert_eq!(report.steps, 1, "{name}"),
+            r => panic!("{name}: Adapt answered {r:?}"),
+        }
+        assert_eq!(call(&mut q, &Request::ClearSamples), Response::Cleared);
+        assert_eq!(
+            push(&mut q, &[0.5], &[0.5]),
+            Response::Pushed { samples: 1 },
+            "{name}: room again after ClearSamples"
+        );
+        still_serves(&mut q);
+    }
+}
+
+#[test]
+fn adapting_with_no_samples_or_past_the_trained_steps_is_refused() {
+    let trained = Blob::parse(BLOB).expect("the fixture parses").meta.steps;
+    assert_eq!(trained, 1, "the fixture is trained for one inner step");
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot(on, Flash::Bytes(BLOB));
+        for steps in [None, Some(1)] {
+            for limit in [StepLimit::Trained, StepLimit::Unchecked] {
+                assert_eq!(
+                    call(&mut q, &Request::Adapt { steps, limit }),
+                    Response::Error(LinkError::Adapt(AdaptError::NoSamples)),
+                    "{name}: {steps:?} {limit:?}"
+                );
+            }
+        }
+        for k in 0..FIRMWARE_K {
+            let x = k as f32 / 2.0 - 2.5;
+            assert_eq!(
+                push(&mut q, &[x], &[2.0 * x.sin()]),
+                Response::Pushed {
+                    samples: k as u16 + 1
+                }
+            );
+        }
+        let past = Response::Error(LinkError::Adapt(AdaptError::TooManySteps {
+            requested: 5,
+            allowed: trained,
+        }));
+        let five = Request::Adapt {
+            steps: Some(5),
+            limit: StepLimit::Trained,
+        };
+        assert_eq!(call(&mut q, &five), past, "{name}");
+        assert_eq!(status(&mut q).steps_since_reset, 0, "{name}: nothing ran");
+        // The trained step runs; one more is past them.
+        match call(
+            &mut q,
+            &Request::Adapt {
+                steps: None,
+                limit: StepLimit::Trained,
+            },
+        ) {
+            Response::Adapted { report, .. } => assert_eq!(report.steps, trained, "{name}"),
+            r => panic!("{name}: Adapt answered {r:?}"),
+        }
+        assert_eq!(
+            call(
+                &mut q,
+                &Request::Adapt {
+                    steps: Some(1),
+                    limit: StepLimit::Trained,
+                }
+            ),
+            Response::Error(LinkError::Adapt(AdaptError::TooManySteps {
+                requested: u32::from(trained) + 1,
+                allowed: trained,
+            })),
+            "{name}"
+        );
+        assert_eq!(
+            status(&mut q).steps_since_reset,
+            u32::from(trained),
+            "{name}"
+        );
+        // After a reset the count starts again.
+        assert_eq!(call(&mut q, &Request::Reset), Response::Reset);
+        assert_eq!(call(&mut q, &five), past, "{name}");
+        still_serves(&mut q);
+    }
+}
