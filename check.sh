@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, lints, all tests, and the no_std builds for the
-# Cortex-M targets. Sets itself up on a fresh machine (adds the thumb targets to the
-# preinstalled stable toolchain; never updates the toolchain).
+# Runs every check CI runs: formatting, lints, all tests (the firmware under QEMU included),
+# and the no_std builds for the Cortex-M targets. Sets itself up on a fresh machine: adds the
+# thumb targets to the preinstalled stable toolchain (never updates it) and installs
+# qemu-system-arm with apt-get when it is missing.
 set -euo pipefail
 export RUSTUP_AUTO_INSTALL=0
 cd "$(dirname "$0")"
@@ -16,11 +17,27 @@ for t in "${THUMB_TARGETS[@]}"; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
+if ! command -v qemu-system-arm >/dev/null; then
+    step "installing qemu-system-arm (the firmware tests run under it)"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq qemu-system-arm; }; then
+        echo "qemu-system-arm is missing and could not be installed:" >&2
+        echo "  sudo apt-get install -y qemu-system-arm" >&2
+        exit 1
+    fi
+fi
+step "$(qemu-system-arm --version | head -1)"
 
-step "cargo clippy -D warnings"
+step "cargo fmt --check (host workspace and firmware)"
+cargo fmt --all -- --check
+(cd device/firmware && cargo fmt --all -- --check)
+
+step "cargo clippy -D warnings (host workspace and firmware)"
 cargo clippy --workspace --all-targets -- -D warnings
+for board in device/firmware/boards/*/; do
+    (cd "$board" && cargo clippy --release -- -D warnings)
+done
 
 step "no_std builds of shared and device for ${THUMB_TARGETS[*]}"
 for t in "${THUMB_TARGETS[@]}"; do

@@ -212,6 +212,29 @@ where
                 Err(e) => Response::Error(LinkError::Adapt(e)),
             }
         }
+        Request::PredictMany { xs } => {
+            let n = xs.len() / (4 * I).max(1);
+            if xs.len() != 4 * I * n || 4 * O * n > scratch.len() {
+                return Response::Error(LinkError::Batch {
+                    max: (scratch.len() / (4 * O).max(1)) as u16,
+                });
+            }
+            let (r, ticks) = board.measure(|| {
+                for (k, xb) in xs.chunks_exact(4 * I).enumerate() {
+                    let x = array::<I>(xb).unwrap_or([f32::NAN; I]);
+                    let y = a.predict(&x)?;
+                    put_floats(&y, &mut scratch[4 * O * k..4 * O * (k + 1)]);
+                }
+                Ok(())
+            });
+            match r {
+                Ok(()) => Response::Predictions {
+                    ys: &scratch[..4 * O * n],
+                    ticks,
+                },
+                Err(e) => Response::Error(LinkError::Adapt(e)),
+            }
+        }
         Request::ReadParams { offset, count } => {
             let end = offset as usize + count as usize;
             if count > PARAMS_PER_FRAME || end > M::PARAMS {

@@ -101,6 +101,13 @@ struct TrainArgs {
     /// Held-out tasks for the evaluation after training (0: skip it).
     #[arg(long, default_value_t = 600)]
     eval_tasks: usize,
+    /// Then flash w* into an emulated board and evaluate there too, next to the host
+    /// simulation, with the parity verdict.
+    #[arg(long, value_enum)]
+    on: Option<Emulated>,
+    /// Held-out tasks of the on-device evaluation (the first of the host's).
+    #[arg(long, default_value_t = 100)]
+    device_tasks: usize,
 }
 
 #[derive(Args)]
@@ -227,6 +234,28 @@ fn run_train(a: TrainArgs) -> Result<()> {
             cfg.test_points
         );
         say!("{}", eval::table(&results).trim_end());
+    }
+    if let Some(on) = a.on {
+        let cfg = EvalConfig {
+            tasks: a.device_tasks,
+            seed: a.seed,
+            test_points: 100,
+        };
+        say!(
+            "\nflashing w* into the {} region at {:#010x} of {} and evaluating on the device",
+            run_dir::WSTAR,
+            on.board().wstar.origin,
+            on.board().description
+        );
+        let r = run_on_device(on, None, &trained.blob, &cfg)?;
+        run.write_atomic(
+            &format!("eval-{}.json", on.board().name),
+            serde_json::to_string_pretty(&r)?.as_bytes(),
+        )?;
+        say!("{}", on_device::report(&r, &cfg).trim_end());
+        if !r.parity.holds() {
+            anyhow::bail!("the device and the host simulation disagree");
+        }
     }
     Ok(())
 }

@@ -26,6 +26,10 @@ pub trait Target {
     fn adapt(&mut self, steps: u16) -> Result<(AdaptReport, Option<u64>)>;
     /// Predicts `y` at `x`, and the ticks it took.
     fn predict(&mut self, x: f32) -> Result<(f32, Option<u64>)>;
+    /// Predicts `y` at each of `xs`.
+    fn predict_many(&mut self, xs: &[f32]) -> Result<Vec<f32>> {
+        xs.iter().map(|&x| Ok(self.predict(x)?.0)).collect()
+    }
     /// The live parameters.
     fn params(&mut self) -> Result<Vec<f32>>;
 }
@@ -165,6 +169,23 @@ impl Target for Qemu {
         }
     }
 
+    fn predict_many(&mut self, xs: &[f32]) -> Result<Vec<f32>> {
+        let mut ys = Vec::with_capacity(xs.len());
+        let mut buf = Vec::new();
+        for chunk in xs.chunks(usize::from(PARAMS_PER_FRAME)) {
+            let mut xb = vec![0u8; 4 * chunk.len()];
+            let req = Request::PredictMany {
+                xs: put_floats(chunk, &mut xb),
+            };
+            match self.call(&req, &mut buf)? {
+                Response::Predictions { ys: y, .. } => ys.extend(floats(y)),
+                Response::Error(e) => return Err(refused(e)),
+                r => return Err(unexpected(&r)),
+            }
+        }
+        Ok(ys)
+    }
+
     fn params(&mut self) -> Result<Vec<f32>> {
         let mut v = Vec::with_capacity(SinusoidNet::PARAMS);
         let mut buf = Vec::new();
@@ -220,8 +241,11 @@ impl DeviceTrace {
 pub fn run_task(target: &mut impl Target, held: HeldOut) -> Result<DeviceTrace> {
     target.begin(&held.support)?;
     let (mut mse, mut guards, mut done, mut guard) = (Vec::new(), Vec::new(), 0u16, None);
-    let (mut predictions, mut reports, mut adapt_ticks, mut predict_ticks) =
-        (Vec::new(), Vec::new(), Vec::new(), None);
+    let (mut predictions, mut reports, mut adapt_ticks) = (Vec::new(), Vec::new(), Vec::new());
+    // One single prediction first, for its instruction count; the rest go in batches.
+    let xs: Vec<f32> = held.test.iter().map(|&(x, _)| x).collect();
+    let (first, predict_ticks) = target.predict(xs.first().copied().unwrap_or(0.0))?;
+    predictions.push(first.to_bits());
     for &s in &EVAL_STEPS {
         if s > done && guard.is_none() {
             let (r, ticks) = target.adapt(s - done)?;
@@ -233,9 +257,7 @@ pub fn run_task(target: &mut impl Target, held: HeldOut) -> Result<DeviceTrace> 
             done = s;
         }
         let mut sum = 0.0f64;
-        for &(x, y) in &held.test {
-            let (p, ticks) = target.predict(x)?;
-            predict_ticks = predict_ticks.or(ticks);
+        for (p, &(_, y)) in target.predict_many(&xs)?.into_iter().zip(&held.test) {
             predictions.push(p.to_bits());
             sum += f64::from(p - y).powi(2);
         }
@@ -294,6 +316,8 @@ pub struct OnDevice {
     pub board: String,
     /// One result per K.
     pub results: Vec<KResult>,
+    /// The host simulation's results on the same tasks.
+    pub host: Vec<KResult>,
     /// Against the host simulation.
     pub parity: Parity,
     /// Instructions.
@@ -342,10 +366,11 @@ pub fn evaluate(
     let mut sim = HostSim::new(blob)?;
     let mut parity = Parity::default();
     let mut cost = Cost::default();
-    let mut results = Vec::new();
+    let (mut results, mut host) = (Vec::new(), Vec::new());
     let mut done = 0;
     for k in [5, 10] {
         let mut traces = Vec::with_capacity(cfg.tasks);
+        let mut host_traces = Vec::with_capacity(cfg.tasks);
         for i in 0..cfg.tasks {
             let on_device = run_task(qemu, eval::held_out(cfg, i, k))?;
             let on_host = run_task(&mut sim, eval::held_out(cfg, i, k))?;
@@ -357,14 +382,17 @@ pub fn evaluate(
                 cost = cost_of(qemu, &on_device);
             }
             traces.push(on_device.trace);
+            host_traces.push(on_host.trace);
             done += 1;
             progress(done);
         }
         results.push(eval::summarise(k, &traces));
+        host.push(eval::summarise(k, &host_traces));
     }
     Ok(OnDevice {
         board: qemu.board().name.into(),
         results,
+        host,
         parity,
         cost,
         memory: qemu.memory()?,
@@ -387,13 +415,24 @@ pub fn cost_of(qemu: &Qemu, t: &DeviceTrace) -> Cost {
     }
 }
 
-/// The on-device evaluation as text: the table, parity and instruction counts.
+/// The on-device evaluation as text: device and host simulation side by side, parity and
+/// instruction counts.
 pub fn report(r: &OnDevice, cfg: &EvalConfig) -> String {
     let mut s = format!(
-        "{} held-out tasks, {} target-test points each, adapted in the firmware on {} (QEMU)\n",
+        "{} held-out tasks, {} target-test points each: adapted in the firmware on {} (QEMU) and in the host simulation\n",
         cfg.tasks, cfg.test_points, r.board
     );
-    s.push_str(&eval::table(&r.results));
+    s.push_str(
+        "   K  steps    device mean MSE ± 95% CI    host mean MSE ± 95% CI  stopped  diverged\n",
+    );
+    for (d, h) in r.results.iter().zip(&r.host) {
+        for (c, hc) in d.cells.iter().zip(&h.cells) {
+            s.push_str(&format!(
+                "{:>4}  {:>5}  {:>14.4} ± {:<8.4}  {:>14.4} ± {:<8.4}  {:>7}  {:>8}\n",
+                d.k, c.steps, c.mean, c.ci95, hc.mean, hc.ci95, c.stopped, c.diverged
+            ));
+        }
+    }
     let p = &r.parity;
     s.push_str(&format!(
         "parity with the host simulation: {}/{} tasks bit-identical ({} predictions, {} adapted parameters compared): {}\n",

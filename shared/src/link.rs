@@ -68,6 +68,12 @@ pub enum Request<'a> {
     },
     /// Stack use so far.
     Memory,
+    /// Predict the outputs for several inputs (`x` vectors back to back; at most
+    /// [`PARAMS_PER_FRAME`] output values in all): one round trip instead of many.
+    PredictMany {
+        /// Inputs.
+        xs: &'a [u8],
+    },
 }
 
 /// What the device answers: one response per request.
@@ -109,6 +115,13 @@ pub enum Response<'a> {
     Memory(Memory),
     /// The request was refused; the device goes on serving.
     Error(LinkError),
+    /// Answer to [`Request::PredictMany`].
+    Predictions {
+        /// Outputs, one vector per input, as `f32` LE bytes.
+        ys: &'a [u8],
+        /// Core clock ticks they took.
+        ticks: u64,
+    },
 }
 
 /// The device's state.
@@ -170,6 +183,12 @@ pub enum LinkError {
         /// Parameters the model has.
         params: u32,
     },
+    /// A [`Request::PredictMany`] whose inputs are not whole vectors or whose outputs would
+    /// not fit one frame.
+    Batch {
+        /// Most inputs one request may carry.
+        max: u16,
+    },
 }
 
 impl core::fmt::Display for LinkError {
@@ -183,6 +202,12 @@ impl core::fmt::Display for LinkError {
             }
             LinkError::Push(e) => write!(f, "sample refused: {e}"),
             LinkError::Adapt(e) => write!(f, "{e}"),
+            LinkError::Batch { max } => {
+                write!(
+                    f,
+                    "a batch of predictions takes whole input vectors, at most {max}"
+                )
+            }
             LinkError::Range { params } => {
                 write!(
                     f,

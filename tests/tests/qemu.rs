@@ -74,7 +74,9 @@ fn owned(r: Response<'_>) -> Response<'static> {
         Response::Adapted { report, ticks } => Response::Adapted { report, ticks },
         Response::Memory(m) => Response::Memory(m),
         Response::Error(e) => Response::Error(e),
-        r @ (Response::Prediction { .. } | Response::Params { .. }) => {
+        r @ (Response::Prediction { .. }
+        | Response::Predictions { .. }
+        | Response::Params { .. }) => {
             panic!("a response with borrowed bytes where none was expected: {r:?}")
         }
     }
@@ -211,7 +213,8 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
                 .unwrap_or_else(|e| panic!("{name}: task {i}: {e:#}"));
             let on_host =
                 run_task(&mut sim, held_out(&cfg, i, FIRMWARE_K)).expect("host simulation");
-            assert_eq!(on_device.predictions.len(), 4 * cfg.test_points);
+            // One single prediction (for its instruction count), then the batches.
+            assert_eq!(on_device.predictions.len(), 1 + 4 * cfg.test_points);
             assert_eq!(on_device.params.len(), SinusoidNet::PARAMS);
             assert!(
                 on_device.same_as(&on_host),
