@@ -80,11 +80,16 @@ where
     /// Validates `blob` as [`Adapter::new`] does and starts over from its `θ0`, in place: the
     /// samples are dropped. If the blob is refused the adapter is left without one.
     pub fn load(&mut self, blob: &'w [u8]) -> Result<(), BlobError> {
-        self.blob = Blob::EMPTY;
-        self.samples.clear();
+        self.unload();
         self.blob = Blob::parse_for::<M, I, O>(blob)?;
         self.reset();
         Ok(())
+    }
+
+    /// Drops the blob and the samples: the adapter refuses everything until [`Adapter::load`].
+    pub fn unload(&mut self) {
+        self.blob = Blob::EMPTY;
+        self.samples.clear();
     }
 
     /// The validated blob, if one is loaded.

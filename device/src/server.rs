@@ -14,8 +14,8 @@
 //!     fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) { (f(), 0) }
 //!     fn memory(&self) -> Memory { Memory { stack_peak: 0, stack_size: 0 } }
 //! }
-//! let region = [0xFFu8; 256]; // nothing flashed
-//! let mut server = Server::<Net, 1, 1, 4>::new(&region);
+//! let erased = [0xFFu8; 256]; // nothing flashed in either slot
+//! let mut server = Server::<Net, 1, 1, 4>::new([&erased, &erased]);
 //! let mut frame = [0u8; MAX_FRAME];
 //! let bytes = postcard::to_slice_cobs(&Request::Status, &mut frame).unwrap();
 //! let mut reply = [0u8; MAX_FRAME];
@@ -36,7 +36,8 @@ use shared::link::{
     floats, put_floats, LinkError, Memory, Request, Response, Status, MAX_FRAME, PARAMS_PER_FRAME,
 };
 use shared::model::Layers;
-use shared::wstar::{in_region, BlobError};
+use shared::slots::{select, slot_blob, Selection};
+use shared::wstar::BlobError;
 
 use crate::adapter::{Adapter, Sample};
 
@@ -56,8 +57,10 @@ where
     M: Layers<f32, I, O>,
 {
     adapter: Adapter<'w, M, I, O, K>,
-    /// Why the region's blob was refused (while no blob is loaded).
-    refused: BlobError,
+    /// The two `w*` slots.
+    slots: [&'w [u8]; 2],
+    /// Which slot serves, and why the others were refused.
+    selection: Selection,
     rx: CobsAccumulator<MAX_FRAME>,
     /// Bytes of the current frame seen so far (0: at a frame boundary).
     pending: usize,
@@ -73,29 +76,32 @@ where
     /// calls [`Server::load`], so the adapter is never built on the stack.
     pub const UNLOADED: Self = Self {
         adapter: Adapter::UNLOADED,
-        // "Nothing read yet". Its bytes are zero like the rest, so a `static` holding this
-        // constant goes to `.bss` and costs no flash.
-        refused: BlobError::TooShort { len: 0 },
+        slots: [&[], &[]],
+        // Its bytes are zero like the rest, so a `static` holding this constant goes to `.bss`
+        // and costs no flash.
+        selection: Selection {
+            live: None,
+            generation: 0,
+            refused: [None, None],
+        },
         rx: CobsAccumulator::new(),
         pending: 0,
         skipping: false,
     };
 
-    /// Serves the `w*` at the start of a flash `region` (if it is valid for `M`).
-    pub fn new(region: &'w [u8]) -> Self {
+    /// Serves the newest valid `w*` of the two `slots` (see [`shared::slots`]).
+    pub fn new(slots: [&'w [u8]; 2]) -> Self {
         let mut s = Self::UNLOADED;
-        // A refused blob is reported by every request that needs one.
-        let _ = s.load(region);
+        s.load_slots(slots);
         s
     }
 
-    /// Loads the `w*` at the start of a flash `region`, in place.
-    pub fn load(&mut self, region: &'w [u8]) -> Result<(), BlobError> {
-        let r = in_region(region).and_then(|b| self.adapter.load(b));
-        if let Err(e) = r {
-            self.refused = e;
-        }
-        r
+    /// Checks both slots and loads the newest valid blob, in place; the samples are dropped.
+    /// Returns which slot serves and why the others were refused.
+    pub fn load_slots(&mut self, slots: [&'w [u8]; 2]) -> Selection {
+        self.slots = slots;
+        self.selection = load(&mut self.adapter, slots);
+        self.selection
     }
 
     /// The adapter.
@@ -105,7 +111,7 @@ where
 
     /// What [`Request::Status`] answers.
     pub fn status(&self) -> Status {
-        status_of(&self.adapter, self.refused)
+        status_of(&self.adapter, &self.selection)
     }
 
     /// Takes one byte from the link; at the end of a frame, answers into `out` and returns
@@ -144,7 +150,16 @@ where
             FeedResult::Success { data, .. } => {
                 self.pending = 0;
                 let mut scratch = [0u8; 4 * PARAMS_PER_FRAME as usize];
-                let r = answer(&mut self.adapter, self.refused, data, &mut scratch, board);
+                if matches!(data, Request::Rescan) {
+                    self.selection = load(&mut self.adapter, self.slots);
+                }
+                let r = answer(
+                    &mut self.adapter,
+                    &self.selection,
+                    data,
+                    &mut scratch,
+                    board,
+                );
                 return Some(encode(&r, out));
             }
         };
@@ -155,7 +170,7 @@ where
 /// Answers one request. `scratch` holds the floats a response carries.
 fn answer<'s, M, const I: usize, const O: usize, const K: usize>(
     a: &mut Adapter<'_, M, I, O, K>,
-    refused: BlobError,
+    selection: &Selection,
     request: Request<'_>,
     scratch: &'s mut [u8],
     board: &mut impl Platform,
@@ -164,9 +179,9 @@ where
     M: Layers<f32, I, O>,
 {
     match request {
-        Request::Status => Response::Status(status_of(a, refused)),
+        Request::Status | Request::Rescan => Response::Status(status_of(a, selection)),
         Request::Memory => Response::Memory(board.memory()),
-        _ if a.blob().is_none() => Response::Error(LinkError::NoBlob(refused)),
+        _ if a.blob().is_none() => Response::Error(LinkError::NoBlob(why_none(selection))),
         Request::Push { x, y } => {
             let (Some(x), Some(y)) = (array::<I>(x), array::<O>(y)) else {
                 return Response::Error(length_error(x.len(), y.len(), I, O));
@@ -261,9 +276,38 @@ where
     }
 }
 
+/// Loads the newest valid blob of `slots` into `adapter`, in place.
+fn load<'w, M, const I: usize, const O: usize, const K: usize>(
+    adapter: &mut Adapter<'w, M, I, O, K>,
+    slots: [&'w [u8]; 2],
+) -> Selection
+where
+    M: Layers<f32, I, O>,
+{
+    let mut selection = select::<M, I, O>(slots);
+    let loaded = match selection.live {
+        Some(i) => slot_blob::<M, I, O>(slots[i]).and_then(|(_, b)| adapter.load(b)),
+        None => Err(BlobError::Erased),
+    };
+    if let (Err(e), Some(i)) = (loaded, selection.live) {
+        // Checked a moment ago; only a change under our feet gets here.
+        selection.refused[i] = Some(e);
+        selection.live = None;
+    }
+    if selection.live.is_none() {
+        adapter.unload();
+    }
+    selection
+}
+
+/// Why no slot serves: slot A's reason (the primary slot), else B's.
+fn why_none(s: &Selection) -> BlobError {
+    s.refused[0].or(s.refused[1]).unwrap_or(BlobError::Erased)
+}
+
 fn status_of<M, const I: usize, const O: usize, const K: usize>(
     a: &Adapter<'_, M, I, O, K>,
-    refused: BlobError,
+    selection: &Selection,
 ) -> Status
 where
     M: Layers<f32, I, O>,
@@ -271,8 +315,11 @@ where
     Status {
         blob: match a.blob() {
             Some(b) => Ok(b.signature),
-            None => Err(refused),
+            None => Err(why_none(selection)),
         },
+        slot: selection.live.map(|i| i as u8),
+        generation: selection.generation,
+        refused: selection.refused,
         inputs: I as u16,
         outputs: O as u16,
         capacity: K as u16,

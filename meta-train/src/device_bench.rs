@@ -63,7 +63,7 @@ pub fn elf_sizes(elf: &[u8]) -> Result<(u64, u64)> {
 
 /// One boot: (instructions per step, per prediction, stack peak).
 fn run_once(on: Emulated, elf: &std::path::Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
-    let mut qemu = Qemu::boot(on, elf, Flash::Bytes(blob))?;
+    let mut qemu = Qemu::boot(on, elf, Flash::Blob(blob))?;
     qemu.check_serving()?;
     let cfg = EvalConfig {
         tasks: 1,

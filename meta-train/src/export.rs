@@ -1,5 +1,6 @@
-//! What flashing a `w*` needs: the raw `.bin` for a board's `w*` region, its address, and the
-//! same bytes as Intel HEX placed at that address.
+//! What flashing a `w*` needs: the slot image (slot header with its generation, then the blob;
+//! see `shared::slots`) as a raw `.bin` for one of a board's two `w*` slots, its address, and
+//! the same bytes as Intel HEX placed at that address.
 //!
 //! ```
 //! use meta_train::export::intel_hex;
@@ -57,37 +58,69 @@ pub fn intel_hex(bytes: &[u8], address: u32) -> Result<String> {
 pub struct Exported {
     /// The raw blob.
     pub bin: PathBuf,
-    /// The blob as Intel HEX at the region's address.
+    /// The same as Intel HEX at the slot's address.
     pub hex: PathBuf,
+    /// The slot (0: A, 1: B).
+    pub slot: usize,
+    /// Its generation.
+    pub generation: u32,
 }
 
-/// Checks `blob` and writes `<out>/wstar-<board>.bin` and `.hex` for `board`'s `w*` region.
-pub fn export(blob: &[u8], board: &Board, out: &Path) -> Result<Exported> {
+/// Checks `blob` and writes `<out>/wstar-<board>-<slot>.bin` and `.hex`: the slot image with
+/// `generation` for `board`'s slot `slot` (0: A, 1: B).
+pub fn export(
+    blob: &[u8],
+    board: &Board,
+    slot: usize,
+    generation: u32,
+    out: &Path,
+) -> Result<Exported> {
     Blob::parse(blob).map_err(|e| anyhow!("{e}"))?;
-    if blob.len() > board.wstar.length as usize {
+    let image = shared::slots::slot_image(blob, generation);
+    let region = board.slot(slot);
+    if image.len() > region.length as usize {
         bail!(
-            "the blob is {} bytes; the w* region of {} holds {}",
-            blob.len(),
+            "the slot image is {} bytes; a w* slot of {} holds {}",
+            image.len(),
             board.name,
-            board.wstar.length
+            region.length
         );
     }
     std::fs::create_dir_all(out)?;
-    let bin = out.join(format!("wstar-{}.bin", board.name));
-    let hex = out.join(format!("wstar-{}.hex", board.name));
-    write_atomic(&bin, blob)?;
-    write_atomic(&hex, intel_hex(blob, board.wstar.origin)?.as_bytes())?;
-    Ok(Exported { bin, hex })
+    let name = format!("wstar-{}-{}", board.name, slot_name(slot));
+    let bin = out.join(format!("{name}.bin"));
+    let hex = out.join(format!("{name}.hex"));
+    write_atomic(&bin, &image)?;
+    write_atomic(&hex, intel_hex(&image, region.origin)?.as_bytes())?;
+    Ok(Exported {
+        bin,
+        hex,
+        slot,
+        generation,
+    })
+}
+
+/// "a" or "b".
+pub fn slot_name(slot: usize) -> &'static str {
+    if slot == 0 {
+        "a"
+    } else {
+        "b"
+    }
 }
 
 /// How to flash the exported files: `probe-rs` on a real board, QEMU's loader on an emulated
 /// one.
 pub fn instructions(board: &Board, e: &Exported) -> String {
-    let addr = board.wstar.origin;
+    let region = board.slot(e.slot);
+    let addr = region.origin;
     let mut s = format!(
-        "{}: w* region at {addr:#010x}, {} bytes\n  {}\n  {}\n",
+        "{}: w* slot {} at {addr:#010x} ({} bytes), generation {}\n  {}\n  {}\n\
+         the device serves the newest valid slot; write an update to the other slot with a higher generation\n",
         board.description,
-        board.wstar.length,
+        slot_name(e.slot).to_uppercase(),
+        region.length,
+        e.generation,
         e.bin.display(),
         e.hex.display()
     );
@@ -153,10 +186,29 @@ mod tests {
         ))
         .unwrap();
         let mut tiny = shared::board::LM3S6965EVB;
-        tiny.wstar.length = 1024;
+        tiny.wstar.length = 2048;
         let dir = tempfile::tempdir().unwrap();
-        let e = export(&blob, &tiny, dir.path()).err().unwrap().to_string();
+        let e = export(&blob, &tiny, 1, 2, dir.path())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("holds 1024"), "{e}");
-        assert!(export(&blob[..100], &tiny, dir.path()).is_err());
+        assert!(export(&blob[..100], &tiny, 0, 1, dir.path()).is_err());
+    }
+
+    #[test]
+    fn the_exported_slot_is_what_the_device_serves() {
+        let blob = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/metasgd-sinusoid-k10.bin"
+        ))
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = export(&blob, &shared::board::LM3S6965EVB, 1, 7, dir.path()).unwrap();
+        let image = std::fs::read(&e.bin).unwrap();
+        let (generation, served) =
+            shared::slots::slot_blob::<crate::model::SinusoidNet, 1, 1>(&image).unwrap();
+        assert_eq!((generation, served), (7, &blob[..]));
+        assert!(e.hex.to_string_lossy().ends_with("wstar-lm3s6965evb-b.hex"));
     }
 }

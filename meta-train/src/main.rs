@@ -42,6 +42,12 @@ enum Command {
         /// Board: mps2-an386, lm3s6965evb (QEMU) or nrf52840-dk.
         #[arg(long, value_parser = board_name)]
         board: &'static Board,
+        /// Slot: a or b. An update goes to the slot not serving, with a higher generation.
+        #[arg(long, default_value = "a", value_parser = ["a", "b"])]
+        slot: String,
+        /// Generation: the device serves the newest valid slot.
+        #[arg(long, default_value_t = 1)]
+        generation: u32,
         /// Folder for the files.
         #[arg(long, default_value = ".")]
         out: PathBuf,
@@ -314,7 +320,7 @@ fn run_on_device(
         Some(p) => p.to_path_buf(),
         None => qemu::build_firmware(on)?,
     };
-    let mut device = Qemu::boot(on, &elf, Flash::Bytes(blob))?;
+    let mut device = Qemu::boot(on, &elf, Flash::Blob(blob))?;
     let bar = indicatif::ProgressBar::new(2 * cfg.tasks as u64).with_style(
         indicatif::ProgressStyle::with_template(
             "{msg} {bar:30} {pos}/{len} tasks [{elapsed}<{eta}]",
@@ -343,10 +349,17 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Export { blob, board, out } => {
+        Command::Export {
+            blob,
+            board,
+            slot,
+            generation,
+            out,
+        } => {
             let bytes = std::fs::read(&blob)
                 .with_context(|| format!("cannot read w* blob {}", blob.display()))?;
-            let e = export::export(&bytes, board, &out)
+            let slot = usize::from(slot == "b");
+            let e = export::export(&bytes, board, slot, generation, &out)
                 .with_context(|| format!("{}", blob.display()))?;
             say!("{}", export::instructions(board, &e).trim_end());
             Ok(())

@@ -97,12 +97,14 @@ pub fn build_firmware(on: Emulated) -> Result<PathBuf> {
     Ok(elf)
 }
 
-/// What to put in the board's `w*` region before boot.
+/// What to put in the board's `w*` slots before boot.
 pub enum Flash<'a> {
-    /// Nothing: the region reads as never-written memory.
+    /// Nothing: both slots read as never-written memory.
     Nothing,
-    /// These bytes at the region's start.
-    Bytes(&'a [u8]),
+    /// This blob in slot A, generation 1 (what `meta-train export` writes by default).
+    Blob(&'a [u8]),
+    /// These raw bytes at the start of each slot (`None`: leave it blank).
+    Slots([Option<&'a [u8]>; 2]),
 }
 
 /// A running firmware under QEMU.
@@ -115,6 +117,7 @@ pub struct Qemu {
     log_thread: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
     rx: Vec<u8>,
+    debugger: Option<Debugger>,
     /// Most time one request may take before the firmware counts as hung.
     pub timeout: Duration,
 }
@@ -128,6 +131,7 @@ impl Qemu {
             .ok_or_else(|| anyhow!("{} is not emulated", board.name))?;
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("uart.sock");
+        let gdb = dir.path().join("gdb.sock");
         let mut cmd = Command::new("qemu-system-arm");
         cmd.args(["-machine", machine, "-cpu", on.cpu()])
             .args(["-display", "none", "-monitor", "none", "-nodefaults"])
@@ -139,23 +143,33 @@ impl Qemu {
             .args(["-semihosting-config", "enable=on,target=native"])
             .arg("-serial")
             .arg(format!("unix:{},server=on,wait=on", socket.display()))
+            // The debugger port: what a probe is on hardware; tests write flash through it.
+            .arg("-gdb")
+            .arg(format!("unix:{},server=on,wait=off", gdb.display()))
             .arg("-kernel")
             .arg(elf);
-        if let Flash::Bytes(bytes) = flash {
-            if bytes.len() > board.wstar.length as usize {
+        let slots = match flash {
+            Flash::Nothing => [None, None],
+            Flash::Blob(b) => [Some(shared::slots::slot_image(b, 1)), None],
+            Flash::Slots([a, b]) => [a.map(<[u8]>::to_vec), b.map(<[u8]>::to_vec)],
+        };
+        for (i, bytes) in slots.iter().enumerate() {
+            let Some(bytes) = bytes else { continue };
+            let slot = board.slot(i);
+            if bytes.len() > slot.length as usize {
                 bail!(
-                    "{} bytes do not fit the {}-byte w* region of {}",
+                    "{} bytes do not fit the {}-byte w* slot of {}",
                     bytes.len(),
-                    board.wstar.length,
+                    slot.length,
                     board.name
                 );
             }
-            let file = dir.path().join("w.bin");
+            let file = dir.path().join(format!("slot{i}.bin"));
             std::fs::write(&file, bytes)?;
             cmd.arg("-device").arg(format!(
                 "loader,file={},addr={:#x}",
                 file.display(),
-                board.wstar.origin
+                slot.origin
             ));
         }
         cmd.stdin(Stdio::null())
@@ -206,6 +220,7 @@ impl Qemu {
             log_thread: Some(log_thread),
             _dir: dir,
             rx: Vec::new(),
+            debugger: Some(Debugger::Unconnected(gdb)),
             timeout: Duration::from_secs(60),
         })
     }
@@ -288,6 +303,42 @@ impl Qemu {
         (ticks as f64 * tick_ns / f64::from(1u32 << b.qemu_icount_shift)).round() as u64
     }
 
+    /// Writes `bytes` at `addr` of the board's memory, flash included, as a debug probe does
+    /// (QEMU's GDB stub): the firmware is halted for the write and then resumes.
+    pub fn write_memory(&mut self, addr: u32, bytes: &[u8]) -> Result<()> {
+        let d = self
+            .debugger
+            .take()
+            .expect("the debugger is always put back");
+        let mut stream = match d {
+            Debugger::Unconnected(path) => {
+                let s = UnixStream::connect(&path).context("QEMU's GDB stub")?;
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                // A new connection halts the CPU.
+                s
+            }
+            Debugger::Running(mut s) => {
+                // Interrupt, and read the stop reply.
+                s.write_all(&[0x03])?;
+                gdb_reply(&mut s)?;
+                s
+            }
+        };
+        for (k, chunk) in bytes.chunks(1024).enumerate() {
+            let at = addr + (k * 1024) as u32;
+            let hex: String = chunk.iter().map(|b| format!("{b:02x}")).collect();
+            gdb_send(&mut stream, &format!("M{at:x},{:x}:{hex}", chunk.len()))?;
+            let r = gdb_reply(&mut stream)?;
+            if r != "OK" {
+                bail!("the GDB stub refused to write {at:#x}: {r}");
+            }
+        }
+        // Continue: no reply until the next stop.
+        gdb_send(&mut stream, "c")?;
+        self.debugger = Some(Debugger::Running(stream));
+        Ok(())
+    }
+
     /// Whether QEMU has exited, and how (a fault or panic exits with code 1).
     pub fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
         Ok(self.child.try_wait()?)
@@ -320,6 +371,51 @@ impl Qemu {
         }
         Ok(lines)
     }
+}
+
+/// QEMU's GDB stub, reached on first use.
+enum Debugger {
+    Unconnected(PathBuf),
+    Running(UnixStream),
+}
+
+/// Sends a GDB remote-protocol packet and waits for its acknowledgement.
+fn gdb_send(s: &mut UnixStream, data: &str) -> Result<()> {
+    let sum = data.bytes().fold(0u8, u8::wrapping_add);
+    s.write_all(format!("${data}#{sum:02x}").as_bytes())?;
+    let mut ack = [0u8; 1];
+    loop {
+        s.read_exact(&mut ack)
+            .context("GDB stub: no acknowledgement")?;
+        match ack[0] {
+            b'+' => return Ok(()),
+            b'-' => s.write_all(format!("${data}#{sum:02x}").as_bytes())?,
+            _ => {}
+        }
+    }
+}
+
+/// Reads one GDB remote-protocol reply packet and acknowledges it.
+fn gdb_reply(s: &mut UnixStream) -> Result<String> {
+    let mut byte = [0u8; 1];
+    loop {
+        s.read_exact(&mut byte).context("GDB stub: no reply")?;
+        if byte[0] == b'$' {
+            break;
+        }
+    }
+    let mut data = Vec::new();
+    loop {
+        s.read_exact(&mut byte)?;
+        if byte[0] == b'#' {
+            break;
+        }
+        data.push(byte[0]);
+    }
+    let mut sum = [0u8; 2];
+    s.read_exact(&mut sum)?;
+    s.write_all(b"+")?;
+    Ok(String::from_utf8_lossy(&data).into_owned())
 }
 
 impl Drop for Qemu {

@@ -25,6 +25,17 @@ impl Region {
     }
 }
 
+impl Board {
+    /// `w*` slot `i` (0: A, 1: B): the two halves of the `w*` region (see [`crate::slots`]).
+    pub const fn slot(&self, i: usize) -> Region {
+        let half = self.wstar.length / 2;
+        Region {
+            origin: self.wstar.origin + if i == 0 { 0 } else { half },
+            length: half,
+        }
+    }
+}
+
 /// A board: its memories, its `w*` flash region and how to run or flash it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Board {

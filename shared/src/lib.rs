@@ -21,4 +21,5 @@ pub mod loss;
 pub mod math;
 pub mod model;
 pub mod report;
+pub mod slots;
 pub mod wstar;

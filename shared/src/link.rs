@@ -74,6 +74,9 @@ pub enum Request<'a> {
         /// Inputs.
         xs: &'a [u8],
     },
+    /// Check both `w*` slots again and serve the newest valid one (after an update was
+    /// written to the inactive slot); the samples are dropped.
+    Rescan,
 }
 
 /// What the device answers: one response per request.
@@ -130,6 +133,12 @@ pub enum Response<'a> {
 pub struct Status {
     /// The blob's model signature, or why the blob was refused.
     pub blob: Result<u32, BlobError>,
+    /// The slot serving (0: A, 1: B), if any.
+    pub slot: Option<u8>,
+    /// Its generation.
+    pub generation: u32,
+    /// Why each refused slot was refused.
+    pub refused: [Option<BlobError>; 2],
     /// Model inputs.
     pub inputs: u16,
     /// Model outputs.

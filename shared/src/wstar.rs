@@ -49,7 +49,7 @@ pub const SCHEMA: &str =
     "tinyadapt.wstar.v1 Meta{shape:[u32],params:u32,loss,algorithm,alpha,steps:u16,\
 adapt:u32,trained_k:u16,loss_bound:f32,seed:u64} f32[theta0,alpha,x_mean,x_std,y_mean,y_std]";
 
-const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+pub(crate) const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 
 /// Which meta-learning algorithm produced the blob (informative).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -202,7 +202,7 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
         .collect();
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Flash::Bytes(BLOB));
+        let mut q = boot(on, Flash::Blob(BLOB));
         q.check_serving()
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let mut sim = HostSim::new(BLOB).expect("the fixture loads");
@@ -244,7 +244,7 @@ fn an_erased_or_missing_wstar_is_reported_by_every_request() {
     let erased = vec![0xFF; 4096];
     for on in Emulated::ALL {
         for (what, flash) in [
-            ("erased", Flash::Bytes(&erased)),
+            ("erased", Flash::Slots([Some(&erased), Some(&erased)])),
             ("nothing flashed", Flash::Nothing),
         ] {
             let name = on.board().name;
@@ -316,7 +316,7 @@ fn a_wstar_for_another_model_shape_is_refused() {
     };
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Flash::Bytes(&other));
+        let mut q = boot(on, Flash::Blob(&other));
         assert_eq!(status(&mut q).blob, Err(refused), "{name}");
         assert_eq!(
             push(&mut q, &[0.5], &[1.0]),
@@ -340,7 +340,7 @@ fn a_flipped_bit_in_the_wstar_fails_its_crc() {
     );
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Flash::Bytes(&corrupt));
+        let mut q = boot(on, Flash::Blob(&corrupt));
         assert_eq!(status(&mut q).blob, Err(refused), "{name}");
         let mut xb = [0u8; 4];
         let predict = Request::Predict {
@@ -367,7 +367,7 @@ fn a_truncated_frame_is_refused_and_the_next_request_served() {
     assert!(!decodes(&truncated), "the truncated frame must not decode");
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Flash::Bytes(BLOB));
+        let mut q = boot(on, Flash::Blob(BLOB));
         q.send_raw(&truncated).expect("send");
         assert_eq!(
             next_response(&mut q),
@@ -411,7 +411,7 @@ fn garbage_and_overlong_frames_are_refused_and_the_next_request_served() {
     one_over.push(0);
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Flash::Bytes(BLOB));
+        let mut q = boot(on, Flash::Blob(BLOB));
         for (i, g) in garbage.iter().enumerate() {
             q.send_raw(g).expect("send");
             assert_eq!(
@@ -453,7 +453,7 @@ fn garbage_and_overlong_frames_are_refused_and_the_next_request_served() {
 fn nan_and_wrongly_sized_samples_are_refused() {
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Flash::Bytes(BLOB));
+        let mut q = boot(on, Flash::Blob(BLOB));
         let non_finite = Response::Error(LinkError::Push(PushErrorKind::NonFinite));
         assert_eq!(push(&mut q, &[f32::NAN], &[1.0]), non_finite, "{name}");
         assert_eq!(push(&mut q, &[0.5], &[f32::NAN]), non_finite, "{name}");
@@ -507,7 +507,7 @@ fn nan_and_wrongly_sized_samples_are_refused() {
 fn a_sample_beyond_capacity_is_refused() {
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Flash::Bytes(BLOB));
+        let mut q = boot(on, Flash::Blob(BLOB));
         assert_eq!(status(&mut q).capacity, FIRMWARE_K as u16);
         for k in 1..=FIRMWARE_K {
             let x = k as f32 / 4.0 - 1.0;
@@ -550,7 +550,7 @@ fn adapting_with_no_samples_or_past_the_trained_steps_is_refused() {
     assert_eq!(trained, 1, "the fixture is trained for one inner step");
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Flash::Bytes(BLOB));
+        let mut q = boot(on, Flash::Blob(BLOB));
         for steps in [None, Some(1)] {
             for limit in [StepLimit::Trained, StepLimit::Unchecked] {
                 assert_eq!(

@@ -1,7 +1,7 @@
 //! The tinyadapt firmware, for any board: it serves the `device` runtime over the board's UART.
 //!
-//! At reset it finds `w*` in the board's flash region (written there separately from the
-//! firmware), then answers [`shared::link`] requests forever: push samples, adapt, predict,
+//! At reset it picks the newest valid `w*` of the two slots in the board's flash region
+//! (written there separately from the firmware; see `shared::slots`), then answers [`shared::link`] requests forever: push samples, adapt, predict,
 //! reset, read parameters and memory use. Every refusal is a typed reply; nothing a host sends
 //! stops it. A board package is `main` calling [`run`] with its UART and its
 //! [`shared::board::Board`].
@@ -62,21 +62,25 @@ pub fn run(mut uart: impl Serial, board: &Board) -> ! {
     let mut platform = OnBoard {
         clock: clock::Clock::start(cp.SYST),
     };
-    // The region is flash outside any Rust object, written by the flasher (or QEMU's loader)
-    // before reset and never while the firmware runs.
-    let region = wstar_region(board);
     let server = SERVER.take();
-    // A refused blob is logged here and reported by every request that needs one.
-    let _ = server.load(region);
-    match server.status().blob {
-        Ok(signature) => defmt::info!(
-            "{=str}: w* {=u32:#010x} at {=u32:#010x}, adapter {=u32} B RAM",
+    // Refused slots are logged here and reported by Status; requests that need a blob get
+    // the reason when no slot serves.
+    let selection = server.load_slots([slot(board, 0), slot(board, 1)]);
+    for (i, why) in selection.refused.iter().enumerate() {
+        if let Some(e) = why {
+            defmt::warn!("{=str}: w* slot {=usize} refused: {}", board.name, i, e);
+        }
+    }
+    match selection.live {
+        Some(i) => defmt::info!(
+            "{=str}: serving w* slot {=usize} (generation {=u32}) at {=u32:#010x}, adapter {=u32} B RAM",
             board.name,
-            signature,
-            board.wstar.origin,
+            i,
+            selection.generation,
+            board.slot(i).origin,
             server.status().adapter_bytes
         ),
-        Err(e) => defmt::warn!("{=str}: no usable w*: {}", board.name, e),
+        None => defmt::warn!("{=str}: no usable w* in either slot", board.name),
     }
     let mut out = [0u8; MAX_FRAME];
     loop {
@@ -89,14 +93,11 @@ pub fn run(mut uart: impl Serial, board: &Board) -> ! {
     }
 }
 
-/// `board`'s `w*` flash region.
-fn wstar_region(board: &Board) -> &'static [u8] {
-    // SAFETY: the region is memory-mapped flash of the board, readable for its whole length,
-    // never written while the firmware runs, and not part of any Rust object.
-    unsafe {
-        core::slice::from_raw_parts(
-            board.wstar.origin as usize as *const u8,
-            board.wstar.length as usize,
-        )
-    }
+/// `w*` slot `i` of `board`'s flash.
+fn slot(board: &Board, i: usize) -> &'static [u8] {
+    let r = board.slot(i);
+    // SAFETY: the slot is memory-mapped flash of the board, readable for its whole length and
+    // not part of any Rust object. It is written only by a flasher (or debugger) from outside,
+    // after which the firmware is reset or told to `Rescan`.
+    unsafe { core::slice::from_raw_parts(r.origin as usize as *const u8, r.length as usize) }
 }
