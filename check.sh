@@ -36,7 +36,9 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings (host workspace and firmware)"
 cargo clippy --workspace --all-targets -- -D warnings
 for board in device/firmware/boards/*/; do
-    (cd "$board" && cargo clippy --release -- -D warnings)
+    # Both log transports: semihosting (QEMU, the default) and RTT (a probe on hardware).
+    (cd "$board" && cargo clippy --release -- -D warnings \
+        && cargo clippy --release --no-default-features --features rtt -- -D warnings)
 done
 
 step "no_std builds of shared and device for ${THUMB_TARGETS[*]}"

@@ -3,6 +3,7 @@
 use nalgebra::SMatrix;
 use shared::inner;
 use shared::model::{Layers, Zeroed};
+use shared::report::MAX_NORMALISED;
 pub use shared::report::{AdaptReport, Guard, StepLimit};
 use shared::wstar::{Blob, BlobError};
 
@@ -117,7 +118,8 @@ where
         self.steps_since_reset
     }
 
-    /// Adds a target-train sample; a full buffer or a NaN/Inf value hands it back.
+    /// Adds a target-train sample; a full buffer, a NaN/Inf value or a value far outside the
+    /// training data (see [`shared::report::MAX_NORMALISED`]) hands it back.
     pub fn push(&mut self, sample: Sample<I, O>) -> Result<(), PushError<I, O>> {
         let Some(blob) = loaded(&self.blob) else {
             return Err(PushError {
@@ -127,17 +129,16 @@ where
         };
         let finite = sample.x.iter().chain(&sample.y).all(|v| v.is_finite());
         let normalised = normalise(blob, &sample);
-        if !finite
-            || !normalised
-                .x
-                .iter()
-                .chain(&normalised.y)
-                .all(|v| v.is_finite())
-        {
-            return Err(PushError {
-                kind: PushErrorKind::NonFinite,
-                sample,
-            });
+        let mut values = normalised.x.iter().chain(&normalised.y);
+        let kind = if !finite || !values.clone().all(|v| v.is_finite()) {
+            Some(PushErrorKind::NonFinite)
+        } else if values.any(|v| v.abs() > MAX_NORMALISED) {
+            Some(PushErrorKind::OutOfRange)
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            return Err(PushError { kind, sample });
         }
         self.samples.push(normalised).map_err(|_| PushError {
             kind: PushErrorKind::Full,

@@ -261,6 +261,45 @@ fn samples_that_overflow_when_normalised_are_refused() {
 }
 
 #[test]
+fn samples_far_outside_the_training_data_are_refused() {
+    let meta = Meta::new::<Net, 1, 1>(Loss::Mse, 3);
+    // Training data: x with mean 10 and std 2, y with mean 0 and std 0.5.
+    let blob = blob_with::<Net, 1, 1>(&meta, &[0.05], (&[10.0], &[2.0], &[0.0], &[0.5]));
+    let mut a = A::new(&blob).unwrap();
+    let limit = shared::report::MAX_NORMALISED;
+    // Just inside: taken.
+    let inside = Sample {
+        x: [10.0 + 2.0 * limit],
+        y: [-0.5 * limit],
+    };
+    assert_eq!(a.push(inside), Ok(()));
+    // Just outside, in x or in y: refused and handed back.
+    for s in [
+        Sample {
+            x: [10.0 + 2.0 * limit * 1.01],
+            y: [0.0],
+        },
+        Sample {
+            x: [10.0],
+            y: [0.5 * limit * 1.01],
+        },
+        Sample {
+            x: [-1e20],
+            y: [0.0],
+        },
+    ] {
+        assert_eq!(
+            a.push(s),
+            Err(PushError {
+                kind: PushErrorKind::OutOfRange,
+                sample: s
+            })
+        );
+    }
+    assert_eq!(a.len(), 1);
+}
+
+#[test]
 fn adapt_without_samples_is_refused() {
     let blob = regression_blob(3, 0.05);
     let mut a = A::new(&blob).unwrap();

@@ -145,6 +145,9 @@ struct EvalArgs {
     /// Firmware ELF for --on (default: build the board's firmware from this source tree).
     #[arg(long, requires = "on")]
     firmware: Option<PathBuf>,
+    /// With --on: print the firmware's defmt log, decoded.
+    #[arg(long, requires = "on")]
+    logs: bool,
 }
 
 fn board_name(name: &str) -> Result<&'static Board, String> {
@@ -253,7 +256,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
             on.board().wstar.origin,
             on.board().description
         );
-        let r = run_on_device(on, None, &trained.blob, &cfg)?;
+        let (r, _) = run_on_device(on, None, &trained.blob, &cfg)?;
         run.write_atomic(
             &format!("eval-{}.json", on.board().name),
             serde_json::to_string_pretty(&r)?.as_bytes(),
@@ -275,7 +278,12 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         test_points: a.test_points,
     };
     if let Some(on) = a.on {
-        let r = run_on_device(on, a.firmware.as_deref(), &blob, &cfg)?;
+        let (r, logs) = run_on_device(on, a.firmware.as_deref(), &blob, &cfg)?;
+        if a.logs {
+            for line in logs {
+                eprintln!("[{}] {line}", on.board().name);
+            }
+        }
         if a.json {
             say!("{}", serde_json::to_string_pretty(&r)?);
         } else {
@@ -309,13 +317,14 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Boots the board's firmware with `blob` flashed and evaluates on it.
+/// Boots the board's firmware with `blob` flashed and evaluates on it; also returns the
+/// firmware's decoded log.
 fn run_on_device(
     on: Emulated,
     firmware: Option<&Path>,
     blob: &[u8],
     cfg: &EvalConfig,
-) -> Result<on_device::OnDevice> {
+) -> Result<(on_device::OnDevice, Vec<String>)> {
     let elf = match firmware {
         Some(p) => p.to_path_buf(),
         None => qemu::build_firmware(on)?,
@@ -330,7 +339,7 @@ fn run_on_device(
     bar.set_message(format!("on {}", on.board().name));
     let r = on_device::evaluate(&mut device, blob, cfg, |n| bar.set_position(n as u64))?;
     bar.finish_and_clear();
-    Ok(r)
+    Ok((r, device.logs()?))
 }
 
 fn main() -> Result<()> {

@@ -61,7 +61,15 @@ pub enum PushErrorKind {
     NonFinite,
     /// No `w*` is loaded.
     NoBlob,
+    /// A value is far outside the training data: more than
+    /// [`MAX_NORMALISED`] after normalisation with the statistics in `w*`.
+    OutOfRange,
 }
+
+/// Largest magnitude a sample value may have after normalisation with `w*`'s statistics (in
+/// training standard deviations when `w*` carries them): beyond it a reading is a fault, not
+/// a sample, and adapting on it would wreck the model.
+pub const MAX_NORMALISED: f32 = 64.0;
 
 impl fmt::Display for PushErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,6 +77,10 @@ impl fmt::Display for PushErrorKind {
             PushErrorKind::Full => write!(f, "sample buffer full"),
             PushErrorKind::NonFinite => write!(f, "sample has a NaN or infinite value"),
             PushErrorKind::NoBlob => write!(f, "no w* loaded"),
+            PushErrorKind::OutOfRange => write!(
+                f,
+                "sample value more than {MAX_NORMALISED} from the training data's mean, in its standard deviations"
+            ),
         }
     }
 }

@@ -5,7 +5,7 @@
 //!   parameters and adaptation reports are bit-identical to the `device` crate compiled for the
 //!   host ([`HostSim`]);
 //! - faults: a blank, missing, foreign or corrupt `w*`; truncated, garbage and overlong frames;
-//!   NaN, wrongly sized and surplus samples; adaptation with no samples or past the trained
+//!   NaN, out-of-range, wrongly sized and surplus samples; adaptation with no samples or past the trained
 //!   steps. Each is answered with the typed refusal the link promises, and afterwards the
 //!   firmware still serves (bit-identically to the host) and has not faulted: a panic or
 //!   HardFault ends QEMU with exit code 1, and a hang fails the request after 30 s.
@@ -458,6 +458,13 @@ fn nan_and_wrongly_sized_samples_are_refused() {
         assert_eq!(push(&mut q, &[f32::NAN], &[1.0]), non_finite, "{name}");
         assert_eq!(push(&mut q, &[0.5], &[f32::NAN]), non_finite, "{name}");
         assert_eq!(push(&mut q, &[f32::INFINITY], &[1.0]), non_finite, "{name}");
+        // A glitched reading far outside the training data (the sinusoid w* stores identity
+        // normalisation): refused too.
+        assert_eq!(
+            push(&mut q, &[1e6], &[1.0]),
+            Response::Error(LinkError::Push(PushErrorKind::OutOfRange)),
+            "{name}"
+        );
         assert_eq!(
             push(&mut q, &[0.5, 0.25], &[1.0]),
             Response::Error(LinkError::Length {
