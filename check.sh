@@ -49,3 +49,6 @@ done
 
 step "cargo test (all crates, doc tests, end-to-end CLI tests)"
 cargo test --workspace
+
+step "fuzzing: each target 30 s on its committed corpus (fuzz/run.sh; nightly + cargo-fuzz)"
+fuzz/run.sh 30

@@ -1,0 +1,454 @@
+//! N-way K-shot classification episodes drawn from a pool of [`Character`]s, the class pools of
+//! the Omniglot experiments, and the nearest-neighbour baseline on raw pixels.
+//!
+//! An episode picks N characters, gives them the labels `0..N` in a random order, and draws
+//! K support and Q query images of each, all distinct. Episode `i` under `seed` is drawn from
+//! [`rng_for`]`(seed, stream, i)` alone: the same whatever else is drawn, in any order.
+//!
+//! ```
+//! use meta_train::tasks::episodes::{nn_accuracy, EpisodeSpec, Sampler};
+//! use meta_train::tasks::omniglot::{Character, Image};
+//! use meta_train::tasks::Stream;
+//! // Three toy "characters", each a constant brightness with a little drawer noise.
+//! let pool: Vec<Character> = (0..3)
+//!     .map(|c| Character {
+//!         alphabet: "Toy".into(),
+//!         name: format!("c{c}"),
+//!         images: (0..20)
+//!             .map(|d| Image { file: format!("{d}.png"), pixels: vec![c as f32 + 0.01 * d as f32; 4] })
+//!             .collect(),
+//!     })
+//!     .collect();
+//! let sampler = Sampler::across(&pool, EpisodeSpec::new(3, 1))?;
+//! let ep = sampler.episode(7, Stream::Eval, 0);
+//! assert_eq!((ep.support.len(), ep.query.len()), (3, 3 * 15));
+//! assert_eq!(ep, sampler.episode(7, Stream::Eval, 0));
+//! let (mean, ci95) = nn_accuracy(sampler.episodes(7, Stream::Eval, 10));
+//! assert_eq!((mean, ci95), (1.0, 0.0));
+//! # anyhow::Ok(())
+//! ```
+
+use std::borrow::Borrow;
+
+use anyhow::{bail, Result};
+use rand::seq::{index, SliceRandom};
+use rand::Rng;
+
+use super::omniglot::{Character, Omniglot};
+use super::{rng_for, Stream};
+
+/// Drawers per Omniglot character: K + Q can be at most this.
+pub const DRAWERS: usize = 20;
+/// Query images per class unless K leaves fewer.
+pub const DEFAULT_QUERY: usize = 15;
+
+/// The shape of an episode.
+///
+/// ```
+/// use meta_train::tasks::episodes::EpisodeSpec;
+/// assert_eq!(EpisodeSpec::new(5, 5).n_query, 15);
+/// assert_eq!(EpisodeSpec::new(5, 10).n_query, 10); // the rest of the 20 drawers
+/// assert_eq!(EpisodeSpec::new(5, 1).with_query(5).n_query, 5);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpisodeSpec {
+    /// Classes per episode (N).
+    pub n_way: usize,
+    /// Support images per class (K).
+    pub k_shot: usize,
+    /// Query images per class (Q).
+    pub n_query: usize,
+}
+
+impl EpisodeSpec {
+    /// N-way K-shot with [`DEFAULT_QUERY`] queries per class, or the rest of the [`DRAWERS`]
+    /// when K leaves fewer.
+    pub fn new(n_way: usize, k_shot: usize) -> EpisodeSpec {
+        EpisodeSpec {
+            n_way,
+            k_shot,
+            n_query: DEFAULT_QUERY.min(DRAWERS.saturating_sub(k_shot)),
+        }
+    }
+
+    /// The same with `n_query` queries per class.
+    pub fn with_query(self, n_query: usize) -> EpisodeSpec {
+        EpisodeSpec { n_query, ..self }
+    }
+
+    /// Images each class needs: K + Q.
+    pub fn per_class(&self) -> usize {
+        self.k_shot + self.n_query
+    }
+}
+
+/// One episode: `(pixels, label)` pairs, labels in `0..N`, each list in random order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Episode {
+    /// K images of each class.
+    pub support: Vec<(Vec<f32>, usize)>,
+    /// Q images of each class, none of them in the support set.
+    pub query: Vec<(Vec<f32>, usize)>,
+}
+
+impl Episode {
+    /// Number of classes (N): one more than the largest label.
+    pub fn n_way(&self) -> usize {
+        self.support.iter().map(|&(_, l)| l + 1).max().unwrap_or(0)
+    }
+}
+
+/// What an episode is made of, as indices: which pool characters, which of their images.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Picks {
+    /// Pool index of the character that has label `i`.
+    pub classes: Vec<usize>,
+    /// `(label, image index within that character)` of each support image, in episode order.
+    pub support: Vec<(usize, usize)>,
+    /// `(label, image index within that character)` of each query image, in episode order.
+    pub query: Vec<(usize, usize)>,
+}
+
+/// Draws episodes of one [`EpisodeSpec`] from a pool: across the whole pool, or all N classes
+/// from one alphabet.
+#[derive(Clone, Debug)]
+pub struct Sampler<'a> {
+    pool: &'a [Character],
+    spec: EpisodeSpec,
+    /// Pool indices to draw the N classes from; one group is chosen per episode.
+    groups: Vec<Vec<usize>>,
+}
+
+impl<'a> Sampler<'a> {
+    /// Episodes whose classes come from anywhere in the pool (characters with at least K + Q
+    /// images). Fails when fewer than N characters qualify.
+    pub fn across(pool: &'a [Character], spec: EpisodeSpec) -> Result<Sampler<'a>> {
+        check(spec)?;
+        let eligible: Vec<usize> = (0..pool.len())
+            .filter(|&i| pool[i].images.len() >= spec.per_class())
+            .collect();
+        if eligible.len() < spec.n_way {
+            bail!(
+                "{}-way episodes need {} characters with at least {} images; the pool has {}",
+                spec.n_way,
+                spec.n_way,
+                spec.per_class(),
+                eligible.len()
+            );
+        }
+        Ok(Sampler {
+            pool,
+            spec,
+            groups: vec![eligible],
+        })
+    }
+
+    /// Episodes whose N classes all come from one alphabet, chosen uniformly among the
+    /// alphabets with at least N characters of at least K + Q images (the harder, "within
+    /// alphabet" test of Lake et al.). Fails when no alphabet qualifies.
+    ///
+    /// ```
+    /// use meta_train::tasks::episodes::{EpisodeSpec, Sampler};
+    /// use meta_train::tasks::omniglot::{Character, Image};
+    /// let chars = |a: &str, n: usize| -> Vec<Character> {
+    ///     (0..n)
+    ///         .map(|i| Character {
+    ///             alphabet: a.to_string(),
+    ///             name: format!("c{i}"),
+    ///             images: vec![Image { file: "x.png".into(), pixels: vec![0.0] }; 20],
+    ///         })
+    ///         .collect()
+    /// };
+    /// let pool = [chars("Big", 25), chars("Small", 17)].concat();
+    /// let s = Sampler::within_alphabet(&pool, EpisodeSpec::new(20, 1))?;
+    /// assert_eq!(s.alphabets(), ["Big"]);
+    /// assert!(Sampler::within_alphabet(&pool, EpisodeSpec::new(30, 1)).is_err());
+    /// # anyhow::Ok(())
+    /// ```
+    pub fn within_alphabet(pool: &'a [Character], spec: EpisodeSpec) -> Result<Sampler<'a>> {
+        check(spec)?;
+        let mut alphabets: Vec<&str> = pool.iter().map(|c| c.alphabet.as_str()).collect();
+        alphabets.sort_unstable();
+        alphabets.dedup();
+        let mut groups = Vec::new();
+        let mut largest = (0, "");
+        for a in alphabets {
+            let members: Vec<usize> = (0..pool.len())
+                .filter(|&i| pool[i].alphabet == a && pool[i].images.len() >= spec.per_class())
+                .collect();
+            largest = largest.max((members.len(), a));
+            if members.len() >= spec.n_way {
+                groups.push(members);
+            }
+        }
+        if groups.is_empty() {
+            bail!(
+                "{}-way within-alphabet episodes need an alphabet with {} characters of at \
+                 least {} images; the largest, {:?}, has {}",
+                spec.n_way,
+                spec.n_way,
+                spec.per_class(),
+                largest.1,
+                largest.0
+            );
+        }
+        Ok(Sampler { pool, spec, groups })
+    }
+
+    /// The episode shape.
+    pub fn spec(&self) -> EpisodeSpec {
+        self.spec
+    }
+
+    /// The alphabets episodes are drawn from (within-alphabet), or all of the pool's (across).
+    pub fn alphabets(&self) -> Vec<&'a str> {
+        let mut names: Vec<&'a str> = self
+            .groups
+            .iter()
+            .flatten()
+            .map(|&i| self.pool[i].alphabet.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The indices of episode `index` of `stream` under `seed`.
+    pub fn picks(&self, seed: u64, stream: Stream, index: u64) -> Picks {
+        let mut rng = rng_for(seed, stream, index);
+        let group = &self.groups[rng.gen_range(0..self.groups.len())];
+        let mut classes: Vec<usize> = index::sample(&mut rng, group.len(), self.spec.n_way)
+            .into_iter()
+            .map(|i| group[i])
+            .collect();
+        classes.shuffle(&mut rng); // the labels: a fresh order every episode
+        let (k, q) = (self.spec.k_shot, self.spec.n_query);
+        let mut support = Vec::with_capacity(classes.len() * k);
+        let mut query = Vec::with_capacity(classes.len() * q);
+        for (label, &c) in classes.iter().enumerate() {
+            let drawn = index::sample(&mut rng, self.pool[c].images.len(), k + q).into_vec();
+            support.extend(drawn[..k].iter().map(|&i| (label, i)));
+            query.extend(drawn[k..].iter().map(|&i| (label, i)));
+        }
+        support.shuffle(&mut rng);
+        query.shuffle(&mut rng);
+        Picks {
+            classes,
+            support,
+            query,
+        }
+    }
+
+    /// Episode `index` of `stream` under `seed`, with its images.
+    pub fn episode(&self, seed: u64, stream: Stream, index: u64) -> Episode {
+        let picks = self.picks(seed, stream, index);
+        let image = |&(label, i): &(usize, usize)| {
+            (
+                self.pool[picks.classes[label]].images[i].pixels.clone(),
+                label,
+            )
+        };
+        Episode {
+            support: picks.support.iter().map(image).collect(),
+            query: picks.query.iter().map(image).collect(),
+        }
+    }
+
+    /// Episodes `0..count`, drawn lazily (a 20-way episode holds 1 MB of pixels).
+    pub fn episodes(
+        &self,
+        seed: u64,
+        stream: Stream,
+        count: u64,
+    ) -> impl Iterator<Item = Episode> + '_ {
+        (0..count).map(move |i| self.episode(seed, stream, i))
+    }
+}
+
+fn check(spec: EpisodeSpec) -> Result<()> {
+    if spec.n_way == 0 || spec.k_shot == 0 || spec.n_query == 0 {
+        bail!("episodes need N, K and Q of at least 1, not {spec:?}");
+    }
+    Ok(())
+}
+
+/// Class pools for the Omniglot experiments on the two small background sets: meta-train on
+/// `images_background_small1` less a held-out meta-validation share of its characters, and
+/// evaluate on the alphabets of `images_background_small2` that small1 lacks
+/// (Japanese_(katakana), Sanskrit, Tagalog: 106 characters; small2's Greek and Latin are
+/// small1's).
+///
+/// ```
+/// use meta_train::tasks::episodes::Pools;
+/// use meta_train::tasks::omniglot::{Character, Omniglot};
+/// let set = |chars: &[(&str, usize)]| Omniglot {
+///     source: "s".into(),
+///     characters: chars
+///         .iter()
+///         .flat_map(|&(a, n)| (0..n).map(move |i| Character {
+///             alphabet: a.into(),
+///             name: format!("character{i:02}"),
+///             images: vec![],
+///         }))
+///         .collect(),
+/// };
+/// let small1 = set(&[("Greek", 24), ("Korean", 40)]);
+/// let small2 = set(&[("Greek", 24), ("Tagalog", 17)]);
+/// let pools = Pools::from_small(&small1, &small2, 0.2, 0);
+/// assert_eq!((pools.train.len(), pools.val.len(), pools.eval.len()), (51, 13, 17));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pools {
+    /// Meta-training characters.
+    pub train: Vec<Character>,
+    /// Meta-validation characters: disjoint from `train`, same alphabets.
+    pub val: Vec<Character>,
+    /// Evaluation characters: alphabets never seen in meta-training.
+    pub eval: Vec<Character>,
+}
+
+impl Pools {
+    /// `train` and `val` split `small1` by character (`val_fraction` of each alphabet, drawn
+    /// under `seed`; see [`Omniglot::split_characters`]); `eval` is `small2`'s alphabets that
+    /// `small1` lacks.
+    pub fn from_small(small1: &Omniglot, small2: &Omniglot, val_fraction: f64, seed: u64) -> Pools {
+        let (train, val) = small1.split_characters(val_fraction, seed);
+        Pools {
+            train: train.characters,
+            val: val.characters,
+            eval: small2.alphabets_missing_from(small1).characters,
+        }
+    }
+
+    /// The same with four rotations of every meta-training and meta-validation character as
+    /// classes of their own (rotated after the split, so a character's rotations never straddle
+    /// it). The evaluation pool stays as drawn.
+    pub fn with_rotations(&self) -> Pools {
+        let rotate = |cs: &[Character]| -> Vec<Character> {
+            cs.iter()
+                .flat_map(|c| (0..4).map(move |k| c.rotated(k)))
+                .collect()
+        };
+        Pools {
+            train: rotate(&self.train),
+            val: rotate(&self.val),
+            eval: self.eval.clone(),
+        }
+    }
+}
+
+/// How the pixel nearest-neighbour baseline picks a query's label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NnRule {
+    /// The label of the single nearest support image.
+    NearestImage,
+    /// The label of the nearest class mean of the support images (same as `NearestImage` at
+    /// K = 1).
+    NearestClassMean,
+}
+
+/// The label `rule` gives `x` from `support`, by Euclidean distance on raw values; ties go to
+/// the first candidate (support order, or label order for class means).
+///
+/// ```
+/// use meta_train::tasks::episodes::{nn_predict, NnRule};
+/// let support = vec![(vec![0.0, 0.0], 0), (vec![1.0, 1.0], 1), (vec![0.9, 0.0], 1)];
+/// assert_eq!(nn_predict(&support, &[0.6, 0.0], NnRule::NearestImage), 1);
+/// assert_eq!(nn_predict(&support, &[0.6, 0.0], NnRule::NearestClassMean), 0);
+/// ```
+pub fn nn_predict(support: &[(Vec<f32>, usize)], x: &[f32], rule: NnRule) -> usize {
+    match rule {
+        NnRule::NearestImage => nearest(support, x),
+        NnRule::NearestClassMean => nearest(&class_means(support), x),
+    }
+}
+
+/// Fraction of `episode`'s queries that `rule` labels correctly.
+pub fn episode_accuracy(episode: &Episode, rule: NnRule) -> f64 {
+    let prototypes = match rule {
+        NnRule::NearestImage => None,
+        NnRule::NearestClassMean => Some(class_means(&episode.support)),
+    };
+    let candidates = prototypes.as_deref().unwrap_or(&episode.support);
+    let correct = episode
+        .query
+        .iter()
+        .filter(|(x, label)| nearest(candidates, x) == *label)
+        .count();
+    correct as f64 / episode.query.len().max(1) as f64
+}
+
+/// Pixel nearest-neighbour accuracy (nearest single support image) over `episodes`: the mean
+/// of the per-episode accuracies and its 95% interval half-width, 1.96 · std / √episodes.
+///
+/// ```
+/// use meta_train::tasks::episodes::{nn_accuracy, Episode};
+/// let ep = |q: f32| Episode {
+///     support: vec![(vec![0.0], 0), (vec![1.0], 1)],
+///     query: vec![(vec![q], 0), (vec![0.9], 1)],
+/// };
+/// let (mean, ci95) = nn_accuracy([ep(0.1), ep(0.8)]); // accuracies 1.0 and 0.5
+/// assert_eq!(mean, 0.75);
+/// assert!((ci95 - 1.96 * 0.5_f64.sqrt() * 0.5 / 2f64.sqrt()).abs() < 1e-12);
+/// ```
+pub fn nn_accuracy<E: Borrow<Episode>>(episodes: impl IntoIterator<Item = E>) -> (f64, f64) {
+    nn_accuracy_with(episodes, NnRule::NearestImage)
+}
+
+/// [`nn_accuracy`] with a chosen [`NnRule`].
+pub fn nn_accuracy_with<E: Borrow<Episode>>(
+    episodes: impl IntoIterator<Item = E>,
+    rule: NnRule,
+) -> (f64, f64) {
+    let accuracies: Vec<f64> = episodes
+        .into_iter()
+        .map(|e| episode_accuracy(e.borrow(), rule))
+        .collect();
+    mean_ci95(&accuracies)
+}
+
+/// Mean of `values` and the 95% interval half-width 1.96 · s / √n, with `s` the sample
+/// standard deviation (n − 1); `(NaN, NaN)` for no values, a zero width for one.
+///
+/// ```
+/// use meta_train::tasks::episodes::mean_ci95;
+/// let (m, h) = mean_ci95(&[0.5, 0.7]);
+/// assert!((m - 0.6).abs() < 1e-12 && (h - 1.96 * 0.02_f64.sqrt() / 2f64.sqrt()).abs() < 1e-12);
+/// ```
+pub fn mean_ci95(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, if values.is_empty() { f64::NAN } else { 0.0 });
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, 1.96 * var.sqrt() / n.sqrt())
+}
+
+fn nearest(candidates: &[(Vec<f32>, usize)], x: &[f32]) -> usize {
+    let mut best = (f32::INFINITY, usize::MAX);
+    for (c, label) in candidates {
+        let d: f32 = c.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum();
+        if d < best.0 {
+            best = (d, *label);
+        }
+    }
+    best.1
+}
+
+/// One `(mean of the support images of label l, l)` per label present, in label order.
+fn class_means(support: &[(Vec<f32>, usize)]) -> Vec<(Vec<f32>, usize)> {
+    let n = support.iter().map(|&(_, l)| l + 1).max().unwrap_or(0);
+    let dim = support.first().map_or(0, |(x, _)| x.len());
+    let mut sums = vec![(vec![0.0f32; dim], 0usize); n];
+    for (x, l) in support {
+        let (sum, count) = &mut sums[*l];
+        sum.iter_mut().zip(x).for_each(|(s, v)| *s += v);
+        *count += 1;
+    }
+    sums.into_iter()
+        .enumerate()
+        .filter(|(_, (_, count))| *count > 0)
+        .map(|(l, (sum, count))| (sum.into_iter().map(|s| s / count as f32).collect(), l))
+        .collect()
+}
