@@ -36,6 +36,52 @@ pub struct BenchArgs {
     /// (instructions, flash, RAM), as a Markdown table.
     #[arg(long)]
     pub device: bool,
+    /// Instead: few-shot baselines on Omniglot from the folder holding
+    /// images_background_small1.zip and images_background_small2.zip (600 episodes each).
+    #[arg(long, value_name = "DIR")]
+    pub omniglot: Option<std::path::PathBuf>,
+}
+
+/// Pixel nearest-neighbour accuracy on the Omniglot setups: evaluation alphabets are
+/// those of small2 that small1 (the meta-training data) lacks.
+fn omniglot_baselines(dir: &std::path::Path, episodes: u64) -> Result<()> {
+    use crate::tasks::episodes::{nn_accuracy_with, EpisodeSpec, NnRule, Pools, Sampler};
+    use crate::tasks::omniglot::Omniglot;
+    use crate::tasks::Stream;
+    let small1 = Omniglot::load(dir.join("images_background_small1.zip"))?;
+    let small2 = Omniglot::load(dir.join("images_background_small2.zip"))?;
+    let pools = Pools::from_small(&small1, &small2, 0.2, 0);
+    say!(
+        "Omniglot, 28x28: {} evaluation characters ({}); {episodes} episodes each, 15 queries per class",
+        pools.eval.len(),
+        small2.alphabets_missing_from(&small1).alphabets().join(", ")
+    );
+    say!("| setup | pixel NN (nearest image) | pixel NN (nearest class mean) |\n|---|---:|---:|");
+    for (what, spec, within) in [
+        ("5-way 1-shot", EpisodeSpec::new(5, 1), false),
+        ("5-way 5-shot", EpisodeSpec::new(5, 5), false),
+        (
+            "20-way 1-shot within one alphabet",
+            EpisodeSpec::new(20, 1),
+            true,
+        ),
+    ] {
+        let s = if within {
+            Sampler::within_alphabet(&pools.eval, spec)?
+        } else {
+            Sampler::across(&pools.eval, spec)?
+        };
+        let acc = |rule| nn_accuracy_with(s.episodes(0, Stream::Eval, episodes), rule);
+        let ((m1, c1), (m2, c2)) = (acc(NnRule::NearestImage), acc(NnRule::NearestClassMean));
+        say!(
+            "| {what} | {:.1}% ± {:.1} | {:.1}% ± {:.1} |",
+            100.0 * m1,
+            100.0 * c1,
+            100.0 * m2,
+            100.0 * c2
+        );
+    }
+    Ok(())
 }
 
 /// The paper's sinusoid setup for `algorithm`.
@@ -106,6 +152,9 @@ pub fn peak_memory_mib() -> Option<f64> {
 
 /// Runs the benchmark and prints its tables.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if let Some(dir) = &a.omniglot {
+        return omniglot_baselines(dir, 600);
+    }
     if a.device {
         let blob = crate::device_bench::maml_blob(1000)?;
         let rows = crate::qemu::Emulated::ALL
