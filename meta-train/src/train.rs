@@ -10,12 +10,11 @@ use nalgebra::SMatrix;
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use shared::inner::AdaptMask;
 use shared::loss::Loss;
 use shared::model::{Layers, Params};
 use shared::wstar::{AlphaKind, Meta};
 
-use crate::algo::{task_meta_grad, Algo, Inner, Task, Workspace};
+use crate::algo::{task_meta_grad, task_reptile_grad, Algo, Inner, Task, Workspace};
 use crate::optim::Adam;
 use crate::run_dir::{self, RunDir};
 use crate::tasks::sinusoid::Sinusoid;
@@ -194,6 +193,7 @@ impl TrainConfig {
         } else {
             AlphaKind::Scalar
         };
+        meta.adapt = self.algorithm.mask(M::LAYERS);
         meta.trained_k = self.k as u16;
         meta.seed = self.seed;
         meta
@@ -304,9 +304,10 @@ where
 
     let inner = Inner {
         steps: config.steps,
-        mask: AdaptMask::ALL,
+        mask: config.algorithm.mask(M::LAYERS),
         loss: Loss::Mse,
     };
+    let reptile = config.algorithm == Algo::Reptile;
     let second_order = config.algorithm.second_order();
     let learns_alpha = config.algorithm.learns_alpha();
     let bar = match progress {
@@ -354,16 +355,20 @@ where
                 .unwrap_or_else(|e| e.into_inner());
             let w = &mut *guard;
             let task = sinusoid_task::<K>(config.seed, it * mb as u64 + j as u64);
-            slot.loss = task_meta_grad(
-                &theta,
-                &ck.alpha,
-                &task,
-                inner,
-                second_order,
-                &mut w.ws,
-                &mut w.g,
-                w.ga.as_mut(),
-            );
+            slot.loss = if reptile {
+                task_reptile_grad(&theta, &ck.alpha, &task, inner, &mut w.ws, &mut w.g)
+            } else {
+                task_meta_grad(
+                    &theta,
+                    &ck.alpha,
+                    &task,
+                    inner,
+                    second_order,
+                    &mut w.ws,
+                    &mut w.g,
+                    w.ga.as_mut(),
+                )
+            };
             slot.flat.clear();
             w.g.for_each(&mut |_, s| slot.flat.extend_from_slice(s));
             if let Some(ga) = &w.ga {
@@ -389,9 +394,16 @@ where
                     *o += scale * x;
                 }
             }
-            let u = adam.begin();
-            let (m, v) = adam.moments_mut();
-            u.apply(params, &grad, m, v);
+            if reptile {
+                // Reptile's outer step: θ0 ← θ0 + ε · mean(θ_S − θ0).
+                for (p, &g) in params.iter_mut().zip(&grad) {
+                    *p -= config.meta_lr * g;
+                }
+            } else {
+                let u = adam.begin();
+                let (m, v) = adam.moments_mut();
+                u.apply(params, &grad, m, v);
+            }
         };
         update(&mut ck.adam_theta, &mut ck.theta, 0);
         if let Some(adam) = ck.adam_alpha.as_mut() {

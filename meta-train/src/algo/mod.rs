@@ -1,5 +1,6 @@
-//! Meta-gradients of one task for MAML (exact second order through every inner step), FOMAML
-//! and Meta-SGD (learned per-parameter step sizes).
+//! Meta-gradients of one task for MAML (exact second order through every inner step), FOMAML,
+//! Meta-SGD (learned per-parameter step sizes), ANIL (MAML adapting the head only) and
+//! Reptile (first order: the direction from `θ0` to the adapted parameters).
 //!
 //! The inner loop is `shared::inner::step` on `shared`'s forward and backward passes: the step
 //! differentiated here is the step the device takes. The second-order term is the
@@ -24,12 +25,26 @@ pub enum Algo {
     Fomaml,
     /// Meta-SGD: MAML with learned per-parameter inner step sizes (second order).
     Metasgd,
+    /// ANIL: MAML whose inner loop adapts only the last layer (second order); the device
+    /// adapts only the head.
+    Anil,
+    /// Reptile: several inner SGD steps, then `θ0 ← θ0 + ε (θ_S − θ0)` with meta step size `ε`
+    /// (`--meta-lr`), averaged over the meta-batch.
+    Reptile,
 }
 
 impl Algo {
     /// Whether the second-order term is computed.
     pub fn second_order(self) -> bool {
-        !matches!(self, Algo::Fomaml)
+        !matches!(self, Algo::Fomaml | Algo::Reptile)
+    }
+
+    /// Which layers the inner loop adapts, for a model of `layers` layers.
+    pub fn mask(self, layers: usize) -> AdaptMask {
+        match self {
+            Algo::Anil => AdaptMask::head_only(layers),
+            _ => AdaptMask::ALL,
+        }
     }
 
     /// Whether the inner step sizes are learned.
@@ -43,6 +58,8 @@ impl Algo {
             Algo::Maml => shared::wstar::Algorithm::Maml,
             Algo::Fomaml => shared::wstar::Algorithm::Fomaml,
             Algo::Metasgd => shared::wstar::Algorithm::MetaSgd,
+            Algo::Anil => shared::wstar::Algorithm::Anil,
+            Algo::Reptile => shared::wstar::Algorithm::Reptile,
         }
     }
 }
@@ -186,5 +203,43 @@ pub fn task_meta_grad<
         );
         g_theta.add_scaled(-T::ONE, &ws.hv);
     }
+    query_loss
+}
+
+/// Reptile's update direction for one task: runs the inner loop on the support set and writes
+/// `θ0 − θ_S` into `g_theta`, so that descending it moves `θ0` towards the adapted parameters.
+/// Returns the query loss at `θ_S`.
+pub fn task_reptile_grad<
+    T: Real,
+    M: Layers<T, I, O>,
+    const I: usize,
+    const O: usize,
+    const K: usize,
+>(
+    theta0: &M,
+    alpha: &[T],
+    task: &Task<T, I, O, K>,
+    inner_cfg: Inner,
+    ws: &mut Workspace<T, M, I, O, K>,
+    g_theta: &mut M,
+) -> T {
+    let a = |_: usize, k: usize| if alpha.len() == 1 { alpha[0] } else { alpha[k] };
+    let loss = inner_cfg.loss;
+    for t in 0..inner_cfg.steps {
+        let (done, next) = ws.thetas.split_at_mut(t);
+        let theta = if t == 0 { theta0 } else { &done[t - 1] };
+        ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);
+        loss.value_grad(&ws.outs[t], &task.ys, K, Some(&mut ws.dy));
+        theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], false);
+        inner::step(theta, &mut next[0], a, inner_cfg.mask);
+    }
+    let theta_s = match inner_cfg.steps {
+        0 => theta0,
+        s => &ws.thetas[s - 1],
+    };
+    let out = theta_s.forward(&task.xq, &mut ws.q_cache);
+    let query_loss = loss.value_grad(&out, &task.yq, K, None);
+    g_theta.clone_from(theta0);
+    g_theta.add_scaled(-T::ONE, theta_s);
     query_loss
 }
