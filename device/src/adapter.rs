@@ -2,6 +2,7 @@
 
 use nalgebra::SMatrix;
 use shared::inner;
+use shared::loss::{softmax, Loss};
 use shared::model::{Layers, Zeroed};
 use shared::report::MAX_NORMALISED;
 pub use shared::report::{AdaptReport, Guard, StepLimit};
@@ -16,6 +17,15 @@ pub struct Sample<const I: usize, const O: usize> {
     pub x: [f32; I],
     /// Targets (for classification: one-hot).
     pub y: [f32; O],
+}
+
+/// A classifier's answer for one input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Classified<const O: usize> {
+    /// The class with the largest score.
+    pub label: usize,
+    /// Softmax probability of each class.
+    pub scores: [f32; O],
 }
 
 /// Few-shot adaptation of model `M` (`I` inputs, `O` outputs) on up to `K` samples.
@@ -242,6 +252,46 @@ where
 
     /// The model's output for `x` with the live parameters, in the user's units.
     pub fn predict(&self, x: &[f32; I]) -> Result<[f32; O], AdaptError> {
+        let (blob, out) = self.outputs(x)?;
+        let mut y = [0.0; O];
+        for (i, y) in y.iter_mut().enumerate() {
+            let (mean, std) = blob.output_norm(i);
+            *y = out[i] * std + mean;
+        }
+        Ok(y)
+    }
+
+    /// The class of `x` (the largest score; the first on a tie) and every class's score
+    /// (softmax probability), for a `w*` trained with softmax cross-entropy.
+    ///
+    /// ```
+    /// use device::{AdaptError, Adapter};
+    /// type Net = shared::model::Mlp1<f32, 2, 4, 3>;
+    /// # use shared::model::Params;
+    /// let meta = shared::wstar::Meta::new::<Net, 2, 3>(shared::loss::Loss::SoftmaxCrossEntropy, 1);
+    /// let theta: Vec<f32> = (0..Net::PARAMS).map(|k| ((k * 7 % 5) as f32 - 2.0) / 4.0).collect();
+    /// let blob = shared::wstar::encode(&meta, &theta, &[0.1], &[0.0; 2], &[1.0; 2], &[0.0; 3], &[1.0; 3]).unwrap();
+    /// let a = Adapter::<Net, 2, 3, 5>::new(&blob).unwrap();
+    /// let c = a.classify(&[0.5, -1.0]).unwrap();
+    /// assert!(c.label < 3 && (c.scores.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    /// ```
+    pub fn classify(&self, x: &[f32; I]) -> Result<Classified<O>, AdaptError> {
+        let (blob, out) = self.outputs(x)?;
+        if blob.meta.loss != Loss::SoftmaxCrossEntropy {
+            return Err(AdaptError::NotAClassifier);
+        }
+        let (scores, _) = softmax(&out, 0);
+        let mut label = 0;
+        for (i, &s) in scores.iter().enumerate() {
+            if s > scores[label] {
+                label = i;
+            }
+        }
+        Ok(Classified { label, scores })
+    }
+
+    /// The model's raw outputs for `x` (normalised as in training), with the blob.
+    fn outputs(&self, x: &[f32; I]) -> Result<(&Blob<'w>, SMatrix<f32, O, 1>), AdaptError> {
         let blob = loaded(&self.blob).ok_or(AdaptError::NoBlob)?;
         let mut xn = SMatrix::<f32, I, 1>::zeros();
         for (i, v) in x.iter().enumerate() {
@@ -252,13 +302,7 @@ where
             return Err(AdaptError::NonFiniteInput);
         }
         let mut cache = M::new_cache::<1>();
-        let out = self.params[self.live].forward(&xn, &mut cache);
-        let mut y = [0.0; O];
-        for (i, y) in y.iter_mut().enumerate() {
-            let (mean, std) = blob.output_norm(i);
-            *y = out[i] * std + mean;
-        }
-        Ok(y)
+        Ok((blob, self.params[self.live].forward(&xn, &mut cache)))
     }
 
     /// The samples as matrices, zero-padded to K columns.

@@ -32,6 +32,6 @@ mod adapter;
 mod error;
 pub mod server;
 
-pub use adapter::{AdaptReport, Adapter, Guard, Sample, StepLimit};
+pub use adapter::{AdaptReport, Adapter, Classified, Guard, Sample, StepLimit};
 pub use error::{AdaptError, PushError, PushErrorKind};
 pub use shared::wstar::BlobError;

@@ -112,8 +112,15 @@ impl Loss {
     }
 }
 
-/// Softmax of column `j` and its log-normaliser `log Σ exp`.
-fn softmax<T: Real, const O: usize, const K: usize>(
+/// Softmax of column `j` and its log-normaliser `log Σ exp`: the class probabilities the
+/// cross-entropy loss trains, and the scores a device reports.
+///
+/// ```
+/// let out = nalgebra::SMatrix::<f32, 3, 1>::new(1.0, 3.0, 1.0);
+/// let (p, _) = shared::loss::softmax(&out, 0);
+/// assert!(p[1] > 0.78 && p[1] < 0.79 && (p[0] - p[2]).abs() == 0.0);
+/// ```
+pub fn softmax<T: Real, const O: usize, const K: usize>(
     out: &SMatrix<T, O, K>,
     j: usize,
 ) -> ([T; O], T) {

@@ -105,6 +105,8 @@ pub enum AdaptError {
     NonFiniteLoss,
     /// An input to `predict` is NaN or infinite.
     NonFiniteInput,
+    /// `classify` on a `w*` not trained with softmax cross-entropy.
+    NotAClassifier,
 }
 
 impl fmt::Display for AdaptError {
@@ -120,6 +122,12 @@ impl fmt::Display for AdaptError {
             }
             AdaptError::NonFiniteLoss => write!(f, "the loss on the samples is not finite"),
             AdaptError::NonFiniteInput => write!(f, "input has a NaN or infinite value"),
+            AdaptError::NotAClassifier => {
+                write!(
+                    f,
+                    "this w* is a regressor (trained with MSE), not a classifier"
+                )
+            }
         }
     }
 }
