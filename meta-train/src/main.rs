@@ -251,9 +251,9 @@ fn run_train(a: TrainArgs) -> Result<()> {
             test_points: 100,
         };
         say!(
-            "\nflashing w* into the {} region at {:#010x} of {} and evaluating on the device",
+            "\nflashing {} into w* slot A at {:#010x} of the {} and evaluating on the device",
             run_dir::WSTAR,
-            on.board().wstar.origin,
+            on.board().slot(0).origin,
             on.board().description
         );
         let (r, _) = run_on_device(on, None, &trained.blob, &cfg)?;
