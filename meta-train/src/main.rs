@@ -183,6 +183,11 @@ fn evaluate_both(blob: &[u8], cfg: &EvalConfig) -> Result<Vec<KResult>> {
 
 fn run_train(a: TrainArgs) -> Result<()> {
     threads(a.threads)?;
+    if let Some(on) = a.on {
+        // Fail before training, not after it: the emulator and the firmware come first.
+        qemu::check_qemu()?;
+        qemu::build_firmware(on)?;
+    }
     let config = TrainConfig {
         family: a.family.clone(),
         model: SINUSOID_NET.into(),
@@ -325,6 +330,7 @@ fn run_on_device(
     blob: &[u8],
     cfg: &EvalConfig,
 ) -> Result<(on_device::OnDevice, Vec<String>)> {
+    qemu::check_qemu()?;
     let elf = match firmware {
         Some(p) => p.to_path_buf(),
         None => qemu::build_firmware(on)?,

@@ -53,9 +53,47 @@ pub fn firmware_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../device/firmware")
 }
 
+/// Checks that `qemu-system-arm` runs, with the command that installs it when it does not.
+pub fn check_qemu() -> Result<()> {
+    match Command::new("qemu-system-arm").arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => bail!(
+            "qemu-system-arm not found: install it with `sudo apt-get install -y qemu-system-arm` (./check.sh does this)"
+        ),
+    }
+}
+
+/// Adds the board's Rust target with `rustup target add` when it is missing (the toolchain
+/// file names `stable` only, so a fresh machine has no thumb targets).
+fn ensure_target(target: &str) -> Result<()> {
+    let Ok(out) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return Ok(()); // no rustup: the toolchain is managed otherwise; cargo will tell
+    };
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == target)
+    {
+        return Ok(());
+    }
+    eprintln!("adding the Rust target {target} (rustup target add {target})");
+    let status = Command::new("rustup")
+        .args(["target", "add", target])
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .status()
+        .context("running rustup target add")?;
+    if !status.success() {
+        bail!("`rustup target add {target}` failed; the firmware cannot be built without it");
+    }
+    Ok(())
+}
+
 /// Builds the board's firmware (release) if needed and returns its ELF.
 pub fn build_firmware(on: Emulated) -> Result<PathBuf> {
     let board = on.board();
+    ensure_target(board.target)?;
     let dir = firmware_dir();
     let package = dir.join("boards").join(board.name);
     let target_dir = dir.join("target");
