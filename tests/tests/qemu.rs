@@ -12,14 +12,15 @@
 //!
 //! Needs `qemu-system-arm` and the boards' Rust targets; the firmware is built once per board.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use device::{AdaptError, PushErrorKind, StepLimit};
 use meta_train::eval::{held_out, EvalConfig};
 use meta_train::on_device::{run_task, DeviceTrace, HostSim};
-use meta_train::qemu::{build_firmware, Emulated, Flash, Qemu};
+mod common;
+
+use common::boot;
+use meta_train::qemu::{Emulated, Flash, Qemu};
 use shared::link::{put_floats, LinkError, Request, Response, Status, FIRMWARE_K, MAX_FRAME};
 use shared::loss::Loss;
 use shared::model::{Mlp1, Params, SinusoidNet};
@@ -27,28 +28,6 @@ use shared::wstar::{encode, signature, Blob, BlobError, Meta};
 
 /// A real Meta-SGD `w*` for the sinusoid net, trained for one inner step.
 const BLOB: &[u8] = include_bytes!("../fixtures/metasgd-sinusoid-k10.bin");
-/// Most time one request may take before the firmware counts as hung.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The board's firmware ELF, built once per test process.
-fn firmware(on: Emulated) -> &'static Path {
-    static ELF: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
-    let i = Emulated::ALL
-        .iter()
-        .position(|&b| b == on)
-        .expect("a known board");
-    ELF[i]
-        .get_or_init(|| build_firmware(on).unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name)))
-}
-
-/// Boots the firmware on `on` with `flash` in its `w*` region.
-fn boot(on: Emulated, flash: Flash<'_>) -> Qemu {
-    let mut q = Qemu::boot(on, firmware(on), flash)
-        .unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name));
-    q.timeout = TIMEOUT;
-    q
-}
-
 /// Sends `req` and returns the response; for requests whose answer borrows no bytes.
 fn call(q: &mut Qemu, req: &Request<'_>) -> Response<'static> {
     let mut buf = Vec::new();

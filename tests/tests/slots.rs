@@ -3,13 +3,14 @@
 //! survives bit flips injected into the active slot's flash through the debug port (QEMU's GDB
 //! stub, what a probe is on hardware) without a fault or a hang.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use meta_train::eval::{held_out, EvalConfig};
 use meta_train::on_device::{run_task, HostSim};
-use meta_train::qemu::{build_firmware, Emulated, Flash, Qemu};
+mod common;
+
+use common::boot;
+use meta_train::qemu::{Emulated, Flash, Qemu};
 use rand::{Rng, SeedableRng};
 use shared::link::{Request, Response, Status, FIRMWARE_K};
 use shared::model::SinusoidNet;
@@ -19,20 +20,8 @@ use shared::wstar::BlobError;
 /// A real Meta-SGD `w*` for the sinusoid net.
 const BLOB: &[u8] = include_bytes!("../fixtures/metasgd-sinusoid-k10.bin");
 
-fn firmware(on: Emulated) -> &'static Path {
-    static ELF: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
-    let i = Emulated::ALL
-        .iter()
-        .position(|&b| b == on)
-        .expect("a known board");
-    ELF[i].get_or_init(|| build_firmware(on).unwrap_or_else(|e| panic!("{e:#}")))
-}
-
-fn boot(on: Emulated, a: Option<&[u8]>, b: Option<&[u8]>) -> Qemu {
-    let mut q = Qemu::boot(on, firmware(on), Flash::Slots([a, b]))
-        .unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name));
-    q.timeout = Duration::from_secs(30);
-    q
+fn boot_slots(on: Emulated, a: Option<&[u8]>, b: Option<&[u8]>) -> Qemu {
+    boot(on, Flash::Slots([a, b]))
 }
 
 fn status_after(q: &mut Qemu, req: &Request<'_>) -> Status {
@@ -73,7 +62,7 @@ fn a_corrupt_newer_slot_is_refused_and_the_older_one_serves() {
     let mut b = slot_image(BLOB, 2);
     b[SLOT_HEADER_LEN + 500] ^= 0x04; // one bit of B's payload
     for on in Emulated::ALL {
-        let mut q = boot(on, Some(&a), Some(&b));
+        let mut q = boot_slots(on, Some(&a), Some(&b));
         let s = status_after(&mut q, &Request::Status);
         assert_eq!(
             (s.slot, s.generation),
@@ -97,7 +86,7 @@ fn a_corrupt_newer_slot_is_refused_and_the_older_one_serves() {
 fn the_newest_valid_slot_serves_and_an_update_is_picked_up_by_rescan() {
     for on in Emulated::ALL {
         // B is newer and valid: it serves.
-        let mut q = boot(on, Some(&slot_image(BLOB, 3)), Some(&slot_image(BLOB, 4)));
+        let mut q = boot_slots(on, Some(&slot_image(BLOB, 3)), Some(&slot_image(BLOB, 4)));
         let s = status_after(&mut q, &Request::Status);
         assert_eq!(
             (s.slot, s.generation, s.refused),
@@ -145,7 +134,7 @@ fn two_thousand_bit_flips_in_the_active_slot_fall_back_to_the_other() {
     let b = slot_image(BLOB, 2);
     for on in Emulated::ALL {
         let name = on.board().name;
-        let mut q = boot(on, Some(&a), Some(&b));
+        let mut q = boot_slots(on, Some(&a), Some(&b));
         assert_eq!(status_after(&mut q, &Request::Status).slot, Some(1));
         let base = on.board().slot(1).origin;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);

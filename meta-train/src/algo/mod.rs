@@ -145,19 +145,7 @@ pub fn task_meta_grad<
     let s = inner_cfg.steps;
     let loss = inner_cfg.loss;
     let keep_grads = g_alpha.is_some() && second_order;
-    // thetas[t] holds θ_{t+1}; θ_0 is read where it is.
-    for t in 0..s {
-        let (done, next) = ws.thetas.split_at_mut(t);
-        let theta = if t == 0 { theta0 } else { &done[t - 1] };
-        ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);
-        loss.value_grad(&ws.outs[t], &task.ys, K, Some(&mut ws.dy));
-        // The gradient goes straight into the next step's buffer, as on the device.
-        theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], false);
-        if keep_grads {
-            ws.grads[t].clone_from(&next[0]);
-        }
-        inner::step(theta, &mut next[0], a, inner_cfg.mask);
-    }
+    inner_loop(theta0, alpha, task, inner_cfg, ws, keep_grads);
     let theta_s = if s == 0 { theta0 } else { &ws.thetas[s - 1] };
     let out = theta_s.forward(&task.xq, &mut ws.q_cache);
     let query_loss = loss.value_grad(&out, &task.yq, K, Some(&mut ws.dy));
@@ -223,16 +211,8 @@ pub fn task_reptile_grad<
     ws: &mut Workspace<T, M, I, O, K>,
     g_theta: &mut M,
 ) -> T {
-    let a = |_: usize, k: usize| if alpha.len() == 1 { alpha[0] } else { alpha[k] };
     let loss = inner_cfg.loss;
-    for t in 0..inner_cfg.steps {
-        let (done, next) = ws.thetas.split_at_mut(t);
-        let theta = if t == 0 { theta0 } else { &done[t - 1] };
-        ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);
-        loss.value_grad(&ws.outs[t], &task.ys, K, Some(&mut ws.dy));
-        theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], false);
-        inner::step(theta, &mut next[0], a, inner_cfg.mask);
-    }
+    inner_loop(theta0, alpha, task, inner_cfg, ws, false);
     let theta_s = match inner_cfg.steps {
         0 => theta0,
         s => &ws.thetas[s - 1],
@@ -242,4 +222,32 @@ pub fn task_reptile_grad<
     g_theta.clone_from(theta0);
     g_theta.add_scaled(-T::ONE, theta_s);
     query_loss
+}
+
+/// The inner loop on the support set, as the device runs it: `ws.thetas[t]` gets `θ_{t+1}`
+/// (`θ_0` is read where it is), with each step's forward cache and outputs kept for the
+/// backward pass through the steps, and its gradient too when `keep_grads`.
+fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize>(
+    theta0: &M,
+    alpha: &[T],
+    task: &Task<T, I, O, K>,
+    inner_cfg: Inner,
+    ws: &mut Workspace<T, M, I, O, K>,
+    keep_grads: bool,
+) {
+    let a = |_: usize, k: usize| if alpha.len() == 1 { alpha[0] } else { alpha[k] };
+    for t in 0..inner_cfg.steps {
+        let (done, next) = ws.thetas.split_at_mut(t);
+        let theta = if t == 0 { theta0 } else { &done[t - 1] };
+        ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);
+        inner_cfg
+            .loss
+            .value_grad(&ws.outs[t], &task.ys, K, Some(&mut ws.dy));
+        // The gradient goes straight into the next step's buffer, as on the device.
+        theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], false);
+        if keep_grads {
+            ws.grads[t].clone_from(&next[0]);
+        }
+        inner::step(theta, &mut next[0], a, inner_cfg.mask);
+    }
 }
