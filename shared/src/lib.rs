@@ -15,6 +15,7 @@
 extern crate alloc;
 
 pub mod board;
+pub mod body;
 pub mod inner;
 pub mod link;
 pub mod loss;

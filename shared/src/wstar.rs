@@ -4,14 +4,19 @@
 //! offset size field
 //!      0    4 magic            b"TAW*"
 //!      4    2 format version   u16 LE (FORMAT_VERSION)
-//!      6    2 flags            u16 LE, 0 (reserved)
+//!      6    2 flags            u16 LE: bit 0 set when a convolutional body follows (FLAG_BODY);
+//!                              other bits reserved, 0
 //!      8    4 signature        u32 LE: CRC-32 of the schema text and the model's layer widths
 //!     12    4 payload length   u32 LE
 //!     16    4 CRC-32           u32 LE over bytes 4..16 and the payload
 //!     20    … payload          postcard 1.x: Meta, then the f32 arrays θ0, α, x_mean, x_std,
 //!                              y_mean, y_std, each value 4 bytes LE (postcard's encoding of a
 //!                              fixed-size array)
+//!      …    … body (FLAG_BODY)  postcard BodyShape, then the body's f32 weights, 4 bytes LE each
 //! ```
+//! The body (an ANIL classifier's frozen feature extractor, `crate::body`) is part of the
+//! signature and the CRC like everything else; a blob without it is byte-for-byte a blob of
+//! the first layout.
 //! The f32 arrays are read in place, so on the device `θ0` and `α` stay in flash.
 //!
 //! ```
@@ -33,6 +38,7 @@ use core::fmt;
 use crc::{Crc, CRC_32_ISO_HDLC};
 use serde::{Deserialize, Serialize};
 
+use crate::body::{BodySpec, Conv, LeBytes, MAX_CONVS};
 use crate::inner::AdaptMask;
 use crate::loss::Loss;
 use crate::model::{Layers, Params, MAX_LAYERS};
@@ -50,6 +56,90 @@ pub const SCHEMA: &str =
 adapt:u32,trained_k:u16,loss_bound:f32,seed:u64} f32[theta0,alpha,x_mean,x_std,y_mean,y_std]";
 
 pub(crate) const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+
+/// Header flag: a convolutional body follows the arrays.
+pub const FLAG_BODY: u16 = 1;
+
+/// The shape of a convolutional body as stored in a blob: the input side and the channels of
+/// each stage, input first (see [`BodySpec`]).
+///
+/// ```
+/// use shared::body::BodySpec;
+/// use shared::wstar::BodyShape;
+/// const NET: BodySpec<3> = BodySpec { side: 28, channels: [1, 8, 16] };
+/// let shape = BodyShape::of(&NET);
+/// assert_eq!((shape.params(), shape.features()), (NET.params(), NET.features()));
+/// assert!(shape.is(&NET));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyShape {
+    /// Input height and width.
+    pub side: u16,
+    /// Channels: input, then each convolution's output.
+    pub channels: heapless::Vec<u16, { MAX_CONVS + 1 }>,
+}
+
+impl BodyShape {
+    /// The shape of `spec`.
+    pub fn of<const C: usize>(spec: &BodySpec<C>) -> Self {
+        let mut channels = heapless::Vec::new();
+        for &c in spec.channels.iter().take(MAX_CONVS + 1) {
+            let _ = channels.push(c as u16);
+        }
+        Self {
+            side: spec.side as u16,
+            channels,
+        }
+    }
+
+    /// Whether this is `spec`.
+    pub fn is<const C: usize>(&self, spec: &BodySpec<C>) -> bool {
+        usize::from(self.side) == spec.side
+            && self.channels.len() == C
+            && self
+                .channels
+                .iter()
+                .zip(&spec.channels)
+                .all(|(&a, &b)| usize::from(a) == b)
+    }
+
+    fn convs(&self) -> impl Iterator<Item = Conv> + '_ {
+        let mut side = usize::from(self.side);
+        self.channels.windows(2).map(move |c| {
+            let conv = Conv {
+                side,
+                c_in: usize::from(c[0]),
+                c_out: usize::from(c[1]),
+            };
+            side = conv.out_side();
+            conv
+        })
+    }
+
+    /// Weights and biases (saturating, so a corrupt shape never overflows).
+    pub fn params(&self) -> usize {
+        self.convs().fold(0usize, |n, c| {
+            n.saturating_add(c.patch().saturating_mul(c.c_out).saturating_add(c.c_out))
+        })
+    }
+
+    /// Feature values (0 for a shape with no convolution; saturating, so a corrupt shape
+    /// never overflows).
+    pub fn features(&self) -> usize {
+        self.convs().last().map_or(0, |c| {
+            let side = c.out_side();
+            side.saturating_mul(side).saturating_mul(c.c_out)
+        })
+    }
+
+    fn signature_bytes(&self, d: &mut crc::Digest<'_, u32>) {
+        d.update(b"body");
+        d.update(&u32::from(self.side).to_le_bytes());
+        for &c in &self.channels {
+            d.update(&u32::from(c).to_le_bytes());
+        }
+    }
+}
 
 /// Which meta-learning algorithm produced the blob (informative).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,12 +254,36 @@ pub fn signature_of_shape(widths: impl IntoIterator<Item = u32>) -> u32 {
     d.finalize()
 }
 
+/// Signature of a head shape (layer widths) on a body.
+pub fn signature_with_body(widths: impl IntoIterator<Item = u32>, body: Option<&BodyShape>) -> u32 {
+    let mut d = CRC32.digest();
+    d.update(SCHEMA.as_bytes());
+    for w in widths {
+        d.update(&w.to_le_bytes());
+    }
+    if let Some(body) = body {
+        body.signature_bytes(&mut d);
+    }
+    d.finalize()
+}
+
 /// Signature of model `M`.
 pub fn signature<M: Layers<f32, I, O>, const I: usize, const O: usize>() -> u32 {
     let mut d = CRC32.digest();
     d.update(SCHEMA.as_bytes());
     M::shape(&mut |w| d.update(&(w as u32).to_le_bytes()));
     d.finalize()
+}
+
+/// Signature of head `M` on `body`.
+pub fn signature_on<M: Layers<f32, I, O>, const I: usize, const O: usize, const C: usize>(
+    body: &BodySpec<C>,
+) -> u32 {
+    let mut widths = heapless::Vec::<u32, { MAX_LAYERS + 1 }>::new();
+    M::shape(&mut |w| {
+        let _ = widths.push(w as u32);
+    });
+    signature_with_body(widths, Some(&BodyShape::of(body)))
 }
 
 /// Why a blob was refused.
@@ -229,6 +343,14 @@ pub enum BlobError {
         /// Index of the value among all stored f32s.
         index: usize,
     },
+    /// Header flags this code does not know.
+    UnknownFlags {
+        /// The flags.
+        flags: u16,
+    },
+    /// The body record does not decode, its weights are not the size it implies, or its
+    /// features are not the head's inputs.
+    BadBody,
 }
 
 impl fmt::Display for BlobError {
@@ -256,6 +378,8 @@ impl fmt::Display for BlobError {
                 write!(f, "w* arrays are {found} bytes, the meta implies {expected}")
             }
             BlobError::NonFinite { index } => write!(f, "w* value {index} is NaN, infinite or an invalid scale"),
+            BlobError::UnknownFlags { flags } => write!(f, "w* header flags {flags:#06x} are not known to this build"),
+            BlobError::BadBody => write!(f, "w* body record does not decode, its weights are not the size it implies, or its features are not the head's inputs"),
         }
     }
 }
@@ -269,6 +393,8 @@ pub struct Blob<'a> {
     pub signature: u32,
     /// `None` only in [`Blob::EMPTY`] (a null niche, so the placeholder's bytes are zero).
     arrays: Option<Arrays<'a>>,
+    /// The convolutional body, when the blob has one.
+    body: Option<(BodyShape, &'a [u8])>,
 }
 
 /// The blob's `f32` arrays, in place.
@@ -355,6 +481,7 @@ impl<'a> Blob<'a> {
         },
         signature: 0,
         arrays: None,
+        body: None,
     };
 
     fn arrays(&self) -> &Arrays<'a> {
@@ -372,6 +499,25 @@ impl<'a> Blob<'a> {
         bytes: &'a [u8],
     ) -> Result<Self, BlobError> {
         let blob = Self::parse_with(bytes, Some(signature::<M, I, O>()))?;
+        Self::check_model::<M, I, O>(blob)
+    }
+
+    /// Parses and checks a blob for head `M` on `body` (an ANIL classifier whose body stays
+    /// in the blob): as [`Blob::parse_for`], and the body's shape and weights too.
+    pub fn parse_on<M: Layers<f32, I, O>, const I: usize, const O: usize, const C: usize>(
+        bytes: &'a [u8],
+        body: &BodySpec<C>,
+    ) -> Result<Self, BlobError> {
+        let blob = Self::parse_with(bytes, Some(signature_on::<M, I, O, C>(body)))?;
+        match &blob.body {
+            Some((shape, _)) if shape.is(body) => Self::check_model::<M, I, O>(blob),
+            _ => Err(BlobError::ModelMismatch),
+        }
+    }
+
+    fn check_model<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+        blob: Self,
+    ) -> Result<Self, BlobError> {
         let mut widths = blob.meta.shape.iter();
         let mut same = blob.meta.params as usize == M::PARAMS;
         M::shape(&mut |w| same &= widths.next() == Some(&(w as u32)));
@@ -427,11 +573,40 @@ impl<'a> Blob<'a> {
         if stored != computed {
             return Err(BlobError::CrcMismatch { stored, computed });
         }
-        let (meta, arrays): (Meta, &[u8]) =
+        let flags = le_u16(bytes, 6);
+        if flags & !FLAG_BODY != 0 {
+            return Err(BlobError::UnknownFlags { flags });
+        }
+        let (meta, mut arrays): (Meta, &[u8]) =
             postcard::take_from_bytes(payload).map_err(|_| BlobError::BadMeta)?;
-        if meta.shape.len() < 2 || signature_of_shape(meta.shape.iter().copied()) != found {
+        let mut body = None;
+        if flags & FLAG_BODY != 0 {
+            if arrays.len() < meta.arrays_len() {
+                return Err(BlobError::ArraysLength {
+                    expected: meta.arrays_len(),
+                    found: arrays.len(),
+                });
+            }
+            let (head, rest) = arrays.split_at(meta.arrays_len());
+            let (shape, weights): (BodyShape, &[u8]) =
+                postcard::take_from_bytes(rest).map_err(|_| BlobError::BadBody)?;
+            let convs_fit = shape.channels.len() >= 2 && shape.channels.iter().all(|&c| c > 0);
+            let feeds_head = meta.shape.first().map(|&w| w as usize) == Some(shape.features());
+            if !convs_fit
+                || !feeds_head
+                || shape.side == 0
+                || weights.len() != shape.params().saturating_mul(4)
+            {
+                return Err(BlobError::BadBody);
+            }
+            arrays = head;
+            body = Some((shape, weights));
+        }
+        let expected_sig =
+            signature_with_body(meta.shape.iter().copied(), body.as_ref().map(|b| &b.0));
+        if meta.shape.len() < 2 || expected_sig != found {
             return Err(BlobError::SignatureMismatch {
-                expected: signature_of_shape(meta.shape.iter().copied()),
+                expected: expected_sig,
                 found,
             });
         }
@@ -451,6 +626,7 @@ impl<'a> Blob<'a> {
                 alpha,
                 norm,
             }),
+            body,
         };
         blob.check_values()?;
         Ok(blob)
@@ -469,10 +645,22 @@ impl<'a> Blob<'a> {
                 return Err(BlobError::NonFinite { index: k });
             }
         }
+        if let Some((_, weights)) = &self.body {
+            for (k, b) in weights.chunks_exact(4).enumerate() {
+                if !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite() {
+                    return Err(BlobError::NonFinite { index: all + k });
+                }
+            }
+        }
         if self.meta.loss_bound.is_nan() {
             return Err(BlobError::BadMeta);
         }
         Ok(())
+    }
+
+    /// The convolutional body, when the blob has one: its shape and its weights, read in place.
+    pub fn body(&self) -> Option<(&BodyShape, LeBytes<'a>)> {
+        self.body.as_ref().map(|(s, w)| (s, LeBytes(w)))
     }
 
     /// Stored value `k` among θ0, α and the normalisation arrays, in that order.
@@ -576,6 +764,20 @@ pub fn encode(
     y_mean: &[f32],
     y_std: &[f32],
 ) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    encode_with_body(meta, theta0, alpha, [x_mean, x_std, y_mean, y_std], None)
+}
+
+/// Writes a blob whose head sits on a convolutional body (host side): `norms` are `x_mean`,
+/// `x_std`, `y_mean`, `y_std` of the head, `body` the body's shape and weights.
+#[cfg(feature = "alloc")]
+pub fn encode_with_body(
+    meta: &Meta,
+    theta0: &[f32],
+    alpha: &[f32],
+    norms: [&[f32]; 4],
+    body: Option<(&BodyShape, &[f32])>,
+) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    let [x_mean, x_std, y_mean, y_std] = norms;
     let (i, o) = (meta.inputs(), meta.outputs());
     let arrays: [(&'static str, &[f32], usize); 6] = [
         ("theta0", theta0, meta.params as usize),
@@ -596,11 +798,31 @@ pub fn encode(
         }
         payload.extend(values.iter().flat_map(|v| v.to_le_bytes()));
     }
+    if let Some((shape, weights)) = body {
+        if i != shape.features() {
+            return Err(EncodeError::WrongLength {
+                what: "head inputs (the body's features)",
+                expected: shape.features(),
+                found: i,
+            });
+        }
+        if weights.len() != shape.params() {
+            return Err(EncodeError::WrongLength {
+                what: "body",
+                expected: shape.params(),
+                found: weights.len(),
+            });
+        }
+        payload.extend(postcard::to_allocvec(shape).map_err(|_| EncodeError::Meta)?);
+        payload.extend(weights.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    let flags = if body.is_some() { FLAG_BODY } else { 0 };
+    let sig = signature_with_body(meta.shape.iter().copied(), body.map(|b| b.0));
     let mut out = alloc::vec::Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&signature_of_shape(meta.shape.iter().copied()).to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&sig.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     let mut d = CRC32.digest();
     d.update(&out[4..16]);
