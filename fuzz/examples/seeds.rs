@@ -5,9 +5,13 @@
 //! cd fuzz && cargo run --example seeds
 //! ```
 //!
+//! With seed file names as arguments it writes only those seeds and leaves the other files
+//! as they are (`cargo run --example seeds -- encode-body-7-1-2-3-dense-12-4.bin`).
+//!
 //! `wstar_blob`: the committed Meta-SGD sinusoid blob and broken copies of it (truncated,
-//! bit-flipped, erased flash), the blob in a flash region and in an A/B slot, and blobs
-//! `shared::wstar::encode` writes for a few small models.
+//! bit-flipped, erased flash), the blob in a flash region and in an A/B slot, blobs
+//! `shared::wstar::encode` writes for a few small models, and a classifier blob with a
+//! convolutional body (`encode_with_body`) for the body the target loads.
 //!
 //! `link_frames`: a slot selector byte (bits 0-1 slot A, bits 2-3 slot B: 0 the blob in a
 //! valid slot, 1 erased, 2 corrupt, 3 the bare blob without a slot header) followed by COBS
@@ -17,18 +21,35 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use shared::body::BodySpec;
 use shared::inner::AdaptMask;
 use shared::link::{put_floats, Request, MAX_FRAME};
 use shared::loss::Loss;
-use shared::model::{Layers, Mlp1, Mlp2, Params, SinusoidNet};
+use shared::model::{Dense, Layers, Mlp1, Mlp2, Params, SinusoidNet};
 use shared::report::StepLimit;
 use shared::slots::slot_image;
-use shared::wstar::{encode, Algorithm, AlphaKind, Meta};
+use shared::wstar::{encode, encode_with_body, Algorithm, AlphaKind, BodyShape, Meta};
 
 static BLOB: &[u8] = include_bytes!("../../tests/fixtures/metasgd-sinusoid-k10.bin");
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    if !only.is_empty() {
+        let mut left = only.clone();
+        for (dir, seeds) in [("wstar_blob", wstar_seeds()), ("link_frames", link_seeds())] {
+            for (name, bytes) in seeds {
+                if let Some(i) = left.iter().position(|n| n == name) {
+                    left.swap_remove(i);
+                    let path = root.join(dir).join(name);
+                    println!("{}: {} bytes", path.display(), bytes.len());
+                    fs::write(path, bytes).unwrap();
+                }
+            }
+        }
+        assert!(left.is_empty(), "no such seeds: {left:?}");
+        return;
+    }
     write_all(&root.join("wstar_blob"), wstar_seeds());
     write_all(&root.join("link_frames"), link_seeds());
 }
@@ -201,7 +222,31 @@ fn wstar_seeds() -> Vec<(&'static str, Vec<u8>)> {
         )
         .unwrap(),
     ));
+    seeds.push(("encode-body-7-1-2-3-dense-12-4.bin", body_blob()));
     seeds
+}
+
+/// An ANIL image classifier's blob: a `Dense<f32, 12, 4>` head on the body the `wstar_blob`
+/// target loads (7×7×1 → 4×4×2 → 2×2×3).
+fn body_blob() -> Vec<u8> {
+    const BODY: BodySpec<3> = BodySpec {
+        side: 7,
+        channels: [1, 2, 3],
+    };
+    const F: usize = BODY.features();
+    type Head = Dense<f32, F, 4>;
+    let mut meta = Meta::new::<Head, F, 4>(Loss::SoftmaxCrossEntropy, 5);
+    meta.algorithm = Algorithm::Anil;
+    meta.trained_k = 5;
+    let weights = theta(BODY.params(), 3);
+    encode_with_body(
+        &meta,
+        &theta(Head::PARAMS, 2),
+        &[0.1],
+        [&[0.0; F], &[1.0; F], &[0.0; 4], &[1.0; 4]],
+        Some((&BodyShape::of(&BODY), &weights)),
+    )
+    .unwrap()
 }
 
 // ---- link_frames ----

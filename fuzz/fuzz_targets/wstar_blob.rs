@@ -1,26 +1,47 @@
 //! Fuzzes the `w*` blob decoder (`shared::wstar`) and the device adapter that loads it.
 //!
 //! On arbitrary bytes: `Blob::parse`, `Blob::parse_for::<SinusoidNet, 1, 1>`, `in_region`
-//! then `parse_for` on its result, `shared::slots::slot_blob` (a slot header, then the blob)
-//! and `Adapter::<SinusoidNet, 1, 1, 10>::new`. A blob that
+//! then `parse_for` and `parse_on` on its result, `shared::slots::slot_blob` (a slot header,
+//! then the blob) and `Adapter::<SinusoidNet, 1, 1, 10>::new`. A blob that
 //! loads is exercised: its arrays are read, samples taken from the input bytes are pushed,
 //! three unchecked inner steps run, and the adapter predicts. Nothing may panic.
 //!
+//! The same bytes as a blob with a convolutional body (`FLAG_BODY`): `Blob::parse_on` for a
+//! `Dense<f32, 12, 4>` head on a small body (`BODY`), and `device::ImageClassifier::load`,
+//! which must agree with it. When the blob loads, the body runs forward on a fixed image with
+//! the weights read from the blob in place (`LeBytes`): the features must be `BODY.features()`
+//! values, none negative (ReLU), and the classifier's features must be those bit for bit.
+//! Whenever `Blob::parse` finds a body, its weights are as many as its shape implies, finite.
+//!
 //! The CRC stops almost every mutation of a blob at the header check, so each input is also
 //! decoded a second time with its header rebuilt (magic, version, signature of the shape its
-//! meta declares, length and CRC recomputed): that lets the fuzzer reach the meta decoder, the
+//! meta declares, and of its body when the body flag is set and the body shape decodes,
+//! length and CRC recomputed): that lets the fuzzer reach the meta and body decoders, the
 //! size and value checks and the adapter with payloads it invents.
 #![no_main]
 
-use device::{AdaptError, Adapter, Sample, StepLimit};
+use device::{AdaptError, Adapter, ImageClassifier, Sample, StepLimit};
 use libfuzzer_sys::fuzz_target;
-use shared::model::{Params, SinusoidNet};
-use shared::wstar::{self, Blob, Meta, FORMAT_VERSION, HEADER_LEN, MAGIC};
+use shared::body::{BodySpec, Weights};
+use shared::model::{Dense, Params, SinusoidNet};
+use shared::wstar::{self, Blob, BodyShape, Meta, FLAG_BODY, FORMAT_VERSION, HEADER_LEN, MAGIC};
 
 type Net = SinusoidNet;
 /// The sinusoid firmware's adapter: 1 input, 1 output, K = 10.
 const K: usize = 10;
 type A<'w> = Adapter<'w, Net, 1, 1, K>;
+
+/// A small image classifier's body: 7×7×1 → 4×4×2 → 2×2×3 (12 features, 77 weights).
+const BODY: BodySpec<3> = BodySpec {
+    side: 7,
+    channels: [1, 2, 3],
+};
+const FEATURES: usize = BODY.features();
+/// Its classes, and the support images its head adapts on.
+const CLASSES: usize = 4;
+const SHOTS: usize = 4;
+type Head = Dense<f32, FEATURES, CLASSES>;
+type Classifier<'w> = ImageClassifier<'w, 3, FEATURES, CLASSES, SHOTS, { BODY.scratch_len() }>;
 
 fuzz_target!(|data: &[u8]| {
     decode(data);
@@ -46,13 +67,51 @@ fn decode(data: &[u8]) {
             "parse_for accepted a blob parse refused: {any:?}"
         );
         assert_eq!(blob.meta.params as usize, Net::PARAMS);
+        assert!(blob.body().is_none(), "parse_for accepted a body");
         read_arrays(blob);
+    }
+    // The classifier's blob: the head on the body.
+    let on = Blob::parse_on::<Head, FEATURES, CLASSES, 3>(data, &BODY);
+    if let Ok(blob) = &on {
+        assert!(
+            any.is_ok(),
+            "parse_on accepted a blob parse refused: {any:?}"
+        );
+        assert!(sinusoid.is_err(), "parse_for and parse_on both accepted");
+        assert_eq!(blob.meta.params as usize, Head::PARAMS);
+        read_arrays(blob);
+        run_body(blob, data);
+    }
+    let mut classifier = Classifier::unloaded(BODY);
+    assert_eq!(
+        classifier.load(data).is_ok(),
+        on.is_ok(),
+        "ImageClassifier::load and parse_on disagree"
+    );
+    if let Ok(blob) = &on {
+        let image = image(data);
+        let features = classifier
+            .features(&image)
+            .expect("a loaded classifier runs");
+        let direct = body_features(blob, &image);
+        assert!(
+            features
+                .iter()
+                .map(|v| v.to_bits())
+                .eq(direct.iter().map(|v| v.to_bits())),
+            "the classifier's features are not the body's"
+        );
+        let _ = classifier.classify(&image);
     }
     // A flash region: the blob at its start, cut to its declared length.
     if let Ok(b) = wstar::in_region(data) {
         assert!(b.len() >= HEADER_LEN && b.len() <= data.len());
         assert_eq!(b, &data[..b.len()]);
         let _ = Blob::parse_for::<Net, 1, 1>(b);
+        if let Ok(blob) = Blob::parse_on::<Head, FEATURES, CLASSES, 3>(b, &BODY) {
+            // The bytes after the blob are the image.
+            run_body(&blob, &data[b.len()..]);
+        }
         if let Ok(a) = A::new(b) {
             // The bytes after the blob are the samples.
             exercise(a, &data[b.len()..]);
@@ -74,7 +133,54 @@ fn decode(data: &[u8]) {
     }
 }
 
-/// Reads every value the accessors expose for the model the blob describes.
+/// The fixed image the body sees: a gradient, or values from the input bytes (finite ones, so
+/// the classifier takes them) when there are enough.
+fn image(data: &[u8]) -> [f32; BODY.inputs()] {
+    let mut image: [f32; BODY.inputs()] =
+        core::array::from_fn(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0);
+    let tail = &data[data.len().saturating_sub(4 * BODY.inputs())..];
+    if tail.len() == 4 * BODY.inputs() {
+        for (v, c) in image.iter_mut().zip(tail.chunks_exact(4)) {
+            let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            if x.is_finite() {
+                *v = x;
+            }
+        }
+    }
+    image
+}
+
+/// The body's features of `image` with the blob's weights, read in place.
+fn body_features(blob: &Blob<'_>, image: &[f32]) -> [f32; FEATURES] {
+    let (_, weights) = blob.body().expect("parse_on gave a blob without a body");
+    let mut scratch = [0.0f32; BODY.scratch_len()];
+    let f = BODY
+        .forward(&weights, image, &mut scratch)
+        .expect("the body refused weights parse_on accepted");
+    assert_eq!(f.len(), FEATURES);
+    let mut out = [0.0; FEATURES];
+    out.copy_from_slice(f);
+    out
+}
+
+/// Checks the body of a blob `parse_on` accepted, and runs it forward on a fixed image and
+/// on one taken from the input bytes.
+fn run_body(blob: &Blob<'_>, data: &[u8]) {
+    let (shape, weights) = blob.body().expect("parse_on gave a blob without a body");
+    assert!(shape.is(&BODY), "parse_on accepted another body: {shape:?}");
+    assert_eq!(*shape, BodyShape::of(&BODY));
+    assert_eq!(Weights::<f32>::len(&weights), BODY.params());
+    for image in [image(&[]), image(data)] {
+        let f = body_features(blob, &image);
+        // ReLU: nothing below zero (NaN passes through, as documented).
+        assert!(
+            f.iter().all(|v| v.is_nan() || *v >= 0.0),
+            "negative feature: {f:?}"
+        );
+    }
+}
+
+/// Reads every value the accessors expose for the model the blob describes, and its body.
 fn read_arrays(blob: &Blob<'_>) {
     let params = blob.meta.params as usize;
     let mut sum = 0.0f32;
@@ -95,6 +201,17 @@ fn read_arrays(blob: &Blob<'_>) {
     for i in 0..outputs {
         let (mean, std) = blob.output_norm(i);
         assert!(mean.is_finite() && std.is_finite() && std > 0.0);
+    }
+    if let Some((shape, weights)) = blob.body() {
+        assert!(shape.channels.len() >= 2 && shape.channels.iter().all(|&c| c > 0));
+        assert!(shape.side > 0);
+        assert_eq!(Weights::<f32>::len(&weights), shape.params());
+        assert_eq!(weights.0.len(), 4 * shape.params());
+        for c in weights.0.chunks_exact(4) {
+            let w = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            assert!(w.is_finite());
+            sum += w;
+        }
     }
     std::hint::black_box(sum);
 }
@@ -179,13 +296,20 @@ fn exercise(mut a: A<'_>, bytes: &[u8]) {
 }
 
 /// `data` with its header rebuilt so it passes the header checks: magic, version, the
-/// signature of the shape its meta declares (when the meta decodes), payload length and CRC.
+/// signature of the shape its meta declares (when the meta decodes) and of the body shape
+/// after the arrays (when the body flag is set and it decodes), payload length and CRC.
 fn repair(data: &[u8]) -> Vec<u8> {
     let mut b = data.to_vec();
     b[..4].copy_from_slice(&MAGIC);
     b[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    if let Ok((meta, _)) = postcard::take_from_bytes::<Meta>(&b[HEADER_LEN..]) {
-        let sig = wstar::signature_of_shape(meta.shape.iter().copied());
+    let flags = u16::from_le_bytes([b[6], b[7]]);
+    if let Ok((meta, arrays)) = postcard::take_from_bytes::<Meta>(&b[HEADER_LEN..]) {
+        let body = arrays
+            .get(meta.arrays_len()..)
+            .filter(|_| flags & FLAG_BODY != 0)
+            .and_then(|rest| postcard::take_from_bytes::<BodyShape>(rest).ok())
+            .map(|(shape, _)| shape);
+        let sig = wstar::signature_with_body(meta.shape.iter().copied(), body.as_ref());
         b[8..12].copy_from_slice(&sig.to_le_bytes());
     }
     let len = (b.len() - HEADER_LEN) as u32;
