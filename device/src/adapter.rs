@@ -1,6 +1,7 @@
 //! The adapter: `w*` in flash, the K samples and the adapted parameters in RAM.
 
 use nalgebra::SMatrix;
+use shared::body::BodySpec;
 use shared::inner;
 use shared::loss::{softmax, Loss};
 use shared::model::{Layers, Zeroed};
@@ -93,6 +94,20 @@ where
     pub fn load(&mut self, blob: &'w [u8]) -> Result<(), BlobError> {
         self.unload();
         self.blob = Blob::parse_for::<M, I, O>(blob)?;
+        self.reset();
+        Ok(())
+    }
+
+    /// As [`Adapter::load`], for a blob whose model `M` is the head on a convolutional `body`
+    /// (its features are this adapter's inputs); the body's weights stay in the blob, in
+    /// place.
+    pub fn load_on<const C: usize>(
+        &mut self,
+        blob: &'w [u8],
+        body: &BodySpec<C>,
+    ) -> Result<(), BlobError> {
+        self.unload();
+        self.blob = Blob::parse_on::<M, I, O, C>(blob, body)?;
         self.reset();
         Ok(())
     }

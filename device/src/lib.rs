@@ -29,9 +29,11 @@
 #![warn(missing_docs)]
 
 mod adapter;
+mod classifier;
 mod error;
 pub mod server;
 
 pub use adapter::{AdaptReport, Adapter, Classified, Guard, Sample, StepLimit};
+pub use classifier::ImageClassifier;
 pub use error::{AdaptError, PushError, PushErrorKind};
 pub use shared::wstar::BlobError;

@@ -64,6 +64,8 @@ pub enum PushErrorKind {
     /// A value is far outside the training data: more than
     /// [`MAX_NORMALISED`] after normalisation with the statistics in `w*`.
     OutOfRange,
+    /// The sample has the wrong number of values, or a label outside the classes.
+    Shape,
 }
 
 /// Largest magnitude a sample value may have after normalisation with `w*`'s statistics (in
@@ -80,6 +82,10 @@ impl fmt::Display for PushErrorKind {
             PushErrorKind::OutOfRange => write!(
                 f,
                 "sample value more than {MAX_NORMALISED} from the training data's mean, in its standard deviations"
+            ),
+            PushErrorKind::Shape => write!(
+                f,
+                "sample has the wrong number of values or a label outside the classes"
             ),
         }
     }
@@ -107,6 +113,13 @@ pub enum AdaptError {
     NonFiniteInput,
     /// `classify` on a `w*` not trained with softmax cross-entropy.
     NotAClassifier,
+    /// An input with another number of values than the model takes.
+    InputSize {
+        /// Values the model takes.
+        expected: u32,
+        /// Values given.
+        found: u32,
+    },
 }
 
 impl fmt::Display for AdaptError {
@@ -122,6 +135,9 @@ impl fmt::Display for AdaptError {
             }
             AdaptError::NonFiniteLoss => write!(f, "the loss on the samples is not finite"),
             AdaptError::NonFiniteInput => write!(f, "input has a NaN or infinite value"),
+            AdaptError::InputSize { expected, found } => {
+                write!(f, "input has {found} values, the model takes {expected}")
+            }
             AdaptError::NotAClassifier => {
                 write!(
                     f,
