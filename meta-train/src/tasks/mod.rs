@@ -1,6 +1,7 @@
 //! Source and target task families, and the seeded random streams they are drawn from.
 
 pub mod csv;
+pub mod episode_dir;
 pub mod episodes;
 pub mod omniglot;
 pub mod sinusoid;
