@@ -7,6 +7,7 @@ pub mod bench;
 pub mod device_bench;
 pub mod eval;
 pub mod export;
+pub mod fewshot;
 pub mod figures;
 pub mod flops;
 pub mod inspect;

@@ -27,6 +27,9 @@ struct Cli {
 enum Command {
     /// Meta-train w* on source tasks into a run folder, then evaluate it on held-out tasks.
     Train(TrainArgs),
+    /// Meta-train the Omniglot few-shot classifier (convolutional body, ANIL head) from the
+    /// small background split and evaluate it on alphabets it never saw.
+    TrainFewshot(meta_train::fewshot::run::FewShotArgs),
     /// Evaluate a w* blob on held-out tasks, adapting with the device runtime.
     Eval(EvalArgs),
     /// Show what a w* blob holds: header, shape, inner loop, α, sizes, device RAM.
@@ -148,6 +151,13 @@ struct EvalArgs {
     /// With --on: print the firmware's defmt log, decoded.
     #[arg(long, requires = "on")]
     logs: bool,
+    /// For an image classifier w*: evaluate on your own episode instead, a folder
+    /// (support/CLASS/*.png, query/CLASS/*.png) or a CSV file (split,label,f0,f1,…).
+    #[arg(long)]
+    episode: Option<PathBuf>,
+    /// For an image classifier w*: the folder with the Omniglot zips.
+    #[arg(long, default_value = "../shared/data/omniglot")]
+    omniglot: PathBuf,
 }
 
 fn board_name(name: &str) -> Result<&'static Board, String> {
@@ -276,6 +286,17 @@ fn run_train(a: TrainArgs) -> Result<()> {
 
 fn run_eval(a: EvalArgs) -> Result<()> {
     threads(a.threads)?;
+    let bytes = std::fs::read(&a.blob)
+        .with_context(|| format!("cannot read w* blob {}", a.blob.display()))?;
+    if Blob::parse(&bytes).is_ok_and(|b| b.body().is_some()) {
+        return meta_train::fewshot::run::eval_blob(
+            &bytes,
+            &a.omniglot,
+            a.episode.as_deref(),
+            a.seed,
+            a.tasks as u64,
+        );
+    }
     let blob = read_blob(&a.blob)?;
     let cfg = EvalConfig {
         tasks: a.tasks,
@@ -351,6 +372,7 @@ fn run_on_device(
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Train(a) => run_train(a),
+        Command::TrainFewshot(a) => meta_train::fewshot::run::run(&a),
         Command::Eval(a) => run_eval(a),
         Command::Inspect { blob } => {
             let bytes = std::fs::read(&blob)

@@ -1,0 +1,193 @@
+//! The exact meta-gradient of ANIL with a dense softmax head: the inner loop adapts only the
+//! head on the support features; the gradient of the query loss flows to the head's `θ0`, to
+//! the scalar step size `α`, and (second order, through every inner step) to the support and
+//! query features, from where the body's backward pass takes it.
+//!
+//! With `θₜ₊₁ = θₜ − α ∇L_s(θₜ, X)` and `v` the adjoint of `θₜ₊₁`, reverse mode gives
+//! `∂/∂θₜ = v − H(α v)`, `∂/∂α += −⟨∇L_s(θₜ), v⟩` and `∂/∂X −= ∂²L_s/∂X∂θ · (α v)`; the last
+//! two products are the R-operator passes of `shared`'s dense layer and loss.
+
+use nalgebra::SMatrix;
+use shared::inner::{self, AdaptMask};
+use shared::loss::Loss;
+use shared::math::Real;
+use shared::model::{Dense, Params};
+
+/// One episode as the head sees it: support features and one-hot labels (`n_support` valid
+/// columns), and the query in chunks of `K` columns.
+#[derive(Clone, Debug)]
+pub struct HeadTask<T: Real, const F: usize, const N: usize, const K: usize> {
+    /// Support features.
+    pub xs: SMatrix<T, F, K>,
+    /// Support one-hot labels.
+    pub ys: SMatrix<T, N, K>,
+    /// Valid support columns.
+    pub n_support: usize,
+    /// Query chunks: features, one-hot labels, valid columns.
+    pub query: Vec<(SMatrix<T, F, K>, SMatrix<T, N, K>, usize)>,
+}
+
+impl<T: Real, const F: usize, const N: usize, const K: usize> HeadTask<T, F, N, K> {
+    /// Builds the task from `(features, label)` lists.
+    pub fn new(support: &[(Vec<T>, usize)], query: &[(Vec<T>, usize)]) -> Self {
+        let (xs, ys, n_support) = batch::<T, F, N, K>(support);
+        let query = query.chunks(K).map(batch::<T, F, N, K>).collect();
+        Self {
+            xs,
+            ys,
+            n_support,
+            query,
+        }
+    }
+
+    /// Query samples.
+    pub fn n_query(&self) -> usize {
+        self.query.iter().map(|q| q.2).sum()
+    }
+}
+
+fn batch<T: Real, const F: usize, const N: usize, const K: usize>(
+    samples: &[(Vec<T>, usize)],
+) -> (SMatrix<T, F, K>, SMatrix<T, N, K>, usize) {
+    assert!(samples.len() <= K, "{} samples for K = {K}", samples.len());
+    let mut x = SMatrix::<T, F, K>::zeros();
+    let mut y = SMatrix::<T, N, K>::zeros();
+    for (j, (f, label)) in samples.iter().enumerate() {
+        x.column_mut(j).copy_from_slice(f);
+        y[(*label, j)] = T::ONE;
+    }
+    (x, y, samples.len())
+}
+
+/// What one episode gives the outer loop.
+#[derive(Clone, Debug)]
+pub struct HeadGrad<T: Real, const F: usize, const N: usize, const K: usize> {
+    /// Mean query loss after adaptation.
+    pub loss: T,
+    /// Query samples classified correctly after adaptation.
+    pub correct: usize,
+    /// `∂L/∂θ0` of the head.
+    pub head: Dense<T, F, N>,
+    /// `∂L/∂α`.
+    pub alpha: T,
+    /// `∂L/∂(support features)`.
+    pub xs: SMatrix<T, F, K>,
+    /// `∂L/∂(query features)`, one matrix per query chunk.
+    pub xq: Vec<SMatrix<T, F, K>>,
+}
+
+/// Adapts `head0` with `steps` inner steps of size `alpha` on the support set (the device's
+/// rule, [`inner::step`]) and returns the adapted head.
+pub fn adapt<T: Real, const F: usize, const N: usize, const K: usize>(
+    head0: &Dense<T, F, N>,
+    alpha: T,
+    steps: usize,
+    task: &HeadTask<T, F, N, K>,
+) -> Dense<T, F, N> {
+    let mut theta = head0.clone();
+    let mut next = Dense::zeros();
+    let mut dy = SMatrix::<T, N, K>::zeros();
+    for _ in 0..steps {
+        let out = theta.affine(&task.xs);
+        Loss::SoftmaxCrossEntropy.value_grad(&out, &task.ys, task.n_support, Some(&mut dy));
+        theta.affine_backward(&task.xs, &dy, &mut next, false);
+        inner::step(&theta, &mut next, |_, _| alpha, AdaptMask::ALL);
+        core::mem::swap(&mut theta, &mut next);
+    }
+    theta
+}
+
+/// Query samples that `head` classifies correctly (argmax, first on ties).
+pub fn correct<T: Real, const F: usize, const N: usize, const K: usize>(
+    head: &Dense<T, F, N>,
+    task: &HeadTask<T, F, N, K>,
+) -> usize {
+    let mut correct = 0;
+    for (xq, yq, n) in &task.query {
+        let out = head.affine(xq);
+        for j in 0..*n {
+            let mut best = 0;
+            for i in 1..N {
+                if out[(i, j)] > out[(best, j)] {
+                    best = i;
+                }
+            }
+            correct += usize::from(yq[(best, j)] == T::ONE);
+        }
+    }
+    correct
+}
+
+/// The meta-gradient of the query loss after `steps` inner steps (see the module docs).
+pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
+    head0: &Dense<T, F, N>,
+    alpha: T,
+    steps: usize,
+    task: &HeadTask<T, F, N, K>,
+) -> HeadGrad<T, F, N, K> {
+    let loss = Loss::SoftmaxCrossEntropy;
+    let n_s = task.n_support;
+    // Forward through the inner steps, keeping each step's parameters, outputs and gradients.
+    let mut thetas = vec![head0.clone()];
+    let mut outs = Vec::with_capacity(steps);
+    let mut dys = Vec::with_capacity(steps);
+    let mut grads = Vec::with_capacity(steps);
+    for t in 0..steps {
+        let out = thetas[t].affine(&task.xs);
+        let mut dy = SMatrix::<T, N, K>::zeros();
+        loss.value_grad(&out, &task.ys, n_s, Some(&mut dy));
+        let mut g = Dense::zeros();
+        thetas[t].affine_backward(&task.xs, &dy, &mut g, false);
+        let mut next = g.clone();
+        inner::step(&thetas[t], &mut next, |_, _| alpha, AdaptMask::ALL);
+        outs.push(out);
+        dys.push(dy);
+        grads.push(g);
+        thetas.push(next);
+    }
+    // The query loss at the adapted head, a mean over every query sample.
+    let theta_s = &thetas[steps];
+    let n_q = T::from_usize(task.n_query().max(1));
+    let mut v = Dense::<T, F, N>::zeros();
+    let mut g = Dense::zeros();
+    let mut total = T::ZERO;
+    let mut xq = Vec::with_capacity(task.query.len());
+    let mut dy = SMatrix::<T, N, K>::zeros();
+    for (x, y, n) in &task.query {
+        let out = theta_s.affine(x);
+        let share = T::from_usize(*n) / n_q;
+        total += share * loss.value_grad(&out, y, *n, Some(&mut dy));
+        dy *= share;
+        xq.push(theta_s.affine_backward(x, &dy, &mut g, true));
+        v.add_scaled(T::ONE, &g);
+    }
+    let mut d_alpha = T::ZERO;
+    let mut xs = SMatrix::<T, F, K>::zeros();
+    let mut hv = Dense::zeros();
+    for t in (0..steps).rev() {
+        // v is the adjoint of θₜ₊₁.
+        let mut dot = T::ZERO;
+        let mut gt = grads[t].clone();
+        gt.zip_mut(&v, &mut |_, a, b| {
+            for (a, &b) in a.iter().zip(b) {
+                dot += *a * b;
+            }
+        });
+        d_alpha -= dot;
+        let mut u = Dense::zeros();
+        u.add_scaled(alpha, &v);
+        let rz = u.affine(&task.xs);
+        let rdz = loss.r_grad(&outs[t], &rz, n_s);
+        let rdx = thetas[t].affine_backward_r(&u, &task.xs, None, &dys[t], &rdz, &mut hv, true);
+        xs -= rdx;
+        v.add_scaled(-T::ONE, &hv);
+    }
+    HeadGrad {
+        loss: total,
+        correct: correct(theta_s, task),
+        head: v,
+        alpha: d_alpha,
+        xs,
+        xq,
+    }
+}

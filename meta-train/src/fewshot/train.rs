@@ -1,0 +1,439 @@
+//! The outer loop of few-shot classification: meta-batches of N-way K-shot episodes from the
+//! meta-training classes, their ANIL meta-gradients in parallel (body forward and backward on
+//! every image, exact second order through the head's inner steps), one Adam step on the body,
+//! the head's `θ0` and `α`; a progress bar with episodes/s and the running meta-validation
+//! accuracy, metrics, and atomic checkpoints.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use shared::loss::Loss;
+use shared::model::Params;
+use shared::wstar::{self, Algorithm, BodyShape, Meta};
+
+use super::head::{self, HeadTask};
+use super::{Head, FEATURES, OMNIGLOT_BODY};
+use crate::optim::Adam;
+use crate::run_dir::{self, RunDir};
+use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
+use crate::tasks::omniglot::Character;
+use crate::tasks::{rng_for, Stream};
+use crate::train::Progress;
+
+/// Everything that determines a few-shot training run's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FewShotConfig {
+    /// Classes per episode (N).
+    pub way: usize,
+    /// Support images per class (K).
+    pub shot: usize,
+    /// Query images per class in training episodes.
+    pub query: usize,
+    /// Inner steps on the head.
+    pub steps: usize,
+    /// Initial inner step size.
+    pub alpha: f32,
+    /// Whether `α` is meta-learned.
+    pub learn_alpha: bool,
+    /// Episodes per meta-batch.
+    pub meta_batch: usize,
+    /// Meta-iterations.
+    pub iterations: u64,
+    /// Adam learning rate.
+    pub meta_lr: f32,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Iterations between meta-validation passes (and metrics rows).
+    pub val_every: u64,
+    /// Meta-validation episodes per pass.
+    pub val_episodes: u64,
+    /// Iterations between checkpoints.
+    pub checkpoint_every: u64,
+    /// Whether training images get random affine distortions ([`super::augment`]).
+    #[serde(default)]
+    pub augment: bool,
+}
+
+impl FewShotConfig {
+    /// The Omniglot defaults for `way`-way `shot`-shot.
+    pub fn omniglot(way: usize, shot: usize) -> Self {
+        Self {
+            way,
+            shot,
+            query: 5,
+            steps: 5,
+            alpha: 0.1,
+            learn_alpha: true,
+            meta_batch: 8,
+            iterations: 6000,
+            meta_lr: 1e-3,
+            seed: 0,
+            val_every: 250,
+            val_episodes: 200,
+            checkpoint_every: 500,
+            augment: true,
+        }
+    }
+}
+
+/// One `metrics.csv` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FewShotMetric {
+    /// Iterations done.
+    pub iteration: u64,
+    /// Mean query loss over the interval.
+    pub meta_loss: f32,
+    /// Query accuracy on the meta-training episodes of the interval.
+    pub train_accuracy: f32,
+    /// Accuracy on the meta-validation episodes.
+    pub val_accuracy: f32,
+    /// Inner step size.
+    pub alpha: f32,
+    /// Seconds since the run (or resume) started.
+    pub elapsed_s: f64,
+}
+
+/// The resumable state of a few-shot run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FewShotCheckpoint {
+    /// The run's config.
+    pub config: FewShotConfig,
+    /// Iterations done.
+    pub iteration: u64,
+    /// Body weights ([`OMNIGLOT_BODY`] layout).
+    pub body: Vec<f32>,
+    /// Head `θ0`, flat in parameter order.
+    pub head: Vec<f32>,
+    /// Inner step size.
+    pub alpha: f32,
+    /// Outer optimiser of body, head and `α` (in that order).
+    pub adam: Adam,
+    /// Metrics so far.
+    pub metrics: Vec<FewShotMetric>,
+}
+
+impl FewShotCheckpoint {
+    /// A fresh start: He-initialised body, zero biases and head.
+    pub fn new(config: &FewShotConfig) -> Self {
+        let mut rng = rng_for(config.seed, Stream::Init, 0);
+        let mut body = vec![0.0f32; OMNIGLOT_BODY.params()];
+        let offsets = OMNIGLOT_BODY.offsets();
+        for (i, &at) in offsets.iter().take(offsets.len() - 1).enumerate() {
+            let c = OMNIGLOT_BODY.conv(i);
+            // He (Kaiming) uniform: variance 2 / fan-in keeps ReLU activations at scale.
+            let bound = (6.0 / c.patch() as f32).sqrt();
+            for w in &mut body[at..at + c.patch() * c.c_out] {
+                *w = rng.gen_range(-bound..bound);
+            }
+        }
+        let head = vec![0.0f32; FEATURES * config.way + config.way];
+        let n = body.len() + head.len() + 1;
+        Self {
+            config: config.clone(),
+            iteration: 0,
+            body,
+            head,
+            alpha: config.alpha,
+            adam: Adam::new(config.meta_lr, n),
+            metrics: Vec::new(),
+        }
+    }
+
+    /// The head as a model.
+    pub fn head_model<const N: usize>(&self) -> Head<N> {
+        let mut h = Head::<N>::zeros();
+        h.fill_with(|i| self.head[i]);
+        h
+    }
+}
+
+/// Mixed into the seed of the distortions' random stream.
+const AUGMENT_SEED: u64 = 0xA0A0_5EED;
+
+/// What one episode contributes.
+struct EpisodeGrad {
+    loss: f64,
+    correct: usize,
+    queries: usize,
+    body: Vec<f32>,
+    head: Vec<f32>,
+    alpha: f32,
+}
+
+/// Body features of each image.
+pub fn features(body: &[f32], images: &[(Vec<f32>, usize)]) -> Vec<(Vec<f32>, usize)> {
+    let mut scratch = vec![0.0f32; OMNIGLOT_BODY.scratch_len()];
+    images
+        .iter()
+        .map(|(px, label)| {
+            let f = OMNIGLOT_BODY
+                .forward(body, px, &mut scratch)
+                .expect("sizes fixed by OMNIGLOT_BODY");
+            (f.to_vec(), *label)
+        })
+        .collect()
+}
+
+fn episode_grad<const N: usize, const K: usize>(
+    ck: &FewShotCheckpoint,
+    head0: &Head<N>,
+    ep: &Episode,
+    index: u64,
+) -> EpisodeGrad {
+    let distorted;
+    let ep = if ck.config.augment {
+        // Its own stream, so the episode's picks do not depend on whether it is distorted.
+        let mut rng = rng_for(ck.config.seed ^ AUGMENT_SEED, Stream::Train, index);
+        let mut d = |imgs: &[(Vec<f32>, usize)]| -> Vec<(Vec<f32>, usize)> {
+            imgs.iter()
+                .map(|(px, l)| {
+                    (
+                        super::augment::distort(px, OMNIGLOT_BODY.side, &mut rng),
+                        *l,
+                    )
+                })
+                .collect()
+        };
+        distorted = Episode {
+            support: d(&ep.support),
+            query: d(&ep.query),
+        };
+        &distorted
+    } else {
+        ep
+    };
+    let trace = |imgs: &[(Vec<f32>, usize)]| -> Vec<_> {
+        imgs.iter()
+            .map(|(px, _)| OMNIGLOT_BODY.trace(&ck.body, px))
+            .collect()
+    };
+    let (ts, tq) = (trace(&ep.support), trace(&ep.query));
+    let feats = |ts: &[shared::body::Trace<f32>], imgs: &[(Vec<f32>, usize)]| -> Vec<_> {
+        ts.iter()
+            .zip(imgs)
+            .map(|(t, (_, l))| (t.features().to_vec(), *l))
+            .collect::<Vec<_>>()
+    };
+    let task =
+        HeadTask::<f32, FEATURES, N, K>::new(&feats(&ts, &ep.support), &feats(&tq, &ep.query));
+    let g = head::meta_grad(head0, ck.alpha, ck.config.steps, &task);
+    let mut body = vec![0.0f32; ck.body.len()];
+    for (j, t) in ts.iter().enumerate() {
+        let d = &g.xs.as_slice()[j * FEATURES..(j + 1) * FEATURES];
+        OMNIGLOT_BODY.backward(&ck.body, t, d, &mut body);
+    }
+    for (i, t) in tq.iter().enumerate() {
+        let d = &g.xq[i / K].as_slice()[(i % K) * FEATURES..(i % K + 1) * FEATURES];
+        OMNIGLOT_BODY.backward(&ck.body, t, d, &mut body);
+    }
+    let mut head = Vec::with_capacity(ck.head.len());
+    g.head.for_each(&mut |_, s| head.extend_from_slice(s));
+    EpisodeGrad {
+        loss: f64::from(g.loss),
+        correct: g.correct,
+        queries: task.n_query(),
+        body,
+        head,
+        alpha: g.alpha,
+    }
+}
+
+/// Accuracy of `ck` on `episodes` (adapting the head as the device does).
+pub fn accuracy<const N: usize, const K: usize>(
+    ck: &FewShotCheckpoint,
+    episodes: &[Episode],
+) -> f64 {
+    let head0 = ck.head_model::<N>();
+    let (correct, total) = episodes
+        .par_iter()
+        .map(|ep| {
+            let task = HeadTask::<f32, FEATURES, N, K>::new(
+                &features(&ck.body, &ep.support),
+                &features(&ck.body, &ep.query),
+            );
+            let adapted = head::adapt(&head0, ck.alpha, ck.config.steps, &task);
+            (head::correct(&adapted, &task), task.n_query())
+        })
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    correct as f64 / total.max(1) as f64
+}
+
+/// Meta-trains on episodes from `train_pool`, validating on `val_pool`; writes `config.json`,
+/// `metrics.csv` and `checkpoint.bin` into `run` and returns the final state.
+pub fn train<const N: usize, const K: usize>(
+    config: &FewShotConfig,
+    train_pool: &[Character],
+    val_pool: &[Character],
+    run: &RunDir,
+    resume: bool,
+    progress: Progress,
+) -> Result<FewShotCheckpoint> {
+    if config.way != N || config.shot * N > K {
+        bail!("internal: episode shape dispatch");
+    }
+    let spec = EpisodeSpec::new(config.way, config.shot).with_query(config.query);
+    let sampler = Sampler::across(train_pool, spec).context("meta-training classes")?;
+    let val_spec = EpisodeSpec::new(config.way, config.shot);
+    let val_sampler = Sampler::across(val_pool, val_spec).context("meta-validation classes")?;
+    let val: Vec<Episode> = val_sampler
+        .episodes(config.seed, Stream::Eval, config.val_episodes)
+        .collect();
+    let mut ck = if resume {
+        let path = run.path(run_dir::CHECKPOINT);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot resume: cannot read {}", path.display()))?;
+        let ck: FewShotCheckpoint = postcard::from_bytes(&bytes).with_context(|| {
+            format!(
+                "cannot resume: {} is not a few-shot checkpoint",
+                path.display()
+            )
+        })?;
+        let mut saved = ck.config.clone();
+        saved.iterations = config.iterations;
+        if saved != *config {
+            bail!(
+                "cannot resume: {} was written with another config\n  checkpoint: {:?}\n  now:        {:?}",
+                path.display(),
+                ck.config,
+                config
+            );
+        }
+        FewShotCheckpoint {
+            config: config.clone(),
+            ..ck
+        }
+    } else {
+        FewShotCheckpoint::new(config)
+    };
+    run.write_atomic(
+        run_dir::CONFIG,
+        serde_json::to_string_pretty(config)?.as_bytes(),
+    )?;
+    let bar = match progress {
+        Progress::Bar => {
+            ProgressBar::with_draw_target(Some(config.iterations), ProgressDrawTarget::stderr())
+        }
+        Progress::Quiet => ProgressBar::hidden(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:25} {pos}/{len} it  {msg}  eta {eta}")
+            .expect("static template"),
+    );
+    bar.set_position(ck.iteration);
+    let start = Instant::now();
+    let mut last_val = ck.metrics.last().map_or(f32::NAN, |m| m.val_accuracy);
+    let (mut loss_sum, mut correct, mut queries, mut episodes) = (0.0f64, 0usize, 0usize, 0u64);
+    let mut done = 0u64;
+    let mut tick = Instant::now();
+    let mut rate = 0.0f64;
+    while ck.iteration < config.iterations {
+        let head0 = ck.head_model::<N>();
+        let it = ck.iteration;
+        let grads: Vec<EpisodeGrad> = (0..config.meta_batch as u64)
+            .into_par_iter()
+            .map(|b| {
+                let ep = sampler.episode(
+                    config.seed,
+                    Stream::Train,
+                    it * config.meta_batch as u64 + b,
+                );
+                episode_grad::<N, K>(&ck, &head0, &ep, it * config.meta_batch as u64 + b)
+            })
+            .collect();
+        // Summed in episode order, so the result does not depend on the thread count.
+        let scale = 1.0 / config.meta_batch as f32;
+        let mut g = vec![0.0f32; ck.body.len() + ck.head.len() + 1];
+        for e in &grads {
+            let (gb, rest) = g.split_at_mut(ck.body.len());
+            for (a, b) in gb.iter_mut().zip(&e.body) {
+                *a += b * scale;
+            }
+            for (a, b) in rest.iter_mut().zip(&e.head) {
+                *a += b * scale;
+            }
+            if config.learn_alpha {
+                rest[ck.head.len()] += e.alpha * scale;
+            }
+            loss_sum += e.loss;
+            episodes += 1;
+            correct += e.correct;
+            queries += e.queries;
+        }
+        let mut params: Vec<f32> = ck.body.iter().chain(&ck.head).copied().collect();
+        params.push(ck.alpha);
+        ck.adam.step(&mut params, &g);
+        if !params.iter().all(|v| v.is_finite()) {
+            bail!("meta-training diverged at iteration {it}: a parameter became NaN or infinite");
+        }
+        ck.alpha = params.pop().expect("alpha");
+        let (b, h) = params.split_at(ck.body.len());
+        ck.body.copy_from_slice(b);
+        ck.head.copy_from_slice(h);
+        ck.iteration += 1;
+        done += 1;
+        bar.inc(1);
+        if done % 10 == 0 {
+            let now = Instant::now();
+            rate = 10.0 * config.meta_batch as f64 / (now - tick).as_secs_f64();
+            tick = now;
+        }
+        if ck.iteration % config.val_every == 0 || ck.iteration == config.iterations {
+            last_val = accuracy::<N, K>(&ck, &val) as f32;
+            ck.metrics.push(FewShotMetric {
+                iteration: ck.iteration,
+                meta_loss: (loss_sum / episodes.max(1) as f64) as f32,
+                train_accuracy: correct as f32 / queries.max(1) as f32,
+                val_accuracy: last_val,
+                alpha: ck.alpha,
+                elapsed_s: start.elapsed().as_secs_f64(),
+            });
+            (loss_sum, correct, queries, episodes) = (0.0, 0, 0, 0);
+            write_metrics(run, &ck.metrics)?;
+        }
+        bar.set_message(format!(
+            "{rate:>5.0} episodes/s  train acc {:>5.1}%  val acc {:>5.1}%  α {:.3}",
+            100.0 * correct as f64 / queries.max(1) as f64,
+            100.0 * last_val,
+            ck.alpha
+        ));
+        if ck.iteration % config.checkpoint_every == 0 || ck.iteration == config.iterations {
+            run.write_atomic(run_dir::CHECKPOINT, &postcard::to_allocvec(&ck)?)?;
+        }
+    }
+    bar.finish();
+    Ok(ck)
+}
+
+fn write_metrics(run: &RunDir, metrics: &[FewShotMetric]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for m in metrics {
+        w.serialize(m)?;
+    }
+    run.write_atomic(run_dir::METRICS, &w.into_inner()?)
+}
+
+impl FewShotCheckpoint {
+    /// The `w*` blob: the head's `θ0` and `α` (ANIL: the device adapts the head only) on the
+    /// body, whose weights the device reads from flash in place.
+    pub fn blob<const N: usize>(&self) -> Result<Vec<u8>> {
+        let mut meta =
+            Meta::new::<Head<N>, FEATURES, N>(Loss::SoftmaxCrossEntropy, self.config.steps as u16);
+        meta.algorithm = Algorithm::Anil;
+        meta.trained_k = (self.config.way * self.config.shot) as u16;
+        meta.seed = self.config.seed;
+        let (zeros_f, ones_f) = (vec![0.0f32; FEATURES], vec![1.0f32; FEATURES]);
+        let (zeros_n, ones_n) = (vec![0.0f32; N], vec![1.0f32; N]);
+        wstar::encode_with_body(
+            &meta,
+            &self.head,
+            &[self.alpha],
+            [&zeros_f, &ones_f, &zeros_n, &ones_n],
+            Some((&BodyShape::of(&OMNIGLOT_BODY), &self.body)),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
