@@ -144,3 +144,14 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn lines_are_counted_as_an_editor_shows_them_past_blank_lines_and_crlf() {
+    let text = "# classes: a,b\ntask,x,label\r\n\r\nt1,0.5,a\n\nt1,oops,b\n";
+    assert_eq!(
+        error(text),
+        "tasks.csv:6: column `x`: expected a number, found \"oops\""
+    );
+    let text = "task,x,y\n\n\nt1,0.5,1.0,2.0\n";
+    assert!(error(text).starts_with("tasks.csv:4: "), "{}", error(text));
+}

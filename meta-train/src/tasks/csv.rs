@@ -257,7 +257,9 @@ impl CsvTasks {
         let mut tasks: Vec<CsvTask> = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| {
-                let line = e.position().map_or(0, |p| p.line() as usize + skipped);
+                let line = e
+                    .position()
+                    .map_or(0, |p| line_at(rest, p.byte()) + skipped);
                 let message = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
@@ -268,7 +270,7 @@ impl CsvTasks {
                 };
                 err(line, message)
             })?;
-            let line = record.position().map_or(0, |p| p.line() as usize) + skipped;
+            let line = record.position().map_or(0, |p| line_at(rest, p.byte())) + skipped;
             let number = |col: usize| -> Result<f32, CsvError> {
                 let raw = &record[col];
                 match raw.parse::<f32>() {
@@ -393,4 +395,22 @@ impl CsvTasks {
         }
         Ok(())
     }
+}
+
+/// The 1-based line of the record the CSV reader places at byte `offset` of `text`: the reader
+/// places it before the blank lines it skips, and its own line count leaves them out, so skip
+/// them here and count `\n`, `\r\n` and lone `\r` endings before the record.
+pub(crate) fn line_at(text: &str, offset: u64) -> usize {
+    let all = text.as_bytes();
+    let mut start = usize::try_from(offset).map_or(all.len(), |o| o.min(all.len()));
+    while all.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+        start += 1;
+    }
+    let bytes = &all[..start];
+    let breaks = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count();
+    1 + breaks
 }

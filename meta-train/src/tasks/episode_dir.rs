@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::csv::CsvError;
+use super::csv::{line_at, CsvError};
 use super::episodes::Episode;
 use super::omniglot::{decode_png, MAX_ENTRY_BYTES};
 
@@ -312,24 +312,6 @@ impl UserEpisode {
     pub fn n_way(&self) -> usize {
         self.classes.len()
     }
-}
-
-/// The 1-based line of the record the CSV reader places at byte `offset` of `text`: the reader
-/// places it before the blank lines it skips, and its own line count leaves them out, so skip
-/// them here and count `\n`, `\r\n` and lone `\r` endings before the record.
-fn line_at(text: &str, offset: u64) -> usize {
-    let all = text.as_bytes();
-    let mut start = usize::try_from(offset).map_or(all.len(), |o| o.min(all.len()));
-    while all.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
-        start += 1;
-    }
-    let bytes = &all[..start];
-    let breaks = bytes
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
-        .count();
-    1 + breaks
 }
 
 /// Whether a folder entry is metadata to skip: hidden (`.DS_Store`) or macOS `__MACOSX`.
