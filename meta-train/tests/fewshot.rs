@@ -217,3 +217,26 @@ fn training_gives_the_same_blob_on_one_thread_or_two_and_after_a_resume() {
     let ck = FewShotCheckpoint::new(&config).blob::<5>().unwrap();
     assert_ne!(one, ck);
 }
+
+#[test]
+fn a_twenty_way_run_gives_a_five_way_head_of_its_first_five_classes() {
+    let mut ck = FewShotCheckpoint::new(&FewShotConfig::omniglot(20, 1));
+    for (k, v) in ck.head.iter_mut().enumerate() {
+        *v = k as f32;
+    }
+    let h20 = ck.head_model::<20>();
+    let mut h5 = Dense::<f32, { meta_train::fewshot::FEATURES }, 5>::zeros();
+    let rows = ck.head_rows(5);
+    h5.fill_with(|k| rows[k]);
+    for c in 0..5 {
+        assert_eq!(h5.b[c], h20.b[c]);
+        for i in 0..meta_train::fewshot::FEATURES {
+            assert_eq!(h5.w[(c, i)], h20.w[(c, i)]);
+        }
+    }
+    let five = ck.blob_for(5).unwrap();
+    assert!(shared::wstar::Blob::parse(&five).is_ok());
+    assert!(FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1))
+        .blob_for(20)
+        .is_err());
+}

@@ -5,6 +5,7 @@
 pub mod augment;
 pub mod eval;
 pub mod head;
+pub mod on_device;
 pub mod run;
 pub mod train;
 

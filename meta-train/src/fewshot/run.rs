@@ -64,6 +64,9 @@ pub struct FewShotArgs {
     /// Run folder (default: runs/omniglot-<way>w<shot>s-seed<seed>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Iterations between learning-rate decays (×0.3 each); 0: never.
+    #[arg(long, default_value_t = 2500)]
+    pub decay_every: u64,
     /// No random distortions of the training images.
     #[arg(long)]
     pub no_augment: bool,
@@ -95,6 +98,7 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
         val_episodes: 200,
         checkpoint_every: 500,
         augment: !a.no_augment,
+        decay_every: a.decay_every,
     };
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -116,19 +120,23 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
     } else {
         Progress::Bar
     };
-    let blob = with_episode_shape!(a.way, a.shot, N, K => {
+    let ck = with_episode_shape!(a.way, a.shot, N, K => {
         train::<N, K>(&config, &pools.train, &pools.val, &run, a.resume, progress)
-            .and_then(|ck| ck.blob::<N>())
     })
     .with_context(|| format!("training into {}", out.display()))?;
-    run.write_atomic(run_dir::WSTAR, &blob)?;
-    eprintln!(
-        "w*: {} ({} bytes)",
-        run.path(run_dir::WSTAR).display(),
-        blob.len()
-    );
-    let rows = evaluate(&blob, &pools.eval, a.seed, a.eval_episodes)?;
-    println!("{}", table(&rows));
+    // A 20-way run also gives the 5-way classifier (see `FewShotCheckpoint::head_rows`).
+    let mut blobs = vec![(run_dir::WSTAR.to_string(), ck.blob_for(a.way)?)];
+    if a.way == 20 {
+        blobs.push(("wstar-5way.bin".to_string(), ck.blob_for(5)?));
+    }
+    for (name, blob) in &blobs {
+        run.write_atomic(name, blob)?;
+        eprintln!("w*: {} ({} bytes)", run.path(name).display(), blob.len());
+    }
+    for (_, blob) in blobs.iter().rev() {
+        let rows = evaluate(blob, &pools.eval, a.seed, a.eval_episodes)?;
+        println!("{}", table(&rows));
+    }
     Ok(())
 }
 

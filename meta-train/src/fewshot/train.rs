@@ -53,6 +53,9 @@ pub struct FewShotConfig {
     pub val_episodes: u64,
     /// Iterations between checkpoints.
     pub checkpoint_every: u64,
+    /// Iterations between learning-rate decays (by [`LR_DECAY`]); 0 never decays.
+    #[serde(default)]
+    pub decay_every: u64,
     /// Whether training images get random affine distortions ([`super::augment`]).
     #[serde(default)]
     pub augment: bool,
@@ -76,6 +79,7 @@ impl FewShotConfig {
             val_episodes: 200,
             checkpoint_every: 500,
             augment: true,
+            decay_every: 2500,
         }
     }
 }
@@ -143,6 +147,30 @@ impl FewShotCheckpoint {
         }
     }
 
+    /// [`FewShotCheckpoint::blob`] for `way` classes (5 or 20).
+    pub fn blob_for(&self, way: usize) -> Result<Vec<u8>> {
+        match way {
+            5 => self.blob::<5>(),
+            20 => self.blob::<20>(),
+            w => bail!("{w}-way classifiers are not supported: 5 or 20"),
+        }
+    }
+
+    /// The head's `θ0` for the first `n` classes, flat (weights column-major, then biases).
+    /// Labels are shuffled in every episode, so the classes' rows are exchangeable and a
+    /// 20-way run also gives a 5-way head: the same body and `α`, five of its rows.
+    pub fn head_rows(&self, n: usize) -> Vec<f32> {
+        let way = self.config.way;
+        let (w, b) = self.head.split_at(FEATURES * way);
+        let mut out: Vec<f32> = w
+            .chunks_exact(way)
+            .flat_map(|col| &col[..n])
+            .copied()
+            .collect();
+        out.extend_from_slice(&b[..n]);
+        out
+    }
+
     /// The head as a model.
     pub fn head_model<const N: usize>(&self) -> Head<N> {
         let mut h = Head::<N>::zeros();
@@ -150,6 +178,9 @@ impl FewShotCheckpoint {
         h
     }
 }
+
+/// Factor of each learning-rate decay.
+pub const LR_DECAY: f32 = 0.3;
 
 /// Mixed into the seed of the distortions' random stream.
 const AUGMENT_SEED: u64 = 0xA0A0_5EED;
@@ -365,6 +396,11 @@ pub fn train<const N: usize, const K: usize>(
         }
         let mut params: Vec<f32> = ck.body.iter().chain(&ck.head).copied().collect();
         params.push(ck.alpha);
+        // Step decay, by iteration number (so a resumed run follows the same schedule).
+        ck.adam.lr = match config.decay_every {
+            0 => config.meta_lr,
+            every => config.meta_lr * LR_DECAY.powi((it / every).min(16) as i32),
+        };
         ck.adam.step(&mut params, &g);
         if !params.iter().all(|v| v.is_finite()) {
             bail!("meta-training diverged at iteration {it}: a parameter became NaN or infinite");
@@ -420,6 +456,9 @@ impl FewShotCheckpoint {
     /// The `w*` blob: the head's `θ0` and `α` (ANIL: the device adapts the head only) on the
     /// body, whose weights the device reads from flash in place.
     pub fn blob<const N: usize>(&self) -> Result<Vec<u8>> {
+        if N > self.config.way {
+            bail!("a {N}-way blob from a {}-way run", self.config.way);
+        }
         let mut meta =
             Meta::new::<Head<N>, FEATURES, N>(Loss::SoftmaxCrossEntropy, self.config.steps as u16);
         meta.algorithm = Algorithm::Anil;
@@ -429,7 +468,7 @@ impl FewShotCheckpoint {
         let (zeros_n, ones_n) = (vec![0.0f32; N], vec![1.0f32; N]);
         wstar::encode_with_body(
             &meta,
-            &self.head,
+            &self.head_rows(N),
             &[self.alpha],
             [&zeros_f, &ones_f, &zeros_n, &ones_n],
             Some((&BodyShape::of(&OMNIGLOT_BODY), &self.body)),
