@@ -15,6 +15,23 @@ fn adapter_ram(shape: &[u32]) -> Option<[(usize, usize); 2]> {
     ])
 }
 
+/// Device RAM of the Omniglot classifier for a head of `shape`, for the support sizes the
+/// evaluation uses.
+fn classifier_ram(shape: &[u32]) -> Vec<(usize, usize)> {
+    use crate::fewshot::eval::OmniglotClassifier;
+    match shape {
+        [128, 5] => vec![
+            (5, OmniglotClassifier::<5, 5>::RAM_BYTES),
+            (25, OmniglotClassifier::<5, 25>::RAM_BYTES),
+        ],
+        [128, 20] => vec![
+            (20, OmniglotClassifier::<20, 20>::RAM_BYTES),
+            (100, OmniglotClassifier::<20, 100>::RAM_BYTES),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// A report of `blob`'s header, shape, inner loop, α statistics, sizes and device RAM.
 ///
 /// ```
@@ -30,19 +47,46 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
     let m = &blob.meta;
     let shape: Vec<String> = m.shape.iter().map(|w| w.to_string()).collect();
     let mut s = String::new();
-    let meta_len = total - HEADER_LEN - m.arrays_len();
+    let body_bytes = blob.body().map_or(0, |(shape, _)| {
+        postcard::to_allocvec(shape).map_or(0, |v| v.len()) + 4 * shape.params()
+    });
+    let meta_len = total - HEADER_LEN - m.arrays_len() - body_bytes;
     let _ = writeln!(
         s,
         "format        TAW* version {}, signature {:#010x} (checked), CRC-32 ok",
         shared::wstar::FORMAT_VERSION,
         blob.signature
     );
-    let _ = writeln!(
-        s,
-        "model         {} ReLU MLP, {} parameters",
-        shape.join("-"),
-        m.params
-    );
+    match blob.body() {
+        None => {
+            let _ = writeln!(
+                s,
+                "model         {} ReLU MLP, {} parameters",
+                shape.join("-"),
+                m.params
+            );
+        }
+        Some((body, _)) => {
+            let mut side = usize::from(body.side);
+            let mut stages = vec![format!("{side}x{side}x{}", body.channels[0])];
+            for &c in body.channels.iter().skip(1) {
+                side = side.div_ceil(2);
+                stages.push(format!("{side}x{side}x{c}"));
+            }
+            let _ = writeln!(
+                s,
+                "body          {} (3x3 stride-2 convolutions + ReLU), {} weights, read from flash in place",
+                stages.join(" -> "),
+                body.params()
+            );
+            let _ = writeln!(
+                s,
+                "model         dense head {}, {} parameters: the part that adapts",
+                shape.join("-"),
+                m.params
+            );
+        }
+    }
     let _ = writeln!(s, "loss          {:?}", m.loss);
     let _ = writeln!(
         s,
@@ -92,11 +136,29 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
     );
     let _ = writeln!(
         s,
-        "bytes         {total} total: header {HEADER_LEN}, meta {meta_len}, θ0 {}, α {}, normalisation {}",
+        "bytes         {total} total: header {HEADER_LEN}, meta {meta_len}, θ0 {}, α {}, normalisation {}, body {body_bytes}",
         4 * m.params,
         4 * blob.alpha_len(),
         m.arrays_len() - 4 * (m.params as usize + blob.alpha_len())
     );
+    if let Some((body, _)) = blob.body() {
+        let head = m.params as usize;
+        for (k, ram) in classifier_ram(&m.shape) {
+            let _ = writeln!(
+                s,
+                "device RAM    K = {k:>3}: {ram} bytes of classifier state, plus stack"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "              (two head buffers of {} bytes, the samples' features, one image's forward \
+             scratch; adapting body and head in RAM would need {} bytes for the two parameter \
+             buffers alone)",
+            4 * head,
+            2 * 4 * (head + body.params())
+        );
+        return s;
+    }
     match adapter_ram(&m.shape) {
         Some(rams) => {
             for (k, ram) in rams {
