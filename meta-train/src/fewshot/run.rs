@@ -65,7 +65,7 @@ pub struct FewShotArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Iterations between learning-rate decays (×0.3 each); 0: never.
-    #[arg(long, default_value_t = 2500)]
+    #[arg(long, default_value_t = 0)]
     pub decay_every: u64,
     /// No random distortions of the training images.
     #[arg(long)]

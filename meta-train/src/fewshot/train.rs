@@ -79,7 +79,7 @@ impl FewShotConfig {
             val_episodes: 200,
             checkpoint_every: 500,
             augment: true,
-            decay_every: 2500,
+            decay_every: 0,
         }
     }
 }
