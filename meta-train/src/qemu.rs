@@ -90,9 +90,40 @@ fn ensure_target(target: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the board's firmware (release) if needed and returns its ELF.
+/// Which firmware a board runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// The MAML sinusoid adapter (`Server<SinusoidNet, 1, 1, FIRMWARE_K>`): both boards.
+    Sinusoid,
+    /// The 5-way Omniglot image classifier (its body in the `w*` slot, up to 25 support
+    /// images): the AN386 only (it needs about 48 KB of RAM and a 95 KB `w*`).
+    Omniglot,
+}
+
+impl Firmware {
+    /// The firmware's binary (ELF) name for `board`, if that board has it.
+    pub fn binary(self, board: &Board) -> Option<String> {
+        match self {
+            Firmware::Sinusoid => Some(format!("tinyadapt-fw-{}", board.name)),
+            Firmware::Omniglot if board.name == MPS2_AN386.name => {
+                Some(format!("tinyadapt-fw-{}-omniglot", board.name))
+            }
+            Firmware::Omniglot => None,
+        }
+    }
+}
+
+/// Builds the board's sinusoid firmware (release) if needed and returns its ELF.
 pub fn build_firmware(on: Emulated) -> Result<PathBuf> {
+    build_firmware_of(on, Firmware::Sinusoid)
+}
+
+/// Builds `firmware` for the board (release) if needed and returns its ELF.
+pub fn build_firmware_of(on: Emulated, firmware: Firmware) -> Result<PathBuf> {
     let board = on.board();
+    let Some(bin) = firmware.binary(board) else {
+        bail!("there is no {firmware:?} firmware for {}", board.name);
+    };
     ensure_target(board.target)?;
     let dir = firmware_dir();
     let package = dir.join("boards").join(board.name);
@@ -100,7 +131,14 @@ pub fn build_firmware(on: Emulated) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&package)
-        .args(["build", "--release", "--quiet", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            &bin,
+            "--target-dir",
+        ])
         .arg(&target_dir);
     // The host build's settings must not leak into the firmware build.
     for var in [
@@ -120,15 +158,12 @@ pub fn build_firmware(on: Emulated) -> Result<PathBuf> {
     })?;
     if !status.success() {
         bail!(
-            "building the {} firmware failed (cargo build --release in {})",
+            "building the {} firmware failed (cargo build --release --bin {bin} in {})",
             board.name,
             package.display()
         );
     }
-    let elf = target_dir
-        .join(board.target)
-        .join("release")
-        .join(format!("tinyadapt-fw-{}", board.name));
+    let elf = target_dir.join(board.target).join("release").join(&bin);
     if !elf.exists() {
         bail!("the firmware build left no ELF at {}", elf.display());
     }

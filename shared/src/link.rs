@@ -31,6 +31,20 @@ pub const FIRMWARE_K: usize = 10;
 /// Parameters per [`Response::Params`] frame.
 pub const PARAMS_PER_FRAME: u16 = 96;
 
+/// Values one [`Request::Stage`] frame carries at most (any offset fits [`MAX_FRAME`]): a
+/// 28×28 image is staged in 7 frames.
+///
+/// ```
+/// use shared::link::{put_floats, Request, MAX_FRAME, STAGE_PER_FRAME};
+/// let values = [f32::MAX; STAGE_PER_FRAME as usize];
+/// let mut bytes = [0u8; 4 * STAGE_PER_FRAME as usize];
+/// let req = Request::Stage { offset: u16::MAX, values: put_floats(&values, &mut bytes) };
+/// let mut frame = [0u8; MAX_FRAME];
+/// assert!(postcard::to_slice_cobs(&req, &mut frame).is_ok());
+/// assert_eq!(784 % STAGE_PER_FRAME, 0);
+/// ```
+pub const STAGE_PER_FRAME: u16 = 112;
+
 /// What the host asks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request<'a> {
@@ -75,8 +89,32 @@ pub enum Request<'a> {
         xs: &'a [u8],
     },
     /// Check both `w*` slots again and serve the newest valid one (after an update was
-    /// written to the inactive slot); the samples are dropped.
+    /// written to the inactive slot); the samples and the stage are dropped.
     Rescan,
+    /// Write `values` (`f32` LE bytes) into the input stage from value `offset`: how an input
+    /// larger than a frame (an image: [`Status::inputs`] values) reaches the device, in parts.
+    ///
+    /// The stage fills in order: a part must start where the stage is filled to
+    /// ([`Response::Staged`] says where), or at 0, which starts it over. A part that starts
+    /// elsewhere, runs past [`Status::inputs`] or ends in a partial value is refused with
+    /// [`LinkError::Stage`] and changes nothing. The input is complete when the stage is filled
+    /// to [`Status::inputs`].
+    Stage {
+        /// Index of the first value (0 starts the stage over).
+        offset: u16,
+        /// Values, as `f32` LE bytes.
+        values: &'a [u8],
+    },
+    /// Add the staged input as a sample of class `label` (target: the one-hot vector).
+    /// Refused with [`LinkError::Stage`] unless the stage is complete. Every `PushStaged` and
+    /// [`Request::ClassifyStaged`] empties the stage, whether it succeeds or not, so an input is
+    /// used once and a partly restaged input never mixes with the last one.
+    PushStaged {
+        /// The sample's class, below [`Status::outputs`].
+        label: u16,
+    },
+    /// Classify the staged input (see [`Request::PushStaged`] for the stage's rules).
+    ClassifyStaged,
 }
 
 /// What the device answers: one response per request.
@@ -125,6 +163,28 @@ pub enum Response<'a> {
         /// Core clock ticks they took.
         ticks: u64,
     },
+    /// Answer to [`Request::Stage`]: the stage now holds values `0..filled`.
+    Staged {
+        /// Values staged; the input is complete at [`Status::inputs`].
+        filled: u16,
+    },
+    /// Answer to [`Request::PushStaged`].
+    PushedStaged {
+        /// Samples held.
+        samples: u16,
+        /// Core clock ticks the push took (for an image classifier: the body's forward pass
+        /// and the push of its features).
+        ticks: u64,
+    },
+    /// Answer to [`Request::ClassifyStaged`].
+    Classified {
+        /// The class with the largest score (the first on a tie).
+        label: u16,
+        /// Every class's score (softmax probability), as `f32` LE bytes.
+        scores: &'a [u8],
+        /// Core clock ticks it took.
+        ticks: u64,
+    },
 }
 
 /// The device's state.
@@ -151,8 +211,15 @@ pub struct Status {
     pub params: u32,
     /// Inner steps since the last reset.
     pub steps_since_reset: u32,
-    /// Bytes of RAM the adapter occupies.
+    /// Bytes of RAM the adapter (or image classifier) occupies.
     pub adapter_bytes: u32,
+    /// Inputs of the adapted model: [`Status::inputs`] for an adapter, the body's features
+    /// for an image classifier (whose body turns an input image into them).
+    pub features: u16,
+    /// Weights of the body kept in flash (0: no body; the blob's, when one is loaded).
+    pub body_params: u32,
+    /// Values staged so far (see [`Request::Stage`]).
+    pub staged: u16,
 }
 
 /// Stack use measured on the device (the stack is painted at reset).
@@ -198,6 +265,15 @@ pub enum LinkError {
         /// Most inputs one request may carry.
         max: u16,
     },
+    /// A [`Request::Stage`] that does not continue the stage at `filled` (nor restarts it at
+    /// 0), runs past `expected` or ends in a partial value; or a [`Request::PushStaged`] or
+    /// [`Request::ClassifyStaged`] whose stage is not complete.
+    Stage {
+        /// Values staged.
+        filled: u16,
+        /// Values a complete input has.
+        expected: u16,
+    },
 }
 
 impl core::fmt::Display for LinkError {
@@ -217,6 +293,10 @@ impl core::fmt::Display for LinkError {
                     "a batch of predictions takes whole input vectors, at most {max}"
                 )
             }
+            LinkError::Stage { filled, expected } => write!(
+                f,
+                "staged input refused: {filled} of {expected} values staged (a part must continue at {filled} or restart at 0; a staged input is used when complete)"
+            ),
             LinkError::Range { params } => {
                 write!(
                     f,

@@ -75,9 +75,35 @@ pub fn parse_slot(slot: &[u8]) -> Result<(u32, &[u8]), BlobError> {
 pub fn slot_blob<M: Layers<f32, I, O>, const I: usize, const O: usize>(
     slot: &[u8],
 ) -> Result<(u32, &[u8]), BlobError> {
+    slot_blob_by(slot, parse_for::<M, I, O>)
+}
+
+/// The blob in a slot, checked by `check`: any model's checks, such as [`Blob::parse_on`] for
+/// a head on a convolutional body, or loading the blob.
+///
+/// ```
+/// use shared::body::BodySpec;
+/// use shared::slots::{slot_blob_by, slot_image};
+/// use shared::wstar::{encode_with_body, Blob, BlobError, BodyShape, Meta};
+/// const BODY: BodySpec<2> = BodySpec { side: 4, channels: [1, 2] };
+/// type Head = shared::model::Dense<f32, 8, 2>;
+/// # let meta = Meta::new::<Head, 8, 2>(shared::loss::Loss::SoftmaxCrossEntropy, 1);
+/// # let blob = encode_with_body(&meta, &[0.0; 18], &[0.1], [&[0.0; 8], &[1.0; 8], &[0.0; 2], &[1.0; 2]],
+/// #     Some((&BodyShape::of(&BODY), &[0.5; 20]))).unwrap();
+/// // `blob`: a 2-class head on `BODY`.
+/// let slot = slot_image(&blob, 7);
+/// let on_body = |b| Blob::parse_on::<Head, 8, 2, 2>(b, &BODY).map(drop);
+/// assert_eq!(slot_blob_by(&slot, on_body), Ok((7, &blob[..])));
+/// let head_only = |b| Blob::parse_for::<Head, 8, 2>(b).map(drop);
+/// assert!(matches!(slot_blob_by(&slot, head_only), Err(BlobError::SignatureMismatch { .. })));
+/// ```
+pub fn slot_blob_by<'s>(
+    slot: &'s [u8],
+    check: impl FnOnce(&'s [u8]) -> Result<(), BlobError>,
+) -> Result<(u32, &'s [u8]), BlobError> {
     let (generation, region) = parse_slot(slot)?;
     let blob = in_region(region)?;
-    Blob::parse_for::<M, I, O>(blob)?;
+    check(blob)?;
     Ok((generation, blob))
 }
 
@@ -85,9 +111,31 @@ pub fn slot_blob<M: Layers<f32, I, O>, const I: usize, const O: usize>(
 pub fn select<M: Layers<f32, I, O>, const I: usize, const O: usize>(
     slots: [&[u8]; 2],
 ) -> Selection {
+    select_by(slots, parse_for::<M, I, O>)
+}
+
+/// Picks the newest slot whose blob passes `check` (see [`slot_blob_by`]); `check` sees slot
+/// A's blob, then B's.
+///
+/// ```
+/// use shared::slots::{select_by, slot_image};
+/// use shared::wstar::{Blob, BlobError};
+/// type Net = shared::model::Mlp1<f32, 1, 4, 1>;
+/// # let meta = shared::wstar::Meta::new::<Net, 1, 1>(shared::loss::Loss::Mse, 1);
+/// # let blob = shared::wstar::encode(&meta, &[0.1; 13], &[0.01], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
+/// let (a, b) = (slot_image(&blob, 1), slot_image(&blob, 2));
+/// let s = select_by([&a, &b], |blob| Blob::parse_for::<Net, 1, 1>(blob).map(drop));
+/// assert_eq!((s.live, s.generation), (Some(1), 2));
+/// let none = select_by([&a, &b], |_| Err(BlobError::ModelMismatch));
+/// assert_eq!(none.refused, [Some(BlobError::ModelMismatch); 2]);
+/// ```
+pub fn select_by<'s>(
+    slots: [&'s [u8]; 2],
+    mut check: impl FnMut(&'s [u8]) -> Result<(), BlobError>,
+) -> Selection {
     let checked = [
-        slot_blob::<M, I, O>(slots[0]),
-        slot_blob::<M, I, O>(slots[1]),
+        slot_blob_by(slots[0], &mut check),
+        slot_blob_by(slots[1], &mut check),
     ];
     let mut s = Selection {
         live: None,
@@ -105,6 +153,13 @@ pub fn select<M: Layers<f32, I, O>, const I: usize, const O: usize>(
         }
     }
     s
+}
+
+/// [`Blob::parse_for`] as a check.
+fn parse_for<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+    blob: &[u8],
+) -> Result<(), BlobError> {
+    Blob::parse_for::<M, I, O>(blob).map(drop)
 }
 
 /// A slot image: the header with `generation`, then `blob`.

@@ -19,7 +19,7 @@ use meta_train::eval::{held_out, EvalConfig};
 use meta_train::on_device::{run_task, DeviceTrace, HostSim};
 mod common;
 
-use common::boot;
+use common::{boot, call, next_response};
 use meta_train::qemu::{Emulated, Flash, Qemu};
 use shared::link::{put_floats, LinkError, Request, Response, Status, FIRMWARE_K, MAX_FRAME};
 use shared::loss::Loss;
@@ -28,39 +28,6 @@ use shared::wstar::{encode, signature, Blob, BlobError, Meta};
 
 /// A real Meta-SGD `w*` for the sinusoid net, trained for one inner step.
 const BLOB: &[u8] = include_bytes!("../fixtures/metasgd-sinusoid-k10.bin");
-/// Sends `req` and returns the response; for requests whose answer borrows no bytes.
-fn call(q: &mut Qemu, req: &Request<'_>) -> Response<'static> {
-    let mut buf = Vec::new();
-    let r = q
-        .call(req, &mut buf)
-        .unwrap_or_else(|e| panic!("{req:?}: {e:#}"));
-    owned(r)
-}
-
-/// Waits for the next response (after bytes sent with [`Qemu::send_raw`]).
-fn next_response(q: &mut Qemu) -> Response<'static> {
-    let mut buf = Vec::new();
-    let r = q.response(&mut buf).unwrap_or_else(|e| panic!("{e:#}"));
-    owned(r)
-}
-
-fn owned(r: Response<'_>) -> Response<'static> {
-    match r {
-        Response::Status(s) => Response::Status(s),
-        Response::Pushed { samples } => Response::Pushed { samples },
-        Response::Cleared => Response::Cleared,
-        Response::Reset => Response::Reset,
-        Response::Adapted { report, ticks } => Response::Adapted { report, ticks },
-        Response::Memory(m) => Response::Memory(m),
-        Response::Error(e) => Response::Error(e),
-        r @ (Response::Prediction { .. }
-        | Response::Predictions { .. }
-        | Response::Params { .. }) => {
-            panic!("a response with borrowed bytes where none was expected: {r:?}")
-        }
-    }
-}
-
 fn status(q: &mut Qemu) -> Status {
     match call(q, &Request::Status) {
         Response::Status(s) => s,

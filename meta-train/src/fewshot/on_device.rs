@@ -168,14 +168,14 @@ impl Qemu {
 
     /// Stages `values` in [`STAGE_PER_FRAME`]-value parts; fails unless the stage ends full.
     pub fn stage(&mut self, values: &[f32]) -> Result<()> {
+        let part = usize::from(STAGE_PER_FRAME);
         let mut buf = Vec::new();
-        let mut bytes = vec![0u8; 4 * usize::from(STAGE_PER_FRAME)];
+        let mut bytes = vec![0u8; 4 * part];
         let mut filled = 0usize;
-        for (k, part) in values.chunks(usize::from(STAGE_PER_FRAME)).enumerate() {
-            let offset = k * usize::from(STAGE_PER_FRAME);
+        for (k, chunk) in values.chunks(part).enumerate() {
             let req = Request::Stage {
-                offset: u16::try_from(offset)?,
-                values: put_floats(part, &mut bytes),
+                offset: u16::try_from(k * part)?,
+                values: put_floats(chunk, &mut bytes),
             };
             match self.call(&req, &mut buf)? {
                 Response::Staged { filled: f } => filled = usize::from(f),
@@ -307,6 +307,23 @@ impl EpisodeTrace {
 
 /// Runs `episode` through `target`: clear and reset, push the support set, adapt, read the
 /// parameters, classify the queries.
+///
+/// ```
+/// use meta_train::fewshot::on_device::{trace_episode, HostClassifier, PIXELS};
+/// use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
+/// use meta_train::tasks::episodes::Episode;
+/// let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1)).blob::<5>()?;
+/// let image = |c: usize| (vec![0.1 * c as f32; PIXELS], c);
+/// let episode = Episode {
+///     support: (0..5).map(image).collect(),
+///     query: (0..5).rev().map(image).collect(),
+/// };
+/// let mut host = HostClassifier::new(&blob)?;
+/// let t = trace_episode(&mut host, &episode)?;
+/// assert_eq!((t.shot, t.labels.len(), t.scores.len()), (1, 5, 25));
+/// assert!(t.same_as(&trace_episode(&mut host, &episode)?)); // every episode starts afresh
+/// # anyhow::Ok(())
+/// ```
 pub fn trace_episode(target: &mut impl ImageTarget, episode: &Episode) -> Result<EpisodeTrace> {
     if episode.support.len() > CAPACITY {
         bail!(
@@ -345,6 +362,22 @@ pub fn trace_episode(target: &mut impl ImageTarget, episode: &Episode) -> Result
 
 /// `count` 5-way episodes from `pool`, alternately 1-shot and 5-shot, with `queries` query
 /// images per class (episode `i` of the evaluation stream under `seed` for its shot).
+///
+/// ```
+/// use meta_train::fewshot::on_device::parity_episodes;
+/// use meta_train::tasks::omniglot::{Character, Image};
+/// let pool: Vec<Character> = (0..6)
+///     .map(|c| Character {
+///         alphabet: "Toy".into(),
+///         name: format!("c{c}"),
+///         images: vec![Image { file: "x.png".into(), pixels: vec![c as f32; 784] }; 20],
+///     })
+///     .collect();
+/// let eps = parity_episodes(&pool, 4, 0, 2)?;
+/// let shapes: Vec<_> = eps.iter().map(|e| (e.support.len(), e.query.len())).collect();
+/// assert_eq!(shapes, [(5, 10), (25, 10), (5, 10), (25, 10)]);
+/// # anyhow::Ok(())
+/// ```
 pub fn parity_episodes(
     pool: &[Character],
     count: u64,

@@ -1,10 +1,14 @@
-//! What the QEMU tests share: the firmware, built once per test process, and booting it.
+//! What the QEMU tests share: the firmware, built once per test process, booting it, and
+//! calling it.
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use meta_train::qemu::{build_firmware, Emulated, Flash, Qemu};
+use shared::link::{Request, Response};
 
 /// Most time one request may take before the firmware counts as hung.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,4 +31,60 @@ pub fn boot(on: Emulated, flash: Flash<'_>) -> Qemu {
         .unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name));
     q.timeout = TIMEOUT;
     q
+}
+
+/// The AN386's Omniglot classifier firmware ELF, built once per test process.
+#[allow(dead_code)] // not every test binary boots the classifier
+pub fn omniglot_firmware() -> &'static Path {
+    static ELF: OnceLock<PathBuf> = OnceLock::new();
+    ELF.get_or_init(|| {
+        meta_train::qemu::build_firmware_of(Emulated::An386, meta_train::qemu::Firmware::Omniglot)
+            .unwrap_or_else(|e| panic!("mps2-an386 Omniglot firmware: {e:#}"))
+    })
+}
+
+/// Boots the Omniglot classifier firmware on the AN386 with `flash` in its `w*` slots;
+/// requests time out after [`TIMEOUT`].
+#[allow(dead_code)]
+pub fn boot_omniglot(flash: Flash<'_>) -> Qemu {
+    let mut q = Qemu::boot(Emulated::An386, omniglot_firmware(), flash)
+        .unwrap_or_else(|e| panic!("mps2-an386 Omniglot firmware: {e:#}"));
+    q.timeout = TIMEOUT;
+    q
+}
+
+/// Sends `req` and returns the response; for requests whose answer borrows no bytes.
+pub fn call(q: &mut Qemu, req: &Request<'_>) -> Response<'static> {
+    let mut buf = Vec::new();
+    let r = q
+        .call(req, &mut buf)
+        .unwrap_or_else(|e| panic!("{req:?}: {e:#}"));
+    owned(r)
+}
+
+/// Waits for the next response (after bytes sent with [`Qemu::send_raw`]).
+pub fn next_response(q: &mut Qemu) -> Response<'static> {
+    let mut buf = Vec::new();
+    let r = q.response(&mut buf).unwrap_or_else(|e| panic!("{e:#}"));
+    owned(r)
+}
+
+pub fn owned(r: Response<'_>) -> Response<'static> {
+    match r {
+        Response::Status(s) => Response::Status(s),
+        Response::Pushed { samples } => Response::Pushed { samples },
+        Response::Cleared => Response::Cleared,
+        Response::Reset => Response::Reset,
+        Response::Adapted { report, ticks } => Response::Adapted { report, ticks },
+        Response::Memory(m) => Response::Memory(m),
+        Response::Error(e) => Response::Error(e),
+        Response::Staged { filled } => Response::Staged { filled },
+        Response::PushedStaged { samples, ticks } => Response::PushedStaged { samples, ticks },
+        r @ (Response::Prediction { .. }
+        | Response::Predictions { .. }
+        | Response::Params { .. }
+        | Response::Classified { .. }) => {
+            panic!("a response with borrowed bytes where none was expected: {r:?}")
+        }
+    }
 }

@@ -3,8 +3,9 @@
 //! At reset it picks the newest valid `w*` of the two slots in the board's flash region
 //! (written there separately from the firmware; see `shared::slots`), then answers [`shared::link`] requests forever: push samples, adapt, predict,
 //! reset, read parameters and memory use. Every refusal is a typed reply; nothing a host sends
-//! stops it. A board package is `main` calling [`run`] with its UART and its
-//! [`shared::board::Board`].
+//! stops it. A board package is `main` calling [`run`] with its UART, its
+//! [`shared::board::Board`] and the server: [`sinusoid`] (the MAML sinusoid adapter) or
+//! [`omniglot`] (the 5-way Omniglot image classifier, its body in the `w*` slot).
 //!
 //! `defmt` logs leave by semihosting (feature `semihosting`, QEMU) or RTT (feature `rtt`, a
 //! debug probe). Under semihosting a panic or a fault ends QEMU with exit code 1 so a test sees
@@ -21,18 +22,43 @@ use defmt_rtt as _;
 #[cfg(feature = "semihosting")]
 use defmt_semihosting as _;
 
-use device::server::{Platform, Server};
+use device::server::{LinkServer, Platform, Served, Server};
+use device::ImageClassifier;
 use shared::board::Board;
+use shared::body::OMNIGLOT_BODY;
 use shared::link::{Memory, FIRMWARE_K, MAX_FRAME};
 use shared::model::SinusoidNet;
-use static_cell::ConstStaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
-/// The server this firmware runs: the MAML sinusoid net, one input, one output,
+/// The sinusoid firmware's server: the MAML sinusoid net, one input, one output,
 /// [`FIRMWARE_K`] samples.
 pub type FirmwareServer = Server<'static, SinusoidNet, 1, 1, FIRMWARE_K>;
 
-/// The server lives in zero-initialised RAM, never on the stack.
-static SERVER: ConstStaticCell<FirmwareServer> = ConstStaticCell::new(FirmwareServer::UNLOADED);
+/// The Omniglot firmware's classifier: [`OMNIGLOT_BODY`] (28×28 images, 128 features) under a
+/// 5-way head adapted on up to 25 support images (5-shot).
+pub type OmniglotClassifier =
+    ImageClassifier<'static, 5, 128, 5, 25, { OMNIGLOT_BODY.scratch_len() }>;
+
+/// The Omniglot firmware's server: the classifier and a stage for one image.
+pub type OmniglotServer = LinkServer<'static, OmniglotClassifier, { OMNIGLOT_BODY.inputs() }>;
+
+/// The sinusoid server lives in a `static`, never on the stack.
+static SINUSOID: ConstStaticCell<FirmwareServer> = ConstStaticCell::new(FirmwareServer::UNLOADED);
+
+/// The Omniglot server is built in place at boot, in `.bss`: a constant server is not all
+/// zeros (the classifier's body description, the refusal reasons), so a constant would put
+/// its 43 KB in `.data`, in flash too.
+static OMNIGLOT: StaticCell<OmniglotServer> = StaticCell::new();
+
+/// The sinusoid server (call once).
+pub fn sinusoid() -> &'static mut FirmwareServer {
+    SINUSOID.take()
+}
+
+/// The Omniglot server (call once).
+pub fn omniglot() -> &'static mut OmniglotServer {
+    OMNIGLOT.init_with(|| LinkServer::unloaded(ImageClassifier::unloaded(OMNIGLOT_BODY)))
+}
 
 /// A byte-wide serial port.
 pub trait Serial {
@@ -56,13 +82,16 @@ impl Platform for OnBoard {
     }
 }
 
-/// Serves the `w*` in `board`'s region over `uart`, forever.
-pub fn run(mut uart: impl Serial, board: &Board) -> ! {
+/// Serves the `w*` in `board`'s region over `uart` with `server`, forever.
+pub fn run<T: Served<'static>, const X: usize>(
+    mut uart: impl Serial,
+    board: &Board,
+    server: &'static mut LinkServer<'static, T, X>,
+) -> ! {
     let cp = cortex_m::Peripherals::take().expect("peripherals are taken once, here");
     let mut platform = OnBoard {
         clock: clock::Clock::start(cp.SYST),
     };
-    let server = SERVER.take();
     // Refused slots are logged here and reported by Status; requests that need a blob get
     // the reason when no slot serves.
     let selection = server.load_slots([slot(board, 0), slot(board, 1)]);
@@ -73,11 +102,12 @@ pub fn run(mut uart: impl Serial, board: &Board) -> ! {
     }
     match selection.live {
         Some(i) => defmt::info!(
-            "{=str}: serving w* slot {=usize} (generation {=u32}) at {=u32:#010x}, adapter {=u32} B RAM",
+            "{=str}: serving w* slot {=usize} (generation {=u32}) at {=u32:#010x}, {=u16} inputs, adapter {=u32} B RAM",
             board.name,
             i,
             selection.generation,
             board.slot(i).origin,
+            server.status().inputs,
             server.status().adapter_bytes
         ),
         None => defmt::warn!("{=str}: no usable w* in either slot", board.name),

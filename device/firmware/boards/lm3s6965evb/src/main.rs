@@ -6,5 +6,9 @@ use app::uart::Stellaris;
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    app::run(Stellaris::new(0x4000_C000), &shared::board::LM3S6965EVB)
+    app::run(
+        Stellaris::new(0x4000_C000),
+        &shared::board::LM3S6965EVB,
+        app::sinusoid(),
+    )
 }

@@ -1,0 +1,276 @@
+//! The Omniglot image classifier firmware under QEMU on the MPS2-AN386 (Cortex-M4F), driven
+//! over its UART with images staged in parts:
+//!
+//! - parity: on 5-way episodes of real Omniglot images (`images_background_small2.zip`), half
+//!   1-shot and half 5-shot, the firmware's adaptation reports, adapted head parameters, query
+//!   labels and every score are bit-identical to `device::ImageClassifier` compiled for the
+//!   host; the instruction counts, RAM and flash are printed;
+//! - faults: a head-only (sinusoid) `w*` is refused in `Status`; a staged image of the wrong
+//!   length, out of order, partial, stale or with a NaN pixel, a label outside the classes and
+//!   raw vectors too short for an image are refused with their typed errors; afterwards the
+//!   firmware serves a whole episode bit-exactly and has not faulted.
+//!
+//! Needs `qemu-system-arm`, the thumbv7em target and the Omniglot data (`OMNIGLOT_DIR`, by
+//! default `../shared/data/omniglot` from the repository).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use device::PushErrorKind;
+use meta_train::fewshot::on_device::{
+    evaluate_on, parity_episodes, report, trace_episode, HostClassifier, PIXELS,
+};
+use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
+use meta_train::qemu::{Flash, Qemu};
+use meta_train::tasks::episodes::Episode;
+use meta_train::tasks::omniglot::Omniglot;
+use shared::link::{put_floats, LinkError, Request, Response, Status, STAGE_PER_FRAME};
+use shared::report::AdaptError;
+use shared::wstar::BlobError;
+
+mod common;
+use common::{boot_omniglot, call, omniglot_firmware};
+
+/// Episodes compared bit for bit: half 1-shot, half 5-shot.
+const EPISODES: u64 = 20;
+/// Query images per class.
+const QUERIES: usize = 2;
+
+/// A real Meta-SGD `w*` for the sinusoid net: a head-only blob, no body.
+const SINUSOID: &[u8] = include_bytes!("../fixtures/metasgd-sinusoid-k10.bin");
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("OMNIGLOT_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/omniglot"),
+        PathBuf::from,
+    )
+}
+
+/// `images_background_small2`, loaded once.
+fn omniglot() -> &'static Omniglot {
+    static SET: OnceLock<Omniglot> = OnceLock::new();
+    SET.get_or_init(|| {
+        let p = data_dir().join("images_background_small2.zip");
+        Omniglot::load(&p).unwrap_or_else(|e| panic!("{}: {e:#} (set OMNIGLOT_DIR)", p.display()))
+    })
+}
+
+/// A 5-way classifier `w*`: a He-initialised body and a zero head (parity needs real
+/// arithmetic, not a trained model).
+fn blob() -> &'static [u8] {
+    static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
+    BLOB.get_or_init(|| {
+        FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1))
+            .blob::<5>()
+            .expect("the classifier blob encodes")
+    })
+}
+
+fn episodes(count: u64, seed: u64) -> Vec<Episode> {
+    parity_episodes(&omniglot().characters, count, seed, QUERIES).expect("episodes")
+}
+
+fn status(q: &mut Qemu) -> Status {
+    q.status().unwrap_or_else(|e| panic!("Status: {e:#}"))
+}
+
+/// Stages `values` from `offset` in one request.
+fn stage(q: &mut Qemu, offset: u16, values: &[f32]) -> Response<'static> {
+    let mut bytes = vec![0u8; 4 * values.len()];
+    call(
+        q,
+        &Request::Stage {
+            offset,
+            values: put_floats(values, &mut bytes),
+        },
+    )
+}
+
+fn stage_error(filled: u16) -> Response<'static> {
+    Response::Error(LinkError::Stage {
+        filled,
+        expected: PIXELS as u16,
+    })
+}
+
+/// Fails if QEMU has exited: the firmware exits with code 1 on a panic or a HardFault.
+fn not_faulted(q: &mut Qemu) {
+    let exited = q.exited().expect("QEMU's status");
+    assert!(
+        exited.is_none(),
+        "QEMU exited ({exited:?}); the firmware's log:\n  {}",
+        q.logs().unwrap_or_default().join("\n  ")
+    );
+}
+
+/// Fails unless the firmware serves a whole 5-shot episode bit-identically to the host.
+fn still_serves(q: &mut Qemu) {
+    let e = &episodes(2, 7)[1];
+    let on_device = trace_episode(q, e).unwrap_or_else(|e| panic!("no longer serving: {e:#}"));
+    let mut host = HostClassifier::new(blob()).expect("the blob loads");
+    let on_host = trace_episode(&mut host, e).expect("host classifier");
+    assert!(
+        on_device.same_as(&on_host),
+        "after the faults the firmware no longer matches the host"
+    );
+    not_faulted(q);
+}
+
+#[test]
+fn omniglot_parity_on_an386() {
+    let t = Instant::now();
+    let eps = episodes(EPISODES, 0);
+    let blob = blob();
+    println!(
+        "{} episodes and a {}-byte w* in {:.1?}",
+        eps.len(),
+        blob.len(),
+        t.elapsed()
+    );
+    let mut q = boot_omniglot(Flash::Blob(blob));
+    let r = evaluate_on(&mut q, omniglot_firmware(), blob, &eps, |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", report(&r));
+    println!("in {:.1?}", t.elapsed());
+    let p = &r.parity;
+    assert!(
+        p.holds(),
+        "{} of {} episodes differ",
+        p.episodes - p.identical,
+        p.episodes
+    );
+    assert_eq!((p.one_shot, p.five_shot), (10, 10));
+    assert_eq!(p.queries, EPISODES as usize * 5 * QUERIES);
+    // Every measurement was taken, and the RAM fits the board with room to spare.
+    for i in [
+        &r.adapt_one_shot,
+        &r.adapt_five_shot,
+        &r.per_push,
+        &r.per_classification,
+    ] {
+        assert!(i.count > 0 && i.min > 0, "{i:?}");
+    }
+    assert!(r.ram() < r.board_ram / 2, "{} B of RAM", r.ram());
+    not_faulted(&mut q);
+}
+
+#[test]
+fn omniglot_faults_on_an386() {
+    // A head-only blob: refused in Status, and requests that need one get the reason.
+    let mut q = boot_omniglot(Flash::Blob(SINUSOID));
+    let s = status(&mut q);
+    assert!(
+        matches!(s.blob, Err(BlobError::SignatureMismatch { .. })),
+        "{s:?}"
+    );
+    assert_eq!(s.slot, None);
+    assert_eq!(
+        (s.inputs, s.features, s.outputs, s.capacity),
+        (784, 128, 5, 25)
+    );
+    assert_eq!(
+        call(&mut q, &Request::PushStaged { label: 0 }),
+        Response::Error(LinkError::NoBlob(s.blob.unwrap_err()))
+    );
+    not_faulted(&mut q);
+    drop(q);
+
+    let mut q = boot_omniglot(Flash::Blob(blob()));
+    let s = status(&mut q);
+    assert!(s.blob.is_ok(), "{s:?}");
+    assert_eq!(s.body_params, 23_296);
+    assert_eq!(s.params, 128 * 5 + 5);
+    let e = &episodes(1, 3)[0];
+    let image = &e.support[0].0;
+    let part = usize::from(STAGE_PER_FRAME);
+
+    // Out of order: a part that does not continue the stage.
+    assert_eq!(stage(&mut q, 112, &image[..part]), stage_error(0));
+    // A partial value.
+    let r = call(
+        &mut q,
+        &Request::Stage {
+            offset: 0,
+            values: &[0u8; 5],
+        },
+    );
+    assert_eq!(r, stage_error(0));
+    // Past the image's end.
+    assert_eq!(
+        stage(&mut q, 0, &image[..part]),
+        Response::Staged { filled: 112 }
+    );
+    let over = vec![0.5f32; 100];
+    for k in 1..7 {
+        let at = k * part;
+        assert_eq!(
+            stage(&mut q, at as u16, &image[at..at + part]),
+            Response::Staged {
+                filled: (at + part) as u16
+            }
+        );
+    }
+    assert_eq!(stage(&mut q, 784, &over), stage_error(784));
+    // A partial stage is refused, and consumed.
+    assert_eq!(
+        stage(&mut q, 0, &image[..part]),
+        Response::Staged { filled: 112 }
+    );
+    assert_eq!(status(&mut q).staged, 112);
+    assert_eq!(
+        call(&mut q, &Request::PushStaged { label: 0 }),
+        stage_error(112)
+    );
+    assert_eq!(status(&mut q).staged, 0);
+    // A stale stage: a used image cannot be used again.
+    q.stage(image).unwrap();
+    let mut buf = Vec::new();
+    let first = q.call(&Request::ClassifyStaged, &mut buf).unwrap();
+    assert!(matches!(first, Response::Classified { .. }), "{first:?}");
+    assert_eq!(call(&mut q, &Request::ClassifyStaged), stage_error(0));
+    // A NaN pixel.
+    let mut nan = image.clone();
+    nan[400] = f32::NAN;
+    q.stage(&nan).unwrap();
+    assert_eq!(
+        call(&mut q, &Request::PushStaged { label: 1 }),
+        Response::Error(LinkError::Push(PushErrorKind::NonFinite))
+    );
+    q.stage(&nan).unwrap();
+    assert_eq!(
+        call(&mut q, &Request::ClassifyStaged),
+        Response::Error(LinkError::Adapt(AdaptError::NonFiniteInput))
+    );
+    // A label outside the classes.
+    q.stage(image).unwrap();
+    assert_eq!(
+        call(&mut q, &Request::PushStaged { label: 5 }),
+        Response::Error(LinkError::Push(PushErrorKind::Shape))
+    );
+    // Raw vectors cannot carry an image.
+    let (mut xb, mut yb) = ([0u8; 4], [0u8; 20]);
+    let push = Request::Push {
+        x: put_floats(&[0.5], &mut xb),
+        y: put_floats(&[1.0, 0.0, 0.0, 0.0, 0.0], &mut yb),
+    };
+    assert_eq!(
+        call(&mut q, &push),
+        Response::Error(LinkError::Length {
+            expected: 784,
+            found: 1
+        })
+    );
+    let predict = Request::Predict { x: &xb };
+    assert_eq!(
+        call(&mut q, &predict),
+        Response::Error(LinkError::Length {
+            expected: 784,
+            found: 1
+        })
+    );
+    // Nothing was taken.
+    assert_eq!(status(&mut q).samples, 0);
+    not_faulted(&mut q);
+    still_serves(&mut q);
+}
