@@ -43,7 +43,13 @@ where
     params: [M; 2],
     live: usize,
     steps_since_reset: u32,
-    samples: heapless::Vec<Sample<I, O>, K>,
+    /// The samples' inputs, normalised, one per column; columns from `n` on are zero. Kept as
+    /// the batch itself, so adapting copies nothing onto the stack.
+    xs: SMatrix<f32, I, K>,
+    /// Their targets, normalised, likewise.
+    ys: SMatrix<f32, O, K>,
+    /// Samples held.
+    n: usize,
     cache: M::Cache<K>,
     dy: SMatrix<f32, O, K>,
 }
@@ -76,7 +82,9 @@ where
         params: [M::ZERO, M::ZERO],
         live: 0,
         steps_since_reset: 0,
-        samples: heapless::Vec::new(),
+        xs: SMatrix::ZERO,
+        ys: SMatrix::ZERO,
+        n: 0,
         cache: <M::Cache<K> as Zeroed>::ZERO,
         dy: SMatrix::ZERO,
     };
@@ -115,7 +123,7 @@ where
     /// Drops the blob and the samples: the adapter refuses everything until [`Adapter::load`].
     pub fn unload(&mut self) {
         self.blob = Blob::EMPTY;
-        self.samples.clear();
+        self.clear_samples();
     }
 
     /// The validated blob, if one is loaded.
@@ -130,12 +138,12 @@ where
 
     /// Samples held.
     pub fn len(&self) -> usize {
-        self.samples.len()
+        self.n
     }
 
     /// No samples held.
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.n == 0
     }
 
     /// Inner steps taken since the last reset.
@@ -165,16 +173,24 @@ where
         if let Some(kind) = kind {
             return Err(PushError { kind, sample });
         }
-        self.samples.push(normalised).map_err(|_| PushError {
-            kind: PushErrorKind::Full,
-            sample,
-        })?;
+        if self.n == K {
+            return Err(PushError {
+                kind: PushErrorKind::Full,
+                sample,
+            });
+        }
+        self.xs.column_mut(self.n).copy_from_slice(&normalised.x);
+        self.ys.column_mut(self.n).copy_from_slice(&normalised.y);
+        self.n += 1;
         Ok(())
     }
 
     /// Drops the samples (the parameters stay as they are).
     pub fn clear_samples(&mut self) {
-        self.samples.clear();
+        // Zero, not stale: padding columns take part in the forward pass.
+        self.xs.as_mut_slice().fill(0.0);
+        self.ys.as_mut_slice().fill(0.0);
+        self.n = 0;
     }
 
     /// Back to `θ0` from `w*`; the samples stay.
@@ -211,15 +227,15 @@ where
                 allowed: blob.meta.steps,
             });
         }
-        let n = self.samples.len();
+        let n = self.n;
         if n == 0 {
             return Err(AdaptError::NoSamples);
         }
-        let (x, y) = self.batch();
+        let (x, y) = (&self.xs, &self.ys);
         let loss = blob.meta.loss;
         let bound = blob.meta.loss_bound;
-        let out = self.params[self.live].forward(&x, &mut self.cache);
-        let loss_before = loss.value_grad(&out, &y, n, Some(&mut self.dy));
+        let out = self.params[self.live].forward(x, &mut self.cache);
+        let loss_before = loss.value_grad(&out, y, n, Some(&mut self.dy));
         if !loss_before.is_finite() {
             return Err(AdaptError::NonFiniteLoss);
         }
@@ -234,10 +250,10 @@ where
         for s in 0..steps {
             let [a, b] = &mut self.params;
             let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
-            theta.backward(&x, &mut self.cache, &self.dy, next, false);
+            theta.backward(x, &mut self.cache, &self.dy, next, false);
             inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
-            let out = next.forward(&x, &mut self.cache);
-            let l = loss.value_grad(&out, &y, n, Some(&mut self.dy));
+            let out = next.forward(x, &mut self.cache);
+            let l = loss.value_grad(&out, y, n, Some(&mut self.dy));
             // The guard: undo a step whose loss is non-finite or above w*'s bound, or, past the
             // steps w* was trained for, one that raises the loss (full-batch gradient descent
             // only climbs when the step is too large for the local curvature, and then it
@@ -318,17 +334,6 @@ where
         }
         let mut cache = M::new_cache::<1>();
         Ok((blob, self.params[self.live].forward(&xn, &mut cache)))
-    }
-
-    /// The samples as matrices, zero-padded to K columns.
-    fn batch(&self) -> (SMatrix<f32, I, K>, SMatrix<f32, O, K>) {
-        let mut x = SMatrix::<f32, I, K>::zeros();
-        let mut y = SMatrix::<f32, O, K>::zeros();
-        for (j, s) in self.samples.iter().enumerate() {
-            x.column_mut(j).copy_from_slice(&s.x);
-            y.column_mut(j).copy_from_slice(&s.y);
-        }
-        (x, y)
     }
 }
 

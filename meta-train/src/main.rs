@@ -289,6 +289,9 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let bytes = std::fs::read(&a.blob)
         .with_context(|| format!("cannot read w* blob {}", a.blob.display()))?;
     if Blob::parse(&bytes).is_ok_and(|b| b.body().is_some()) {
+        if let Some(on) = a.on {
+            return run_fewshot_on_device(on, &bytes, &a);
+        }
         return meta_train::fewshot::run::eval_blob(
             &bytes,
             &a.omniglot,
@@ -341,6 +344,39 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `eval CLASSIFIER_BLOB --on qemu-an386`: Omniglot episodes from the evaluation alphabets in
+/// the classifier firmware, each compared bit for bit with the device runtime on the host.
+fn run_fewshot_on_device(on: Emulated, blob: &[u8], a: &EvalArgs) -> Result<()> {
+    use meta_train::fewshot::on_device;
+    use meta_train::tasks::episodes::Pools;
+    use meta_train::tasks::omniglot::Omniglot;
+    if on != Emulated::An386 {
+        anyhow::bail!(
+            "the Omniglot classifier firmware is built for qemu-an386 (its 256 KiB of RAM)"
+        );
+    }
+    qemu::check_qemu()?;
+    let small1 = Omniglot::load(a.omniglot.join("images_background_small1.zip"))?;
+    let small2 = Omniglot::load(a.omniglot.join("images_background_small2.zip"))?;
+    let pools = Pools::from_small(&small1, &small2, 0.2, a.seed);
+    let episodes = on_device::parity_episodes(&pools.eval, a.tasks as u64, a.seed, 15)?;
+    let bar = indicatif::ProgressBar::new(episodes.len() as u64);
+    let r = on_device::evaluate(blob, &episodes, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if a.json {
+        say!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        say!("{}", on_device::report(&r).trim_end());
+    }
+    if r.parity.holds() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "the device and the host simulation disagree"
+        ))
+    }
 }
 
 /// Boots the board's firmware with `blob` flashed and evaluates on it; also returns the
