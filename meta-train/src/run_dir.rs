@@ -79,3 +79,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A run's config that a resume must match, except for the number of iterations.
+pub trait RunConfig: Clone + PartialEq + std::fmt::Debug {
+    /// The total iterations (a resume may extend them).
+    fn iterations_mut(&mut self) -> &mut u64;
+}
+
+impl RunDir {
+    /// Reads the checkpoint for `--resume`: it must decode as `C` (`what` names it in the
+    /// error) and have been written with `config`, the iteration count aside. Returns it with
+    /// `config` in place of its own.
+    pub fn resume<C, R>(
+        &self,
+        what: &str,
+        config: &R,
+        config_of: impl Fn(&mut C) -> &mut R,
+    ) -> Result<C>
+    where
+        C: serde::de::DeserializeOwned,
+        R: RunConfig,
+    {
+        let path = self.path(CHECKPOINT);
+        let bytes = fs::read(&path)
+            .with_context(|| format!("cannot resume: cannot read {}", path.display()))?;
+        let mut ck: C = postcard::from_bytes(&bytes)
+            .with_context(|| format!("cannot resume: {} is not {what}", path.display()))?;
+        let saved = config_of(&mut ck);
+        let mut same = saved.clone();
+        *same.iterations_mut() = *config.clone().iterations_mut();
+        if same != *config {
+            anyhow::bail!(
+                "cannot resume: {} was written with another config\n  checkpoint: {:?}\n  now:        {:?}",
+                path.display(),
+                saved,
+                config
+            );
+        }
+        *saved = config.clone();
+        Ok(ck)
+    }
+}

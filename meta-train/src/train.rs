@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nalgebra::SMatrix;
 use rand::Rng;
@@ -47,6 +47,12 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Iterations per checkpoint.
     pub checkpoint_every: u64,
+}
+
+impl run_dir::RunConfig for TrainConfig {
+    fn iterations_mut(&mut self) -> &mut u64 {
+        &mut self.iterations
+    }
 }
 
 /// One row of `metrics.csv`.
@@ -254,29 +260,11 @@ where
 {
     config.check()?;
     let mut ck = if resume {
-        let path = run.path(run_dir::CHECKPOINT);
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("cannot resume: cannot read {}", path.display()))?;
-        let ck: Checkpoint = postcard::from_bytes(&bytes).with_context(|| {
-            format!(
-                "cannot resume: {} is not a checkpoint of this version",
-                path.display()
-            )
-        })?;
-        let mut saved = ck.config.clone();
-        saved.iterations = config.iterations;
-        if saved != *config {
-            bail!(
-                "cannot resume: {} was written with another config\n  checkpoint: {:?}\n  now:        {:?}",
-                path.display(),
-                ck.config,
-                config
-            );
-        }
-        Checkpoint {
-            config: config.clone(),
-            ..ck
-        }
+        run.resume(
+            "a checkpoint of this version",
+            config,
+            |c: &mut Checkpoint| &mut c.config,
+        )?
     } else {
         let theta = init_theta::<M, 1, 1>(config.seed);
         let alpha = if config.algorithm.learns_alpha() {

@@ -84,6 +84,12 @@ impl FewShotConfig {
     }
 }
 
+impl run_dir::RunConfig for FewShotConfig {
+    fn iterations_mut(&mut self) -> &mut u64 {
+        &mut self.iterations
+    }
+}
+
 /// One `metrics.csv` row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FewShotMetric {
@@ -314,29 +320,11 @@ pub fn train<const N: usize, const K: usize>(
         .episodes(config.seed, Stream::Eval, config.val_episodes)
         .collect();
     let mut ck = if resume {
-        let path = run.path(run_dir::CHECKPOINT);
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("cannot resume: cannot read {}", path.display()))?;
-        let ck: FewShotCheckpoint = postcard::from_bytes(&bytes).with_context(|| {
-            format!(
-                "cannot resume: {} is not a few-shot checkpoint",
-                path.display()
-            )
-        })?;
-        let mut saved = ck.config.clone();
-        saved.iterations = config.iterations;
-        if saved != *config {
-            bail!(
-                "cannot resume: {} was written with another config\n  checkpoint: {:?}\n  now:        {:?}",
-                path.display(),
-                ck.config,
-                config
-            );
-        }
-        FewShotCheckpoint {
-            config: config.clone(),
-            ..ck
-        }
+        run.resume(
+            "a few-shot checkpoint",
+            config,
+            |c: &mut FewShotCheckpoint| &mut c.config,
+        )?
     } else {
         FewShotCheckpoint::new(config)
     };

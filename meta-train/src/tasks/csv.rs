@@ -272,24 +272,7 @@ impl CsvTasks {
             })?;
             let line = record.position().map_or(0, |p| line_at(rest, p.byte())) + skipped;
             let number = |col: usize| -> Result<f32, CsvError> {
-                let raw = &record[col];
-                match raw.parse::<f32>() {
-                    Ok(v) if v.is_finite() => Ok(v),
-                    Ok(_) => Err(err(
-                        line,
-                        format!(
-                            "column `{}`: expected a finite number, found {raw:?}",
-                            &headers[col]
-                        ),
-                    )),
-                    Err(_) => Err(err(
-                        line,
-                        format!(
-                            "column `{}`: expected a number, found {raw:?}",
-                            &headers[col]
-                        ),
-                    )),
-                }
+                number_in(&record[col], &headers[col]).map_err(|m| err(line, m))
             };
             let name = &record[task_col];
             if name.is_empty() {
@@ -413,4 +396,17 @@ pub(crate) fn line_at(text: &str, offset: u64) -> usize {
         .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
         .count();
     1 + breaks
+}
+
+/// The finite number in a cell, or the error message naming the column.
+pub(crate) fn number_in(raw: &str, column: &str) -> Result<f32, String> {
+    match raw.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!(
+            "column `{column}`: expected a finite number, found {raw:?}"
+        )),
+        Err(_) => Err(format!(
+            "column `{column}`: expected a number, found {raw:?}"
+        )),
+    }
 }

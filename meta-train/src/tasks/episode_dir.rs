@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::csv::{line_at, CsvError};
+use super::csv::{line_at, number_in, CsvError};
 use super::episodes::Episode;
 use super::omniglot::{decode_png, MAX_ENTRY_BYTES};
 
@@ -237,23 +237,7 @@ impl UserEpisode {
             }
             let x = feature_cols
                 .iter()
-                .map(|&c| {
-                    let raw = &record[c];
-                    match raw.parse::<f32>() {
-                        Ok(v) if v.is_finite() => Ok(v),
-                        Ok(_) => Err(err(
-                            line,
-                            format!(
-                                "column `{}`: expected a finite number, found {raw:?}",
-                                &headers[c]
-                            ),
-                        )),
-                        Err(_) => Err(err(
-                            line,
-                            format!("column `{}`: expected a number, found {raw:?}", &headers[c]),
-                        )),
-                    }
-                })
+                .map(|&c| number_in(&record[c], &headers[c]).map_err(|m| err(line, m)))
                 .collect::<std::result::Result<Vec<f32>, CsvError>>()?;
             rows.push((line, is_query, label.to_string(), x));
         }
