@@ -7,7 +7,7 @@ use shared::loss::{softmax, Loss};
 use shared::model::{Layers, Zeroed};
 use shared::report::MAX_NORMALISED;
 pub use shared::report::{AdaptReport, Guard, StepLimit};
-use shared::wstar::{Blob, BlobError};
+use shared::wstar::{Blob, BlobError, HeadStart};
 
 use crate::error::{AdaptError, PushError, PushErrorKind};
 
@@ -43,6 +43,8 @@ where
     params: [M; 2],
     live: usize,
     steps_since_reset: u32,
+    /// The class prototypes were added since the last reset ([`HeadStart::Prototypes`]).
+    primed: bool,
     /// The samples' inputs, normalised, one per column; columns from `n` on are zero. Kept as
     /// the batch itself, so adapting copies nothing onto the stack.
     xs: SMatrix<f32, I, K>,
@@ -82,6 +84,7 @@ where
         params: [M::ZERO, M::ZERO],
         live: 0,
         steps_since_reset: 0,
+        primed: false,
         xs: SMatrix::ZERO,
         ys: SMatrix::ZERO,
         n: 0,
@@ -200,6 +203,7 @@ where
         }
         self.live = 0;
         self.steps_since_reset = 0;
+        self.primed = false;
     }
 
     /// Runs the inner steps `w*` was trained for that have not run since the last reset.
@@ -210,6 +214,11 @@ where
     }
 
     /// Runs `steps` inner steps from the live parameters.
+    ///
+    /// For a `w*` whose head starts from class prototypes ([`HeadStart::Prototypes`]), the
+    /// first adaptation after a reset first adds the prototypes of the samples held to the
+    /// output layer (even for zero steps); `loss_before` is the loss there. Samples pushed
+    /// later count from the next reset on.
     ///
     /// The divergence guard undoes a step, exactly, and ends the adaptation (see
     /// [`AdaptReport::undone`] and [`AdaptReport::cause`]) when its loss on the samples is
@@ -230,6 +239,10 @@ where
         let n = self.n;
         if n == 0 {
             return Err(AdaptError::NoSamples);
+        }
+        if blob.start == HeadStart::Prototypes && !self.primed {
+            self.params[self.live].start_from_prototypes(&self.xs, &self.ys, &mut self.cache);
+            self.primed = true;
         }
         let (x, y) = (&self.xs, &self.ys);
         let loss = blob.meta.loss;

@@ -28,7 +28,7 @@ use shared::loss::Loss;
 use shared::model::{Dense, Layers, Mlp1, Mlp2, Params, SinusoidNet};
 use shared::report::StepLimit;
 use shared::slots::slot_image;
-use shared::wstar::{encode, encode_with_body, Algorithm, AlphaKind, BodyShape, Meta};
+use shared::wstar::{encode, encode_starting, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
 
 static BLOB: &[u8] = include_bytes!("../../tests/fixtures/metasgd-sinusoid-k10.bin");
 
@@ -222,13 +222,20 @@ fn wstar_seeds() -> Vec<(&'static str, Vec<u8>)> {
         )
         .unwrap(),
     ));
-    seeds.push(("encode-body-7-1-2-3-dense-12-4.bin", body_blob()));
+    seeds.push((
+        "encode-body-7-1-2-3-dense-12-4.bin",
+        body_blob(HeadStart::Theta0),
+    ));
+    seeds.push((
+        "encode-body-7-1-2-3-dense-12-4-prototypes.bin",
+        body_blob(HeadStart::Prototypes),
+    ));
     seeds
 }
 
 /// An ANIL image classifier's blob: a `Dense<f32, 12, 4>` head on the body the `wstar_blob`
-/// target loads (7×7×1 → 4×4×2 → 2×2×3).
-fn body_blob() -> Vec<u8> {
+/// target loads (7×7×1 → 4×4×2 → 2×2×3), its adaptations starting as `start` says.
+fn body_blob(start: HeadStart) -> Vec<u8> {
     const BODY: BodySpec<3> = BodySpec {
         side: 7,
         channels: [1, 2, 3],
@@ -239,12 +246,13 @@ fn body_blob() -> Vec<u8> {
     meta.algorithm = Algorithm::Anil;
     meta.trained_k = 5;
     let weights = theta(BODY.params(), 3);
-    encode_with_body(
+    encode_starting(
         &meta,
         &theta(Head::PARAMS, 2),
         &[0.1],
         [&[0.0; F], &[1.0; F], &[0.0; 4], &[1.0; 4]],
         Some((&BodyShape::of(&BODY), &weights)),
+        start,
     )
     .unwrap()
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use shared::model::Params;
-use shared::wstar::{AlphaKind, Blob, HEADER_LEN};
+use shared::wstar::{AlphaKind, Blob, HeadStart, HEADER_LEN};
 
 use crate::model::{SinusoidNet, SINUSOID_NET};
 
@@ -98,9 +98,13 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
         .filter(|&l| m.adapt.adapts(l))
         .map(|l| l.to_string())
         .collect();
+    let start = match blob.start {
+        HeadStart::Theta0 => "from θ0",
+        HeadStart::Prototypes => "from θ0 plus the support set's class prototypes",
+    };
     let _ = writeln!(
         s,
-        "inner loop    {} step(s); adapts layer(s) {} of 0..{}",
+        "inner loop    {} step(s) {start}; adapts layer(s) {} of 0..{}",
         m.steps,
         adapted.join(", "),
         layers

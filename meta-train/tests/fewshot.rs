@@ -11,6 +11,7 @@ use meta_train::tasks::omniglot::{Character, Image};
 use meta_train::train::Progress;
 use shared::loss::Loss;
 use shared::model::{Dense, Params};
+use shared::wstar::HeadStart;
 
 /// A deterministic pseudo-random value in [-1, 1).
 fn noise(i: usize, salt: u64) -> f64 {
@@ -38,8 +39,13 @@ fn samples(n: usize, salt: u64) -> Vec<(Vec<f64>, usize)> {
 }
 
 /// The query loss after adaptation, the quantity the meta-gradient differentiates.
-fn query_loss(head0: &Dense<f64, F, N>, alpha: f64, task: &HeadTask<f64, F, N, K>) -> f64 {
-    let adapted = head::adapt(head0, alpha, STEPS, task);
+fn query_loss(
+    head0: &Dense<f64, F, N>,
+    start: HeadStart,
+    alpha: f64,
+    task: &HeadTask<f64, F, N, K>,
+) -> f64 {
+    let adapted = head::adapt(head0, start, alpha, STEPS, task);
     let n_q = task.n_query() as f64;
     task.query
         .iter()
@@ -52,12 +58,24 @@ fn query_loss(head0: &Dense<f64, F, N>, alpha: f64, task: &HeadTask<f64, F, N, K
 
 #[test]
 fn anil_meta_gradient_matches_f64_finite_differences_through_every_inner_step() {
+    check_meta_gradient(HeadStart::Theta0, K, 0.7);
+}
+
+#[test]
+fn the_meta_gradient_through_a_prototype_start_matches_f64_finite_differences() {
+    // Five support samples in six columns: a padding column, and classes of 2, 2 and 1.
+    check_meta_gradient(HeadStart::Prototypes, K - 1, 0.2);
+}
+
+fn check_meta_gradient(start: HeadStart, n_support: usize, alpha: f64) {
     let mut head0 = Dense::<f64, F, N>::zeros();
     head0.fill_with(|k| 0.4 * noise(k, 1));
-    let alpha = 0.7;
-    let (support, query) = (samples(K, 2), samples(10, 3));
+    let (support, query) = (samples(n_support, 2), samples(10, 3));
     let task = HeadTask::<f64, F, N, K>::new(&support, &query);
-    let g = head::meta_grad(&head0, alpha, STEPS, &task);
+    let g = head::meta_grad(&head0, start, alpha, STEPS, &task);
+    let query_loss = |head0: &Dense<f64, F, N>, alpha: f64, task: &HeadTask<f64, F, N, K>| {
+        query_loss(head0, start, alpha, task)
+    };
     assert!((g.loss - query_loss(&head0, alpha, &task)).abs() < 1e-12);
     let h = 1e-5;
     let rel = |fd: f64, an: f64| (fd - an).abs() / (fd.abs() + an.abs()).max(1e-4);
@@ -87,7 +105,7 @@ fn anil_meta_gradient_matches_f64_finite_differences_through_every_inner_step() 
     worst = worst.max(rel(fd, g.alpha));
     // Support features: only the second-order path reaches them.
     let mut support_first_order_gap = 0.0f64;
-    for j in 0..K {
+    for j in 0..n_support {
         for i in 0..F {
             let at = |d: f64| {
                 let mut s = support.clone();
@@ -131,22 +149,42 @@ fn images(n: usize, ways: usize, salt: u64) -> Vec<(Vec<f32>, usize)> {
 
 #[test]
 fn the_device_classifier_adapts_and_answers_as_the_trainer_bit_for_bit() {
-    let mut ck = FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1));
+    device_matches_trainer(HeadStart::Theta0);
+}
+
+#[test]
+fn a_prototype_start_on_the_device_matches_the_trainer_bit_for_bit() {
+    device_matches_trainer(HeadStart::Prototypes);
+}
+
+fn device_matches_trainer(start: HeadStart) {
+    let mut config = FewShotConfig::omniglot(5, 1);
+    config.start = start;
+    let mut ck = FewShotCheckpoint::new(&config);
     for (k, v) in ck.head.iter_mut().enumerate() {
         *v = 0.05 * noise(k, 9) as f32;
     }
     let blob = ck.blob::<5>().unwrap();
+    assert_eq!(shared::wstar::Blob::parse(&blob).unwrap().start, start);
     for e in 0..3 {
         let ep = Episode {
             support: images(5, 5, 10 + e),
             query: images(15, 5, 20 + e),
         };
-        let device = eval::run_episode::<5, 5>(&blob, &ep).unwrap();
+        // The device holds up to 25 support images: its padding must not change a bit.
+        let device = eval::run_episode::<5, 25>(&blob, &ep).unwrap();
         let task = HeadTask::<f32, { meta_train::fewshot::FEATURES }, 5, 5>::new(
             &train::features(&ck.body, &ep.support),
             &train::features(&ck.body, &ep.query),
         );
-        let adapted = head::adapt(&ck.head_model::<5>(), ck.alpha, ck.config.steps, &task);
+        let adapted = head::adapt(
+            &ck.head_model::<5>(),
+            start,
+            ck.alpha,
+            ck.config.steps,
+            &task,
+        );
+
         let mut host_labels = Vec::new();
         for (xq, _, n) in &task.query {
             let out = adapted.affine(xq);

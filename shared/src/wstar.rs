@@ -5,7 +5,8 @@
 //!      0    4 magic            b"TAW*"
 //!      4    2 format version   u16 LE (FORMAT_VERSION)
 //!      6    2 flags            u16 LE: bit 0 set when a convolutional body follows (FLAG_BODY);
-//!                              other bits reserved, 0
+//!                              bit 1 set when the head starts from the support set's class
+//!                              prototypes (FLAG_PROTOTYPES); other bits reserved, 0
 //!      8    4 signature        u32 LE: CRC-32 of the schema text and the model's layer widths
 //!     12    4 payload length   u32 LE
 //!     16    4 CRC-32           u32 LE over bytes 4..16 and the payload
@@ -59,6 +60,26 @@ pub(crate) const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 
 /// Header flag: a convolutional body follows the arrays.
 pub const FLAG_BODY: u16 = 1;
+/// Header flag: each adaptation from `θ0` first adds the support set's class prototypes to
+/// the output layer ([`HeadStart::Prototypes`]).
+pub const FLAG_PROTOTYPES: u16 = 2;
+
+/// Where an adaptation starts.
+///
+/// ```
+/// use shared::wstar::HeadStart;
+/// assert_eq!(HeadStart::default(), HeadStart::Theta0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HeadStart {
+    /// From `θ0` as stored.
+    #[default]
+    Theta0,
+    /// From `θ0` plus the class prototypes of the samples in the output layer (Proto-MAML;
+    /// see [`crate::model::Layers::start_from_prototypes`]). Softmax classifiers only.
+    Prototypes,
+}
 
 /// The shape of a convolutional body as stored in a blob: the input side and the channels of
 /// each stage, input first (see [`BodySpec`]).
@@ -351,6 +372,9 @@ pub enum BlobError {
     /// The body record does not decode, its weights are not the size it implies, or its
     /// features are not the head's inputs.
     BadBody,
+    /// The header asks for a head started from class prototypes, but the model is not a
+    /// softmax classifier.
+    BadPrototypes,
 }
 
 impl fmt::Display for BlobError {
@@ -380,6 +404,7 @@ impl fmt::Display for BlobError {
             BlobError::NonFinite { index } => write!(f, "w* value {index} is NaN, infinite or an invalid scale"),
             BlobError::UnknownFlags { flags } => write!(f, "w* header flags {flags:#06x} are not known to this build"),
             BlobError::BadBody => write!(f, "w* body record does not decode, its weights are not the size it implies, or its features are not the head's inputs"),
+            BlobError::BadPrototypes => write!(f, "w* starts its head from class prototypes, but the model is not a softmax classifier"),
         }
     }
 }
@@ -395,6 +420,8 @@ pub struct Blob<'a> {
     arrays: Option<Arrays<'a>>,
     /// The convolutional body, when the blob has one.
     body: Option<(BodyShape, &'a [u8])>,
+    /// Where an adaptation starts.
+    pub start: HeadStart,
 }
 
 /// The blob's `f32` arrays, in place.
@@ -482,6 +509,7 @@ impl<'a> Blob<'a> {
         signature: 0,
         arrays: None,
         body: None,
+        start: HeadStart::Theta0,
     };
 
     fn arrays(&self) -> &Arrays<'a> {
@@ -574,11 +602,18 @@ impl<'a> Blob<'a> {
             return Err(BlobError::CrcMismatch { stored, computed });
         }
         let flags = le_u16(bytes, 6);
-        if flags & !FLAG_BODY != 0 {
+        if flags & !(FLAG_BODY | FLAG_PROTOTYPES) != 0 {
             return Err(BlobError::UnknownFlags { flags });
         }
         let (meta, mut arrays): (Meta, &[u8]) =
             postcard::take_from_bytes(payload).map_err(|_| BlobError::BadMeta)?;
+        let start = if flags & FLAG_PROTOTYPES == 0 {
+            HeadStart::Theta0
+        } else if meta.loss == Loss::SoftmaxCrossEntropy {
+            HeadStart::Prototypes
+        } else {
+            return Err(BlobError::BadPrototypes);
+        };
         let mut body = None;
         if flags & FLAG_BODY != 0 {
             if arrays.len() < meta.arrays_len() {
@@ -627,6 +662,7 @@ impl<'a> Blob<'a> {
                 norm,
             }),
             body,
+            start,
         };
         blob.check_values()?;
         Ok(blob)
@@ -733,6 +769,8 @@ pub enum EncodeError {
     },
     /// The meta did not serialise.
     Meta,
+    /// A head started from class prototypes needs a softmax classifier.
+    Prototypes,
 }
 
 impl fmt::Display for EncodeError {
@@ -749,6 +787,10 @@ impl fmt::Display for EncodeError {
                 )
             }
             EncodeError::Meta => write!(f, "cannot write w*: meta does not serialise"),
+            EncodeError::Prototypes => write!(
+                f,
+                "cannot write w*: a head started from class prototypes needs softmax cross-entropy"
+            ),
         }
     }
 }
@@ -777,6 +819,32 @@ pub fn encode_with_body(
     norms: [&[f32]; 4],
     body: Option<(&BodyShape, &[f32])>,
 ) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    encode_starting(meta, theta0, alpha, norms, body, HeadStart::Theta0)
+}
+
+/// [`encode_with_body`] for a head that starts each adaptation as `start` says.
+///
+/// ```
+/// use shared::model::{Dense, Params};
+/// use shared::wstar::{encode_starting, Blob, HeadStart, Meta};
+/// type Head = Dense<f32, 4, 3>;
+/// let meta = Meta::new::<Head, 4, 3>(shared::loss::Loss::SoftmaxCrossEntropy, 5);
+/// let norms: [&[f32]; 4] = [&[0.0; 4], &[1.0; 4], &[0.0; 3], &[1.0; 3]];
+/// let bytes = encode_starting(&meta, &[0.0; Head::PARAMS], &[0.1], norms, None, HeadStart::Prototypes).unwrap();
+/// assert_eq!(Blob::parse(&bytes).unwrap().start, HeadStart::Prototypes);
+/// ```
+#[cfg(feature = "alloc")]
+pub fn encode_starting(
+    meta: &Meta,
+    theta0: &[f32],
+    alpha: &[f32],
+    norms: [&[f32]; 4],
+    body: Option<(&BodyShape, &[f32])>,
+    start: HeadStart,
+) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    if start == HeadStart::Prototypes && meta.loss != Loss::SoftmaxCrossEntropy {
+        return Err(EncodeError::Prototypes);
+    }
     let [x_mean, x_std, y_mean, y_std] = norms;
     let (i, o) = (meta.inputs(), meta.outputs());
     let arrays: [(&'static str, &[f32], usize); 6] = [
@@ -816,7 +884,10 @@ pub fn encode_with_body(
         payload.extend(postcard::to_allocvec(shape).map_err(|_| EncodeError::Meta)?);
         payload.extend(weights.iter().flat_map(|v| v.to_le_bytes()));
     }
-    let flags = if body.is_some() { FLAG_BODY } else { 0 };
+    let mut flags = if body.is_some() { FLAG_BODY } else { 0 };
+    if start == HeadStart::Prototypes {
+        flags |= FLAG_PROTOTYPES;
+    }
     let sig = signature_with_body(meta.shape.iter().copied(), body.map(|b| b.0));
     let mut out = alloc::vec::Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);

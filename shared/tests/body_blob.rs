@@ -9,9 +9,9 @@ use shared::body::{BodySpec, LeBytes, Weights};
 use shared::loss::Loss;
 use shared::model::{Dense, Params};
 use shared::wstar::{
-    encode, encode_with_body, in_region, signature, signature_of_shape, signature_on,
-    signature_with_body, Algorithm, AlphaKind, Blob, BlobError, BodyShape, EncodeError, Meta,
-    FLAG_BODY, HEADER_LEN,
+    encode, encode_starting, encode_with_body, in_region, signature, signature_of_shape,
+    signature_on, signature_with_body, Algorithm, AlphaKind, Blob, BlobError, BodyShape,
+    EncodeError, HeadStart, Meta, FLAG_BODY, FLAG_PROTOTYPES, HEADER_LEN,
 };
 
 /// A small body: 7×7×1 → 4×4×2 → 2×2×3, 12 features, 77 weights.
@@ -629,7 +629,7 @@ fn every_single_bit_flip_of_a_body_blob_is_refused_with_the_right_error() {
 #[test]
 fn unknown_flag_bits_are_refused() {
     let b = body_blob();
-    for bit in 1..16 {
+    for bit in 2..16 {
         let flags = FLAG_BODY | 1 << bit;
         let mut c = b.clone();
         set_flags(&mut c, flags);
@@ -646,7 +646,7 @@ fn unknown_flag_bits_are_refused() {
     }
     // On a head-only blob too.
     let head = head_blob();
-    for flags in [2u16, 0x8000, 0xFFFE] {
+    for flags in [4u16, 0x8000, 0xFFFE] {
         let mut c = head.clone();
         set_flags(&mut c, flags);
         reseal(&mut c);
@@ -1028,6 +1028,72 @@ fn resealed_mutations_of_the_body_never_panic() {
         let p = parse_all(&c);
         assert!(p.head.is_err(), "{p:?}");
     }
+}
+
+#[test]
+fn a_prototype_start_is_carried_by_its_flag_and_covered_by_the_crc() {
+    let (xm, xs) = x_norm();
+    let norms: [&[f32]; 4] = [&xm, &xs, &Y_MEAN, &Y_STD];
+    let body = Some((&BodyShape::of(&SPEC), &weights()[..]));
+    let b = encode_starting(
+        &meta(),
+        &theta(),
+        &[0.05],
+        norms,
+        body,
+        HeadStart::Prototypes,
+    )
+    .unwrap();
+    assert_eq!(u16_at(&b, 6), FLAG_BODY | FLAG_PROTOTYPES);
+    assert_eq!(FLAG_PROTOTYPES, 2);
+    let p = Blob::parse_on::<Head, F, N, 3>(&b, &SPEC).unwrap();
+    assert_eq!(p.start, HeadStart::Prototypes);
+    // Everything else is the plain body blob's, byte for byte.
+    let plain = body_blob();
+    assert_eq!(b[HEADER_LEN..], plain[HEADER_LEN..]);
+    assert_eq!(Blob::parse(&plain).unwrap().start, HeadStart::Theta0);
+    // The flag cleared without resealing: the CRC refuses it; resealed, it is a plain blob.
+    let mut c = b.clone();
+    set_flags(&mut c, FLAG_BODY);
+    assert!(matches!(
+        Blob::parse(&c),
+        Err(BlobError::CrcMismatch { .. })
+    ));
+    reseal(&mut c);
+    assert_eq!(c, plain);
+    // Head-only blobs carry it too.
+    let h = encode_starting(
+        &meta(),
+        &theta(),
+        &[0.05],
+        norms,
+        None,
+        HeadStart::Prototypes,
+    )
+    .unwrap();
+    assert_eq!(u16_at(&h, 6), FLAG_PROTOTYPES);
+    let p = Blob::parse_for::<Head, F, N>(&h).unwrap();
+    assert_eq!(p.start, HeadStart::Prototypes);
+}
+
+#[test]
+fn a_prototype_start_needs_a_softmax_classifier() {
+    let mut m = meta();
+    m.loss = Loss::Mse;
+    let (xm, xs) = x_norm();
+    let norms: [&[f32]; 4] = [&xm, &xs, &Y_MEAN, &Y_STD];
+    assert_eq!(
+        encode_starting(&m, &theta(), &[0.05], norms, None, HeadStart::Prototypes),
+        Err(EncodeError::Prototypes)
+    );
+    // A regression blob whose flag was set (and the CRC resealed) is refused, typed.
+    let mut c = encode_starting(&m, &theta(), &[0.05], norms, None, HeadStart::Theta0).unwrap();
+    set_flags(&mut c, FLAG_PROTOTYPES);
+    reseal(&mut c);
+    let p = parse_all(&c);
+    assert_eq!(p.any, Err(BlobError::BadPrototypes));
+    assert_eq!(p.head, Err(BlobError::BadPrototypes));
+    assert!(BlobError::BadPrototypes.to_string().contains("softmax"));
 }
 
 #[test]

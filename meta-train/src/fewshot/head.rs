@@ -6,12 +6,17 @@
 //! With `θₜ₊₁ = θₜ − α ∇L_s(θₜ, X)` and `v` the adjoint of `θₜ₊₁`, reverse mode gives
 //! `∂/∂θₜ = v − H(α v)`, `∂/∂α += −⟨∇L_s(θₜ), v⟩` and `∂/∂X −= ∂²L_s/∂X∂θ · (α v)`; the last
 //! two products are the R-operator passes of `shared`'s dense layer and loss.
+//!
+//! A head started from the support set's class prototypes ([`HeadStart::Prototypes`]) has
+//! `θ₀ = θ0 + P(X)`: the adjoint of `θ₀` is that of `θ0`, and `P`'s backward pass adds to the
+//! support features' gradient.
 
 use nalgebra::SMatrix;
 use shared::inner::{self, AdaptMask};
 use shared::loss::Loss;
 use shared::math::Real;
 use shared::model::{Dense, Params};
+use shared::wstar::HeadStart;
 
 /// One episode as the head sees it: support features and one-hot labels (`n_support` valid
 /// columns), and the query in chunks of `K` columns.
@@ -76,15 +81,30 @@ pub struct HeadGrad<T: Real, const F: usize, const N: usize, const K: usize> {
     pub xq: Vec<SMatrix<T, F, K>>,
 }
 
-/// Adapts `head0` with `steps` inner steps of size `alpha` on the support set (the device's
-/// rule, [`inner::step`]) and returns the adapted head.
+/// The head an adaptation starts from: `head0`, plus the support set's class prototypes when
+/// `start` says so (the device's rule, [`Dense::add_prototypes`]).
+fn start_of<T: Real, const F: usize, const N: usize, const K: usize>(
+    head0: &Dense<T, F, N>,
+    start: HeadStart,
+    task: &HeadTask<T, F, N, K>,
+) -> Dense<T, F, N> {
+    let mut theta = head0.clone();
+    if start == HeadStart::Prototypes {
+        theta.add_prototypes(&task.xs, &task.ys);
+    }
+    theta
+}
+
+/// Adapts `head0` (started as `start` says) with `steps` inner steps of size `alpha` on the
+/// support set (the device's rule, [`inner::step`]) and returns the adapted head.
 pub fn adapt<T: Real, const F: usize, const N: usize, const K: usize>(
     head0: &Dense<T, F, N>,
+    start: HeadStart,
     alpha: T,
     steps: usize,
     task: &HeadTask<T, F, N, K>,
 ) -> Dense<T, F, N> {
-    let mut theta = head0.clone();
+    let mut theta = start_of(head0, start, task);
     let mut next = Dense::zeros();
     let mut dy = SMatrix::<T, N, K>::zeros();
     for _ in 0..steps {
@@ -121,6 +141,7 @@ pub fn correct<T: Real, const F: usize, const N: usize, const K: usize>(
 /// The meta-gradient of the query loss after `steps` inner steps (see the module docs).
 pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
     head0: &Dense<T, F, N>,
+    start: HeadStart,
     alpha: T,
     steps: usize,
     task: &HeadTask<T, F, N, K>,
@@ -128,7 +149,7 @@ pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
     let loss = Loss::SoftmaxCrossEntropy;
     let n_s = task.n_support;
     // Forward through the inner steps, keeping each step's parameters, outputs and gradients.
-    let mut thetas = vec![head0.clone()];
+    let mut thetas = vec![start_of(head0, start, task)];
     let mut outs = Vec::with_capacity(steps);
     let mut dys = Vec::with_capacity(steps);
     let mut grads = Vec::with_capacity(steps);
@@ -181,6 +202,10 @@ pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
         let rdx = thetas[t].affine_backward_r(&u, &task.xs, None, &dys[t], &rdz, &mut hv, true);
         xs -= rdx;
         v.add_scaled(-T::ONE, &hv);
+    }
+    // v is now the adjoint of the start, and so of θ0.
+    if start == HeadStart::Prototypes {
+        xs += Dense::add_prototypes_backward(&v, &task.xs, &task.ys);
     }
     HeadGrad {
         loss: total,

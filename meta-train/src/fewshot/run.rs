@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use shared::wstar::HeadStart;
 
 use super::eval::run_episodes;
 use super::train::{features, train, FewShotConfig};
@@ -70,6 +71,9 @@ pub struct FewShotArgs {
     /// No random distortions of the training images.
     #[arg(long)]
     pub no_augment: bool,
+    /// Start each adaptation from θ0 plus the support set's class prototypes (Proto-MAML).
+    #[arg(long)]
+    pub prototypes: bool,
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -99,6 +103,11 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
         checkpoint_every: 500,
         augment: !a.no_augment,
         decay_every: a.decay_every,
+        start: if a.prototypes {
+            HeadStart::Prototypes
+        } else {
+            HeadStart::Theta0
+        },
     };
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(

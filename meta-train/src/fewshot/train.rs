@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared::loss::Loss;
 use shared::model::Params;
-use shared::wstar::{self, Algorithm, BodyShape, Meta};
+use shared::wstar::{self, Algorithm, BodyShape, HeadStart, Meta};
 
 use super::head::{self, HeadTask};
 use super::{Head, FEATURES, OMNIGLOT_BODY};
@@ -59,6 +59,9 @@ pub struct FewShotConfig {
     /// Whether training images get random affine distortions ([`super::augment`]).
     #[serde(default)]
     pub augment: bool,
+    /// Where each adaptation starts: `θ0`, or `θ0` plus the support set's class prototypes.
+    #[serde(default)]
+    pub start: HeadStart,
 }
 
 impl FewShotConfig {
@@ -80,6 +83,7 @@ impl FewShotConfig {
             checkpoint_every: 500,
             augment: true,
             decay_every: 0,
+            start: HeadStart::Theta0,
         }
     }
 }
@@ -257,7 +261,7 @@ fn episode_grad<const N: usize, const K: usize>(
     };
     let task =
         HeadTask::<f32, FEATURES, N, K>::new(&feats(&ts, &ep.support), &feats(&tq, &ep.query));
-    let g = head::meta_grad(head0, ck.alpha, ck.config.steps, &task);
+    let g = head::meta_grad(head0, ck.config.start, ck.alpha, ck.config.steps, &task);
     let mut body = vec![0.0f32; ck.body.len()];
     for (j, t) in ts.iter().enumerate() {
         let d = &g.xs.as_slice()[j * FEATURES..(j + 1) * FEATURES];
@@ -292,7 +296,7 @@ pub fn accuracy<const N: usize, const K: usize>(
                 &features(&ck.body, &ep.support),
                 &features(&ck.body, &ep.query),
             );
-            let adapted = head::adapt(&head0, ck.alpha, ck.config.steps, &task);
+            let adapted = head::adapt(&head0, ck.config.start, ck.alpha, ck.config.steps, &task);
             (head::correct(&adapted, &task), task.n_query())
         })
         .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
@@ -454,12 +458,13 @@ impl FewShotCheckpoint {
         meta.seed = self.config.seed;
         let (zeros_f, ones_f) = (vec![0.0f32; FEATURES], vec![1.0f32; FEATURES]);
         let (zeros_n, ones_n) = (vec![0.0f32; N], vec![1.0f32; N]);
-        wstar::encode_with_body(
+        wstar::encode_starting(
             &meta,
             &self.head_rows(N),
             &[self.alpha],
             [&zeros_f, &ones_f, &zeros_n, &ones_n],
             Some((&BodyShape::of(&OMNIGLOT_BODY), &self.body)),
+            self.config.start,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))
     }

@@ -179,6 +179,15 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
         self.affine_backward(x, dy, grad, need_dx)
     }
 
+    fn start_from_prototypes<const K: usize>(
+        &mut self,
+        x: &SMatrix<T, I, K>,
+        y: &SMatrix<T, O, K>,
+        _cache: &mut Self::Cache<K>,
+    ) {
+        self.add_prototypes(x, y);
+    }
+
     fn hvp<const K: usize>(
         &self,
         u: &Self,

@@ -82,6 +82,16 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Params<T>> Para
     }
 }
 
+impl<T: Real, const I: usize, const H: usize, const O: usize, R> Hidden<T, I, H, O, R> {
+    /// `a = relu(W·x + b)`; NaN passes through so a diverging step stays visible.
+    fn activations<const K: usize>(&self, x: &SMatrix<T, I, K>, a: &mut SMatrix<T, H, K>) {
+        self.layer.affine_into(x, a);
+        for v in a.as_mut_slice() {
+            *v = if *v <= T::ZERO { T::ZERO } else { *v };
+        }
+    }
+}
+
 impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>> Layers<T, I, O>
     for Hidden<T, I, H, O, R>
 {
@@ -98,11 +108,7 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
         x: &SMatrix<T, I, K>,
         cache: &mut Self::Cache<K>,
     ) -> SMatrix<T, O, K> {
-        self.layer.affine_into(x, &mut cache.a);
-        // ReLU; NaN passes through so a diverging step stays visible.
-        for v in cache.a.as_mut_slice() {
-            *v = if *v <= T::ZERO { T::ZERO } else { *v };
-        }
+        self.activations(x, &mut cache.a);
         self.rest.forward(&cache.a, &mut cache.rest)
     }
 
@@ -120,6 +126,17 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
         relu_mask(&mut cache.dz, &cache.a);
         self.layer
             .affine_backward(x, &cache.dz, &mut grad.layer, need_dx)
+    }
+
+    fn start_from_prototypes<const K: usize>(
+        &mut self,
+        x: &SMatrix<T, I, K>,
+        y: &SMatrix<T, O, K>,
+        cache: &mut Self::Cache<K>,
+    ) {
+        self.activations(x, &mut cache.a);
+        self.rest
+            .start_from_prototypes(&cache.a, y, &mut cache.rest);
     }
 
     fn hvp<const K: usize>(

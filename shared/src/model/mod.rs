@@ -20,6 +20,7 @@
 mod dense;
 mod hidden;
 pub mod kernels;
+mod prototypes;
 
 pub use dense::Dense;
 pub use hidden::{Hidden, HiddenCache};
@@ -145,6 +146,31 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
         grad: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K>;
+
+    /// Adds to the output layer the class prototypes of the samples `x` (one per column,
+    /// targets `y`) in the space of its inputs (see [`Dense::add_prototypes`]): the head then
+    /// starts as a nearest-prototype classifier on the features the layers before it compute.
+    /// Uses `cache` for those features.
+    ///
+    /// ```
+    /// use nalgebra::SMatrix;
+    /// use shared::model::{Layers, Mlp1, Params};
+    /// type Net = Mlp1<f32, 1, 2, 2>;
+    /// let mut net = Net::zeros();
+    /// net.layer.w[(0, 0)] = 1.0; // feature 0 = relu(x)
+    /// let x = SMatrix::<f32, 1, 2>::new(1.0, 3.0);
+    /// let y = SMatrix::<f32, 2, 2>::new(1.0, 0.0, 0.0, 1.0);
+    /// net.start_from_prototypes(&x, &y, &mut Net::new_cache::<2>());
+    /// // prototypes 1 and 3: the output layer's weights are 2 and 6, its biases −1 and −9
+    /// assert_eq!((net.rest.w[(0, 0)], net.rest.w[(1, 0)]), (2.0, 6.0));
+    /// assert_eq!((net.rest.b[0], net.rest.b[1]), (-1.0, -9.0));
+    /// ```
+    fn start_from_prototypes<const K: usize>(
+        &mut self,
+        x: &SMatrix<T, I, K>,
+        y: &SMatrix<T, O, K>,
+        cache: &mut Self::Cache<K>,
+    );
 
     /// The Hessian-vector product `H·u` of the loss after [`Layers::backward`] (Pearlmutter's
     /// R-operator): `rx` is the directional derivative of the input (`None` for data),
