@@ -4,6 +4,8 @@
 
 pub mod algo;
 pub mod bench;
+pub mod csv_eval;
+pub mod csv_train;
 pub mod device_bench;
 pub mod eval;
 pub mod export;

@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use meta_train::algo::Algo;
+use meta_train::csv_eval::{self, CsvEvalConfig};
+use meta_train::csv_train;
 use meta_train::eval::{self, EvalConfig, KResult};
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::qemu::{self, Emulated, Flash, Qemu};
 use meta_train::run_dir::{self, RunDir};
-use meta_train::train::{train, Progress, TrainConfig};
+use meta_train::tasks::csv::CsvTasks;
+use meta_train::train::{train, Progress, TrainConfig, Trained};
 use meta_train::{bench, export, figures, on_device, say, with_k};
 use shared::board::Board;
 use shared::wstar::Blob;
@@ -65,6 +68,17 @@ struct TrainArgs {
     /// Task family of the source tasks.
     #[arg(long, default_value = "sinusoid")]
     family: String,
+    /// Meta-train on your own tasks instead: a CSV file of regression or classification tasks
+    /// (one per value of its `task` column). The model is FEATURES-40-40-OUTPUTS.
+    #[arg(long, conflicts_with = "family")]
+    tasks: Option<PathBuf>,
+    /// With --tasks: the fraction of the file's tasks held out from meta-training for the
+    /// evaluation (the last ones in order of first appearance; at least one when above 0).
+    #[arg(long, default_value_t = 0.2, requires = "tasks")]
+    holdout: f64,
+    /// With --tasks: support sets drawn per held-out task in the evaluation.
+    #[arg(long, default_value_t = 10, requires = "tasks")]
+    draws: usize,
     /// Meta-learning algorithm.
     #[arg(long, value_enum, default_value_t = Algo::Maml)]
     algorithm: Algo,
@@ -98,8 +112,9 @@ struct TrainArgs {
     /// Iterations per checkpoint.
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: u64,
-    /// Run folder (default: runs/<family>-<algorithm>-k<K>-seed<seed>).
-    #[arg(long)]
+    /// Run folder (default: runs/<family>-<algorithm>-k<K>-seed<seed>, or
+    /// runs/csv-<file name>-<algorithm>-k<K>-seed<seed> with --tasks).
+    #[arg(long, visible_alias = "run")]
     out: Option<PathBuf>,
     /// Continue from the run folder's last checkpoint.
     #[arg(long)]
@@ -107,12 +122,13 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Held-out tasks for the evaluation after training (0: skip it).
+    /// Held-out tasks for the evaluation after training (0: skip it). With --tasks, any
+    /// other value evaluates the file's held-out tasks.
     #[arg(long, default_value_t = 600)]
     eval_tasks: usize,
     /// Then flash w* into an emulated board and evaluate there too, next to the host
     /// simulation, with the parity verdict.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "tasks")]
     on: Option<Emulated>,
     /// Held-out tasks of the on-device evaluation (the first of the host's).
     #[arg(long, default_value_t = 100)]
@@ -123,9 +139,17 @@ struct TrainArgs {
 struct EvalArgs {
     /// The w* blob.
     blob: PathBuf,
-    /// Held-out tasks.
-    #[arg(long, default_value_t = 600)]
-    tasks: usize,
+    /// Held-out tasks: how many to draw, or, for a w* trained on CSV tasks, the CSV file that
+    /// holds them (write ./600 for a file called 600).
+    #[arg(long, default_value = "600", value_parser = tasks_arg)]
+    tasks: TasksArg,
+    /// With --tasks FILE.csv: the fraction of the file's tasks held out in training (the last
+    /// ones in order of first appearance); 1 evaluates on every task of a file of new tasks.
+    #[arg(long, default_value_t = 0.2)]
+    holdout: f64,
+    /// With --tasks FILE.csv: support sets drawn per held-out task.
+    #[arg(long, default_value_t = 10)]
+    draws: usize,
     /// Seed of the held-out tasks (drawn from the evaluation stream, never a training task).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -160,6 +184,18 @@ struct EvalArgs {
     omniglot: PathBuf,
 }
 
+/// `eval --tasks`: a number of held-out tasks to draw, or a file of CSV tasks.
+#[derive(Clone, Debug)]
+enum TasksArg {
+    Count(usize),
+    File(PathBuf),
+}
+
+fn tasks_arg(s: &str) -> Result<TasksArg, String> {
+    Ok(s.parse()
+        .map_or_else(|_| TasksArg::File(s.into()), TasksArg::Count))
+}
+
 fn board_name(name: &str) -> Result<&'static Board, String> {
     shared::board::by_name(name).ok_or_else(|| {
         let names: Vec<_> = shared::board::BOARDS.iter().map(|b| b.name).collect();
@@ -191,14 +227,9 @@ fn evaluate_both(blob: &[u8], cfg: &EvalConfig) -> Result<Vec<KResult>> {
     ])
 }
 
-fn run_train(a: TrainArgs) -> Result<()> {
-    threads(a.threads)?;
-    if let Some(on) = a.on {
-        // Fail before training, not after it: the emulator and the firmware come first.
-        qemu::check_qemu()?;
-        qemu::build_firmware(on)?;
-    }
-    let config = TrainConfig {
+/// The config of `train`'s flags (the sinusoid family unless replaced).
+fn train_config(a: &TrainArgs) -> TrainConfig {
+    TrainConfig {
         family: a.family.clone(),
         model: SINUSOID_NET.into(),
         algorithm: a.algorithm,
@@ -211,7 +242,46 @@ fn run_train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         log_every: a.log_every,
         checkpoint_every: a.checkpoint_every,
-    };
+    }
+}
+
+fn progress(a: &TrainArgs) -> Progress {
+    if a.quiet {
+        Progress::Quiet
+    } else {
+        Progress::Bar
+    }
+}
+
+/// Draws the learning curve and says what the run wrote.
+fn report_trained(run: &RunDir, trained: &Trained) -> Result<()> {
+    figures::learning_curve(run, &trained.checkpoint)?;
+    say!(
+        "trained {} meta-iterations of {:?} ({:.0} it/s); run folder {}",
+        trained.checkpoint.iteration,
+        trained.checkpoint.config.algorithm,
+        trained.iterations_per_s,
+        run.root().display()
+    );
+    say!(
+        "w* blob: {} ({} bytes)",
+        run.path(run_dir::WSTAR).display(),
+        trained.blob.len()
+    );
+    Ok(())
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    threads(a.threads)?;
+    if let Some(file) = &a.tasks {
+        return run_train_csv(&a, file);
+    }
+    if let Some(on) = a.on {
+        // Fail before training, not after it: the emulator and the firmware come first.
+        qemu::check_qemu()?;
+        qemu::build_firmware(on)?;
+    }
+    let config = train_config(&a);
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(
             format!(
@@ -222,25 +292,9 @@ fn run_train(a: TrainArgs) -> Result<()> {
         )
     });
     let run = RunDir::create(out)?;
-    let progress = if a.quiet {
-        Progress::Quiet
-    } else {
-        Progress::Bar
-    };
-    let trained = with_k!(a.k, K => train::<SinusoidNet, K>(&config, &run, a.resume, progress))?;
-    figures::learning_curve(&run, &trained.checkpoint)?;
-    say!(
-        "trained {} meta-iterations of {:?} ({:.0} it/s); run folder {}",
-        trained.checkpoint.iteration,
-        config.algorithm,
-        trained.iterations_per_s,
-        run.root().display()
-    );
-    say!(
-        "w* blob: {} ({} bytes)",
-        run.path(run_dir::WSTAR).display(),
-        trained.blob.len()
-    );
+    let trained =
+        with_k!(a.k, K => train::<SinusoidNet, K>(&config, &run, a.resume, progress(&a)))?;
+    report_trained(&run, &trained)?;
     if a.eval_tasks > 0 {
         let cfg = EvalConfig {
             tasks: a.eval_tasks,
@@ -288,21 +342,34 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     threads(a.threads)?;
     let bytes = std::fs::read(&a.blob)
         .with_context(|| format!("cannot read w* blob {}", a.blob.display()))?;
-    if Blob::parse(&bytes).is_ok_and(|b| b.body().is_some()) {
+    let parsed = Blob::parse(&bytes).ok();
+    let tasks = match &a.tasks {
+        TasksArg::File(file) => return run_eval_csv(&bytes, file, &a),
+        TasksArg::Count(n) => *n,
+    };
+    if parsed.as_ref().is_some_and(|b| b.body().is_some()) {
         if let Some(on) = a.on {
-            return run_fewshot_on_device(on, &bytes, &a);
+            return run_fewshot_on_device(on, &bytes, tasks, &a);
         }
         return meta_train::fewshot::run::eval_blob(
             &bytes,
             &a.omniglot,
             a.episode.as_deref(),
             a.seed,
-            a.tasks as u64,
+            tasks as u64,
+        );
+    }
+    if let Some(b) = parsed.filter(|b| b.meta.shape != [1, 40, 40, 1]) {
+        let widths: Vec<String> = b.meta.shape.iter().map(u32::to_string).collect();
+        anyhow::bail!(
+            "{}: a {} model, not the sinusoid net: evaluate it on its CSV tasks with --tasks FILE.csv",
+            a.blob.display(),
+            widths.join("-")
         );
     }
     let blob = read_blob(&a.blob)?;
     let cfg = EvalConfig {
-        tasks: a.tasks,
+        tasks,
         seed: a.seed,
         test_points: a.test_points,
     };
@@ -346,9 +413,66 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// `train --tasks FILE.csv`: meta-trains on the file's tasks, then evaluates on its held-out
+/// tasks through the device runtime.
+fn run_train_csv(a: &TrainArgs, file: &Path) -> Result<()> {
+    let tasks = CsvTasks::load(file)?;
+    csv_train::check_shape(&tasks)?;
+    let (inputs, outputs) = csv_train::dims(&tasks);
+    let config = TrainConfig {
+        family: csv_train::FAMILY.into(),
+        model: csv_train::model_name(inputs, outputs),
+        ..train_config(a)
+    };
+    let out = a.out.clone().unwrap_or_else(|| {
+        let stem = file
+            .file_stem()
+            .map_or("tasks".into(), |s| s.to_string_lossy());
+        PathBuf::from(
+            format!("runs/csv-{stem}-{:?}-k{}-seed{}", a.algorithm, a.k, a.seed).to_lowercase(),
+        )
+    });
+    let run = RunDir::create(out)?;
+    let trained = csv_train::train_csv(&config, file, a.holdout, &run, a.resume, progress(a))?;
+    report_trained(&run, &trained)?;
+    if a.eval_tasks > 0 && a.holdout > 0.0 {
+        let cfg = CsvEvalConfig {
+            holdout: a.holdout,
+            draws: a.draws,
+            seed: a.seed,
+        };
+        let r = csv_eval::evaluate_csv(&trained.blob, &tasks, &cfg)?;
+        run.write_atomic("eval.json", serde_json::to_string_pretty(&r)?.as_bytes())?;
+        say!("\n{}", csv_eval::table(&r).trim_end());
+    }
+    Ok(())
+}
+
+/// `eval BLOB --tasks FILE.csv`: the held-out tasks of the file, adapted through the device
+/// runtime.
+fn run_eval_csv(blob: &[u8], file: &Path, a: &EvalArgs) -> Result<()> {
+    if a.on.is_some() || a.plot.is_some() || a.episode.is_some() {
+        anyhow::bail!("--tasks FILE.csv evaluates on the host; --on, --plot and --episode are for the sinusoid and image blobs");
+    }
+    let tasks = CsvTasks::load(file)?;
+    let cfg = CsvEvalConfig {
+        holdout: a.holdout,
+        draws: a.draws,
+        seed: a.seed,
+    };
+    let r = csv_eval::evaluate_csv(blob, &tasks, &cfg)
+        .with_context(|| format!("evaluating {}", a.blob.display()))?;
+    if a.json {
+        say!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        say!("{}", csv_eval::table(&r).trim_end());
+    }
+    Ok(())
+}
+
 /// `eval CLASSIFIER_BLOB --on qemu-an386`: Omniglot episodes from the evaluation alphabets in
 /// the classifier firmware, each compared bit for bit with the device runtime on the host.
-fn run_fewshot_on_device(on: Emulated, blob: &[u8], a: &EvalArgs) -> Result<()> {
+fn run_fewshot_on_device(on: Emulated, blob: &[u8], tasks: usize, a: &EvalArgs) -> Result<()> {
     use meta_train::fewshot::on_device;
     use meta_train::tasks::episodes::Pools;
     use meta_train::tasks::omniglot::Omniglot;
@@ -361,7 +485,7 @@ fn run_fewshot_on_device(on: Emulated, blob: &[u8], a: &EvalArgs) -> Result<()> 
     let small1 = Omniglot::load(a.omniglot.join("images_background_small1.zip"))?;
     let small2 = Omniglot::load(a.omniglot.join("images_background_small2.zip"))?;
     let pools = Pools::from_small(&small1, &small2, 0.2, a.seed);
-    let episodes = on_device::parity_episodes(&pools.eval, a.tasks as u64, a.seed, 15)?;
+    let episodes = on_device::parity_episodes(&pools.eval, tasks as u64, a.seed, 15)?;
     let bar = indicatif::ProgressBar::new(episodes.len() as u64);
     let r = on_device::evaluate(blob, &episodes, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();

@@ -42,3 +42,79 @@ macro_rules! with_k {
         }
     };
 }
+
+/// Units in each of the two hidden layers of the models trained on CSV tasks.
+pub const CSV_HIDDEN: usize = 40;
+
+/// The most support (and query) samples per task of a model trained on CSV tasks: its batches
+/// have this many columns, and a smaller K pads the rest (as the device does).
+pub const CSV_MAX_K: usize = 32;
+
+/// The model trained on CSV tasks with `I` features and `O` outputs (one per class for
+/// classification): `I`-40-40-`O`, ReLU.
+pub type CsvNet<const I: usize, const O: usize> =
+    shared::model::Mlp2<f32, I, { CSV_HIDDEN }, { CSV_HIDDEN }, O>;
+
+/// Calls `$body` with `const $I: usize` and `const $O: usize` bound to the runtime inputs `$i`
+/// and outputs `$o` (so that [`CsvNet`]`<$I, $O>` is a type), for each shape of
+/// [`CSV_INPUTS`] × [`CSV_OUTPUTS`]; another shape gives the error of [`unsupported_shape`].
+///
+/// Each shape is compiled into the trainer and the evaluator, so the lists are short. To add a
+/// shape, add its numbers to the lists in the last rule below and rebuild.
+///
+/// ```
+/// use meta_train::model::CsvNet;
+/// use shared::model::Params;
+/// let params = meta_train::with_csv_shape!(2usize, 3usize, I, O => Ok(CsvNet::<I, O>::PARAMS));
+/// assert_eq!(params.unwrap(), 2 * 40 + 40 + 40 * 40 + 40 + 40 * 3 + 3);
+/// assert!(meta_train::with_csv_shape!(7usize, 3usize, I, O => Ok(I * O)).is_err());
+/// ```
+#[macro_export]
+macro_rules! with_csv_shape {
+    (@with [$($iv:literal),*] $outs:tt inputs) => { &[$($iv),*] };
+    (@with $ins:tt [$($ov:literal),*] outputs) => { &[$($ov),*] };
+    (@with [$($iv:literal),*] $outs:tt $i:expr, $o:expr, $I:ident, $O:ident => $body:expr) => {
+        match $i {
+            $($iv => {
+                const $I: usize = $iv;
+                $crate::with_csv_shape!(@outputs $outs $i, $o, $O => $body)
+            })*
+            _ => Err($crate::model::unsupported_shape($i, $o)),
+        }
+    };
+    (@outputs [$($ov:literal),*] $i:expr, $o:expr, $O:ident => $body:expr) => {
+        match $o {
+            $($ov => {
+                const $O: usize = $ov;
+                $body
+            })*
+            _ => Err($crate::model::unsupported_shape($i, $o)),
+        }
+    };
+    // The supported shapes: inputs, then outputs. Add a number here to support it.
+    ($($args:tt)*) => {
+        $crate::with_csv_shape!(@with [1, 2, 3, 6] [1, 2, 3, 5] $($args)*)
+    };
+}
+
+/// Feature counts (model inputs) CSV models are compiled for.
+pub const CSV_INPUTS: &[usize] = with_csv_shape!(inputs);
+
+/// Output counts (y columns, or classes) CSV models are compiled for.
+pub const CSV_OUTPUTS: &[usize] = with_csv_shape!(outputs);
+
+/// The error for a CSV model shape this build does not include: it lists the supported ones
+/// and where to add another.
+///
+/// ```
+/// let e = meta_train::model::unsupported_shape(7, 3).to_string();
+/// assert!(e.starts_with("a 7-40-40-3 model is not compiled in"), "{e}");
+/// ```
+pub fn unsupported_shape(inputs: usize, outputs: usize) -> anyhow::Error {
+    anyhow::anyhow!(
+        "a {inputs}-{CSV_HIDDEN}-{CSV_HIDDEN}-{outputs} model is not compiled in: the inputs \
+         (feature columns) must be one of {CSV_INPUTS:?} and the outputs (y columns or classes) \
+         one of {CSV_OUTPUTS:?}; to add a shape, add its numbers to the lists in the last rule \
+         of `with_csv_shape!` in meta-train/src/model.rs and rebuild"
+    )
+}

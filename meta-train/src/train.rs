@@ -23,13 +23,14 @@ use crate::tasks::{rng_for, Stream};
 /// Everything that determines a training run's result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Task family (`sinusoid`).
+    /// Task family (`sinusoid`, or `csv` for the user's task file).
     pub family: String,
     /// Model name.
     pub model: String,
     /// Meta-learning algorithm.
     pub algorithm: Algo,
-    /// Support (and query) samples per task.
+    /// Support (and query) samples per task, K (at most the batch size the model is compiled
+    /// for; the columns after them are padding).
     pub k: usize,
     /// Inner steps.
     pub steps: usize,
@@ -153,19 +154,102 @@ pub fn sinusoid_task<const K: usize>(seed: u64, index: u64) -> Task<f32, 1, 1, K
     task
 }
 
+/// The normalisation a model is trained in, stored in `w*`: the model sees
+/// `(x − x_mean) / x_std` and predicts `(y − y_mean) / y_std`.
+///
+/// ```
+/// use meta_train::train::Norm;
+/// let n = Norm::<2, 1>::IDENTITY;
+/// assert_eq!((n.x_mean, n.x_std, n.y_std), ([0.0; 2], [1.0; 2], [1.0]));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Norm<const I: usize, const O: usize> {
+    /// Mean of each input.
+    pub x_mean: [f32; I],
+    /// Standard deviation of each input.
+    pub x_std: [f32; I],
+    /// Mean of each output.
+    pub y_mean: [f32; O],
+    /// Standard deviation of each output.
+    pub y_std: [f32; O],
+}
+
+impl<const I: usize, const O: usize> Norm<I, O> {
+    /// Values as they are.
+    pub const IDENTITY: Self = Self {
+        x_mean: [0.0; I],
+        x_std: [1.0; I],
+        y_mean: [0.0; O],
+        y_std: [1.0; O],
+    };
+}
+
+/// Where the outer loop's tasks come from: a task family with `I` inputs and `O` outputs, its
+/// loss, and the units its values are in.
+///
+/// ```
+/// use meta_train::train::{Sinusoids, TaskSource};
+/// let t = TaskSource::<1, 1, 5>::task(&Sinusoids, 0, 3);
+/// assert_eq!(t.xs, meta_train::train::sinusoid_task::<5>(0, 3).xs);
+/// ```
+pub trait TaskSource<const I: usize, const O: usize, const K: usize>: Sync {
+    /// The `family` a config must name to train on these tasks.
+    fn family(&self) -> &str;
+    /// The task loss.
+    fn loss(&self) -> Loss;
+    /// The normalisation the tasks' values are in (written into `w*`).
+    fn norm(&self) -> Norm<I, O>;
+    /// Meta-training task `index` of a run seeded `seed`, in normalised units.
+    fn task(&self, seed: u64, index: u64) -> Task<f32, I, O, K>;
+}
+
+/// The sinusoid family ([`sinusoid_task`]): MSE, values as they are.
+#[derive(Clone, Copy, Debug)]
+pub struct Sinusoids;
+
+impl<const K: usize> TaskSource<1, 1, K> for Sinusoids {
+    fn family(&self) -> &str {
+        "sinusoid"
+    }
+
+    fn loss(&self) -> Loss {
+        Loss::Mse
+    }
+
+    fn norm(&self) -> Norm<1, 1> {
+        Norm::IDENTITY
+    }
+
+    fn task(&self, seed: u64, index: u64) -> Task<f32, 1, 1, K> {
+        sinusoid_task::<K>(seed, index)
+    }
+}
+
+/// The name of model `M` in configs: `mlp-` and its layer widths.
+///
+/// ```
+/// use meta_train::train::model_name;
+/// use shared::model::SinusoidNet;
+/// assert_eq!(model_name::<SinusoidNet, 1, 1>(), meta_train::model::SINUSOID_NET);
+/// ```
+pub fn model_name<M: Layers<f32, I, O>, const I: usize, const O: usize>() -> String {
+    let mut widths = Vec::new();
+    M::shape(&mut |w| widths.push(w.to_string()));
+    format!("mlp-{}", widths.join("-"))
+}
+
 impl TrainConfig {
-    fn check(&self) -> Result<()> {
-        if self.family != "sinusoid" {
-            bail!(
-                "unknown task family {:?}: expected \"sinusoid\"",
-                self.family
-            );
+    fn check(&self, family: &str, model: &str, capacity: usize) -> Result<()> {
+        if self.family != family {
+            bail!("unknown task family {:?}: expected {family:?}", self.family);
         }
-        if self.model != crate::model::SINUSOID_NET {
+        if self.model != model {
+            bail!("unknown model {:?}: expected {model:?}", self.model);
+        }
+        if self.k == 0 || self.k > capacity {
             bail!(
-                "unknown model {:?}: expected {:?}",
-                self.model,
-                crate::model::SINUSOID_NET
+                "--k must be between 1 and {capacity} for this model, got {}",
+                self.k
             );
         }
         if self.steps == 0 || self.steps > u16::MAX as usize {
@@ -190,9 +274,17 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The blob's meta record for this run.
+    /// The blob's meta record for this run (MSE).
     pub fn meta<M: Layers<f32, I, O>, const I: usize, const O: usize>(&self) -> Meta {
-        let mut meta = Meta::new::<M, I, O>(Loss::Mse, self.steps as u16);
+        self.meta_for::<M, I, O>(Loss::Mse)
+    }
+
+    /// The blob's meta record for this run, trained with `loss`.
+    pub fn meta_for<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+        &self,
+        loss: Loss,
+    ) -> Meta {
+        let mut meta = Meta::new::<M, I, O>(loss, self.steps as u16);
         meta.algorithm = self.algorithm.blob_algorithm();
         meta.alpha = if self.algorithm.learns_alpha() {
             AlphaKind::PerParameter
@@ -206,13 +298,28 @@ impl TrainConfig {
     }
 }
 
-/// The `w*` blob of a state (sinusoid: identity normalisation).
+/// The `w*` blob of a sinusoid state (MSE, identity normalisation).
 pub fn blob_of<M: Layers<f32, I, O>, const I: usize, const O: usize>(
     ck: &Checkpoint,
 ) -> Result<Vec<u8>> {
-    let meta = ck.config.meta::<M, I, O>();
+    blob_with::<M, I, O>(ck, Loss::Mse, &Norm::IDENTITY)
+}
+
+/// The `w*` blob of a state trained with `loss` on values normalised by `norm`.
+pub fn blob_with<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+    ck: &Checkpoint,
+    loss: Loss,
+    norm: &Norm<I, O>,
+) -> Result<Vec<u8>> {
+    let meta = ck.config.meta_for::<M, I, O>(loss);
     shared::wstar::encode(
-        &meta, &ck.theta, &ck.alpha, &[0.0; I], &[1.0; I], &[0.0; O], &[1.0; O],
+        &meta,
+        &ck.theta,
+        &ck.alpha,
+        &norm.x_mean,
+        &norm.x_std,
+        &norm.y_mean,
+        &norm.y_std,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -226,13 +333,13 @@ struct Slot {
 
 /// One thread's buffers: the inner-loop workspace and the task's meta-gradients (kept hot in
 /// cache; each task copies them out flat into its slot).
-struct Worker<M: Layers<f32, 1, 1>, const K: usize> {
-    ws: Workspace<f32, M, 1, 1, K>,
+struct Worker<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> {
+    ws: Workspace<f32, M, I, O, K>,
     g: M,
     ga: Option<M>,
 }
 
-/// Trains from scratch, or from the run folder's checkpoint when `resume`.
+/// Trains on sinusoid tasks from scratch, or from the run folder's checkpoint when `resume`.
 pub fn train<M, const K: usize>(
     config: &TrainConfig,
     run: &RunDir,
@@ -243,22 +350,42 @@ where
     M: Layers<f32, 1, 1> + Send + Sync,
     M::Cache<K>: Send,
 {
-    // The loop runs on a pool thread, so each meta-batch is shared out without waking the
-    // caller's thread and putting it back to sleep every iteration.
-    rayon::scope(|_| train_on_pool::<M, K>(config, run, resume, progress))
+    train_on::<M, _, 1, 1, K>(config, run, resume, progress, &Sinusoids)
 }
 
-fn train_on_pool<M, const K: usize>(
+/// Trains on the tasks of `source` from scratch, or from the run folder's checkpoint when
+/// `resume`: the outer loop of every task family.
+pub fn train_on<M, S, const I: usize, const O: usize, const K: usize>(
     config: &TrainConfig,
     run: &RunDir,
     resume: bool,
     progress: Progress,
+    source: &S,
 ) -> Result<Trained>
 where
-    M: Layers<f32, 1, 1> + Send + Sync,
+    M: Layers<f32, I, O> + Send + Sync,
     M::Cache<K>: Send,
+    S: TaskSource<I, O, K>,
 {
-    config.check()?;
+    // The loop runs on a pool thread, so each meta-batch is shared out without waking the
+    // caller's thread and putting it back to sleep every iteration.
+    rayon::scope(|_| train_on_pool::<M, S, I, O, K>(config, run, resume, progress, source))
+}
+
+fn train_on_pool<M, S, const I: usize, const O: usize, const K: usize>(
+    config: &TrainConfig,
+    run: &RunDir,
+    resume: bool,
+    progress: Progress,
+    source: &S,
+) -> Result<Trained>
+where
+    M: Layers<f32, I, O> + Send + Sync,
+    M::Cache<K>: Send,
+    S: TaskSource<I, O, K>,
+{
+    config.check(source.family(), &model_name::<M, I, O>(), K)?;
+    let (task_loss, norm) = (source.loss(), source.norm());
     let mut ck = if resume {
         run.resume(
             "a checkpoint of this version",
@@ -266,7 +393,7 @@ where
             |c: &mut Checkpoint| &mut c.config,
         )?
     } else {
-        let theta = init_theta::<M, 1, 1>(config.seed);
+        let theta = init_theta::<M, I, O>(config.seed);
         let alpha = if config.algorithm.learns_alpha() {
             vec![config.alpha; M::PARAMS]
         } else {
@@ -293,7 +420,7 @@ where
     let inner = Inner {
         steps: config.steps,
         mask: config.algorithm.mask(M::LAYERS),
-        loss: Loss::Mse,
+        loss: task_loss,
     };
     let reptile = config.algorithm == Algo::Reptile;
     let second_order = config.algorithm.second_order();
@@ -316,10 +443,10 @@ where
     let mut interval_loss = 0.0f64;
     let mut interval_n = 0u64;
     let mb = config.meta_batch;
-    let workers: Vec<Mutex<Worker<M, K>>> = (0..rayon::current_num_threads().max(1))
+    let workers: Vec<Mutex<Worker<M, I, O, K>>> = (0..rayon::current_num_threads().max(1))
         .map(|_| {
             Mutex::new(Worker {
-                ws: Workspace::new(config.steps),
+                ws: Workspace::with_samples(config.steps, config.k),
                 g: M::zeros(),
                 ga: learns_alpha.then(M::zeros),
             })
@@ -342,7 +469,7 @@ where
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let w = &mut *guard;
-            let task = sinusoid_task::<K>(config.seed, it * mb as u64 + j as u64);
+            let task = source.task(config.seed, it * mb as u64 + j as u64);
             slot.loss = if reptile {
                 task_reptile_grad(&theta, &ck.alpha, &task, inner, &mut w.ws, &mut w.g)
             } else {
@@ -412,12 +539,12 @@ where
             interval_n = 0;
         }
         if ck.iteration % config.checkpoint_every == 0 || ck.iteration == config.iterations {
-            save::<M>(run, &ck)?;
+            save(run, &ck, &blob_with::<M, I, O>(&ck, task_loss, &norm)?)?;
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let blob = blob_of::<M, 1, 1>(&ck)?;
+    let blob = blob_with::<M, I, O>(&ck, task_loss, &norm)?;
     let secs = start.elapsed().as_secs_f64();
     Ok(Trained {
         iterations_per_s: (ck.iteration - first) as f64 / secs.max(1e-9),
@@ -426,8 +553,8 @@ where
     })
 }
 
-/// Writes the checkpoint, the metrics and the current `w*`, each atomically.
-fn save<M: Layers<f32, 1, 1>>(run: &RunDir, ck: &Checkpoint) -> Result<()> {
+/// Writes the checkpoint, the metrics and the current `w*` (`blob`), each atomically.
+fn save(run: &RunDir, ck: &Checkpoint, blob: &[u8]) -> Result<()> {
     run.write_atomic(run_dir::CHECKPOINT, &postcard::to_allocvec(ck)?)?;
     let mut csv = String::from("iteration,meta_loss,elapsed_s\n");
     for r in &ck.metrics {
@@ -437,6 +564,6 @@ fn save<M: Layers<f32, 1, 1>>(run: &RunDir, ck: &Checkpoint) -> Result<()> {
         ));
     }
     run.write_atomic(run_dir::METRICS, csv.as_bytes())?;
-    run.write_atomic(run_dir::WSTAR, &blob_of::<M, 1, 1>(ck)?)?;
+    run.write_atomic(run_dir::WSTAR, blob)?;
     Ok(())
 }

@@ -64,7 +64,8 @@ impl Algo {
     }
 }
 
-/// A task's support (target-train) and query (target-test) batches.
+/// A task's support (target-train) and query (target-test) batches. With a [`Workspace`] of
+/// `n` samples, only the first `n` columns of each count.
 #[derive(Clone, Debug)]
 pub struct Task<T: Real, const I: usize, const O: usize, const K: usize> {
     /// Support inputs, one sample per column.
@@ -88,8 +89,10 @@ pub struct Inner {
     pub loss: Loss,
 }
 
-/// Buffers reused across tasks by one thread.
+/// Buffers reused across tasks by one thread. Each batch holds `samples` samples in its first
+/// columns; the columns after them are padding that the losses ignore, as on the device.
 pub struct Workspace<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize> {
+    samples: usize,
     thetas: Vec<M>,
     grads: Vec<M>,
     caches: Vec<M::Cache<K>>,
@@ -104,9 +107,23 @@ pub struct Workspace<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize
 impl<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize>
     Workspace<T, M, I, O, K>
 {
-    /// Buffers for `steps` inner steps.
+    /// Buffers for `steps` inner steps on batches of `K` samples.
     pub fn new(steps: usize) -> Self {
+        Self::with_samples(steps, K)
+    }
+
+    /// Buffers for `steps` inner steps on batches whose first `samples` columns (at most `K`)
+    /// are samples and the rest padding.
+    ///
+    /// ```
+    /// use meta_train::algo::Workspace;
+    /// use shared::model::Mlp1;
+    /// let ws = Workspace::<f32, Mlp1<f32, 2, 4, 3>, 2, 3, 8>::with_samples(1, 5);
+    /// assert_eq!(ws.samples(), 5);
+    /// ```
+    pub fn with_samples(steps: usize, samples: usize) -> Self {
         Self {
+            samples: samples.min(K),
             thetas: vec![M::zeros(); steps],
             grads: vec![M::zeros(); steps],
             caches: vec![M::new_cache(); steps],
@@ -117,6 +134,11 @@ impl<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize
             hv: M::zeros(),
             tmp: M::zeros(),
         }
+    }
+
+    /// Samples per batch (the rest of the `K` columns is padding).
+    pub fn samples(&self) -> usize {
+        self.samples
     }
 }
 
@@ -148,7 +170,7 @@ pub fn task_meta_grad<
     inner_loop(theta0, alpha, task, inner_cfg, ws, keep_grads);
     let theta_s = if s == 0 { theta0 } else { &ws.thetas[s - 1] };
     let out = theta_s.forward(&task.xq, &mut ws.q_cache);
-    let query_loss = loss.value_grad(&out, &task.yq, K, Some(&mut ws.dy));
+    let query_loss = loss.value_grad(&out, &task.yq, ws.samples, Some(&mut ws.dy));
     theta_s.backward(&task.xq, &mut ws.q_cache, &ws.dy, g_theta, false);
     if let Some(ga) = g_alpha.as_deref_mut() {
         ga.fill_with(|_| T::ZERO);
@@ -179,14 +201,14 @@ pub fn task_meta_grad<
             }
             k += v.len();
         });
-        let out_t = &ws.outs[t];
+        let (out_t, n) = (&ws.outs[t], ws.samples);
         let theta_t = if t == 0 { theta0 } else { &ws.thetas[t - 1] };
         theta_t.hvp(
             &ws.w,
             &task.xs,
             None,
             &ws.caches[t],
-            &mut |r_out| loss.r_grad(out_t, r_out, K),
+            &mut |r_out| loss.r_grad(out_t, r_out, n),
             &mut ws.hv,
         );
         g_theta.add_scaled(-T::ONE, &ws.hv);
@@ -218,7 +240,7 @@ pub fn task_reptile_grad<
         s => &ws.thetas[s - 1],
     };
     let out = theta_s.forward(&task.xq, &mut ws.q_cache);
-    let query_loss = loss.value_grad(&out, &task.yq, K, None);
+    let query_loss = loss.value_grad(&out, &task.yq, ws.samples, None);
     g_theta.clone_from(theta0);
     g_theta.add_scaled(-T::ONE, theta_s);
     query_loss
@@ -242,7 +264,7 @@ fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const
         ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);
         inner_cfg
             .loss
-            .value_grad(&ws.outs[t], &task.ys, K, Some(&mut ws.dy));
+            .value_grad(&ws.outs[t], &task.ys, ws.samples, Some(&mut ws.dy));
         // The gradient goes straight into the next step's buffer, as on the device.
         theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], false);
         if keep_grads {

@@ -380,6 +380,50 @@ impl CsvTasks {
     }
 }
 
+impl CsvTasks {
+    /// Checks that every task can give K support and K query samples: K `train` and K `test`
+    /// samples when the file fixes the split, 2K samples otherwise.
+    ///
+    /// ```
+    /// use meta_train::tasks::csv::CsvTasks;
+    /// let t = CsvTasks::parse("t.csv", "task,x,y\na,0,1\na,1,2\na,2,3\n").unwrap();
+    /// assert!(t.require_episodes(1).is_ok());
+    /// assert_eq!(
+    ///     t.require_episodes(2).unwrap_err().to_string(),
+    ///     "t.csv:2: task \"a\" has 3 samples, fewer than 2K = 4 (K = 2 support and 2 query samples)"
+    /// );
+    /// ```
+    pub fn require_episodes(&self, k: usize) -> Result<(), CsvError> {
+        if self.has_split {
+            self.require_k(k)?;
+        }
+        for t in &self.tasks {
+            let message = if !self.has_split && t.train.len() < 2 * k {
+                format!(
+                    "task {:?} has {} samples, fewer than 2K = {} (K = {k} support and {k} query samples)",
+                    t.name,
+                    t.train.len(),
+                    2 * k
+                )
+            } else if self.has_split && t.test.len() < k {
+                format!(
+                    "task {:?} has {} `test` samples, fewer than K = {k} (its query samples)",
+                    t.name,
+                    t.test.len()
+                )
+            } else {
+                continue;
+            };
+            return Err(CsvError {
+                file: self.file.clone(),
+                line: t.first_line,
+                message,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The 1-based line of the record the CSV reader places at byte `offset` of `text`: the reader
 /// places it before the blank lines it skips, and its own line count leaves them out, so skip
 /// them here and count `\n`, `\r\n` and lone `\r` endings before the record.
