@@ -257,6 +257,42 @@ fn training_gives_the_same_blob_on_one_thread_or_two_and_after_a_resume() {
 }
 
 #[test]
+fn within_alphabet_training_draws_each_episode_from_one_alphabet() {
+    // Two alphabets of five characters: 5-way episodes within one alphabet exist, 6-way not.
+    let (train_pool, val_pool) = (pool(10), pool(6));
+    let mut config = FewShotConfig::omniglot(5, 1);
+    config.iterations = 2;
+    config.meta_batch = 2;
+    config.query = 1;
+    config.val_every = 2;
+    config.val_episodes = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |cfg: &FewShotConfig, name: &str| {
+        let rd = RunDir::create(dir.path().join(name)).unwrap();
+        train::train::<5, 5>(cfg, &train_pool, &val_pool, &rd, false, Progress::Quiet)
+            .map(|ck| ck.blob::<5>().unwrap())
+    };
+    let across = run(&config, "across").unwrap();
+    config.within_alphabet = true;
+    let within = run(&config, "within").unwrap();
+    assert_ne!(across, within, "the flag changed nothing");
+    let small = pool(8); // alphabets of four characters
+    let err = train::train::<5, 5>(
+        &config,
+        &small,
+        &val_pool,
+        &RunDir::create(dir.path().join("small")).unwrap(),
+        false,
+        Progress::Quiet,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("meta-training classes"),
+        "{err:#}"
+    );
+}
+
+#[test]
 fn a_twenty_way_run_gives_a_five_way_head_of_its_first_five_classes() {
     let mut ck = FewShotCheckpoint::new(&FewShotConfig::omniglot(20, 1));
     for (k, v) in ck.head.iter_mut().enumerate() {

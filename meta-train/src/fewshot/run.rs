@@ -74,6 +74,10 @@ pub struct FewShotArgs {
     /// Start each adaptation from θ0 plus the support set's class prototypes (Proto-MAML).
     #[arg(long)]
     pub prototypes: bool,
+    /// Draw each training episode's classes from one alphabet (the evaluation's harder
+    /// 20-way form) instead of across alphabets.
+    #[arg(long)]
+    pub within_alphabet: bool,
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -108,6 +112,7 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
         } else {
             HeadStart::Theta0
         },
+        within_alphabet: a.within_alphabet,
     };
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(

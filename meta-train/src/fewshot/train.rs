@@ -62,6 +62,10 @@ pub struct FewShotConfig {
     /// Where each adaptation starts: `θ0`, or `θ0` plus the support set's class prototypes.
     #[serde(default)]
     pub start: HeadStart,
+    /// Whether each training episode draws its classes from one alphabet (the harder
+    /// within-alphabet form), instead of across alphabets.
+    #[serde(default)]
+    pub within_alphabet: bool,
 }
 
 impl FewShotConfig {
@@ -84,6 +88,7 @@ impl FewShotConfig {
             augment: true,
             decay_every: 0,
             start: HeadStart::Theta0,
+            within_alphabet: false,
         }
     }
 }
@@ -317,7 +322,12 @@ pub fn train<const N: usize, const K: usize>(
         bail!("internal: episode shape dispatch");
     }
     let spec = EpisodeSpec::new(config.way, config.shot).with_query(config.query);
-    let sampler = Sampler::across(train_pool, spec).context("meta-training classes")?;
+    let sampler = if config.within_alphabet {
+        Sampler::within_alphabet(train_pool, spec)
+    } else {
+        Sampler::across(train_pool, spec)
+    }
+    .context("meta-training classes")?;
     let val_spec = EpisodeSpec::new(config.way, config.shot);
     let val_sampler = Sampler::across(val_pool, val_spec).context("meta-validation classes")?;
     let val: Vec<Episode> = val_sampler
