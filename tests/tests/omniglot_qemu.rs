@@ -27,7 +27,7 @@ use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::Omniglot;
 use shared::link::{put_floats, LinkError, Request, Response, Status, STAGE_PER_FRAME};
 use shared::report::AdaptError;
-use shared::wstar::BlobError;
+use shared::wstar::{BlobError, HeadStart};
 
 mod common;
 use common::{boot_omniglot, call, omniglot_firmware};
@@ -152,6 +152,33 @@ fn omniglot_parity_on_an386() {
         assert!(i.count > 0 && i.min > 0, "{i:?}");
     }
     assert!(r.ram() < r.board_ram / 2, "{} B of RAM", r.ram());
+    not_faulted(&mut q);
+}
+
+#[test]
+fn a_prototype_started_head_matches_the_host_on_an386() {
+    // The same body with FLAG_PROTOTYPES: the firmware adds the class means to the head
+    // before its steps, and must do it bit for bit as the host does.
+    let mut config = FewShotConfig::omniglot(5, 1);
+    config.start = HeadStart::Prototypes;
+    let blob = FewShotCheckpoint::new(&config)
+        .blob::<5>()
+        .expect("the classifier blob encodes");
+    let eps = episodes(6, 3);
+    let mut q = boot_omniglot(Flash::Blob(&blob));
+    let r = evaluate_on(&mut q, omniglot_firmware(), &blob, &eps, |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", report(&r));
+    let p = &r.parity;
+    assert!(
+        p.holds(),
+        "{} of {} episodes differ",
+        p.episodes - p.identical,
+        p.episodes
+    );
+    assert_eq!(p.episodes, 6);
+    // Class means of an untrained body already beat chance (20%): the start took effect.
+    assert!(r.accuracy > 0.3, "{}", r.accuracy);
     not_faulted(&mut q);
 }
 
