@@ -14,7 +14,7 @@ use shared::loss::Loss;
 use shared::wstar::Blob;
 
 use crate::csv_train::{check_shape, dims, loss_of, split_tasks, target_values};
-use crate::eval::{stats, Cell, EVAL_STEPS};
+use crate::eval::{cell, Cell, EVAL_STEPS};
 use crate::model::{CsvNet, CSV_HIDDEN, CSV_MAX_K};
 use crate::tasks::csv::{CsvTask, CsvTasks, Row, Target};
 use crate::tasks::{rng_for, Stream};
@@ -116,21 +116,8 @@ pub fn evaluate_csv(blob: &[u8], tasks: &CsvTasks, cfg: &CsvEvalConfig) -> Resul
         .enumerate()
         .map(|(c, &steps)| {
             let v: Vec<f64> = traces.iter().map(|t| t.metric[c]).collect();
-            let (mean, ci95, median) = stats(&v);
-            Cell {
-                steps,
-                mean,
-                ci95,
-                median,
-                stopped: traces
-                    .iter()
-                    .filter(|t| t.guard[c] == Some(Guard::Rose))
-                    .count(),
-                diverged: traces
-                    .iter()
-                    .filter(|t| matches!(t.guard[c], Some(Guard::NonFinite | Guard::AboveBound)))
-                    .count(),
-            }
+            let guards: Vec<Option<Guard>> = traces.iter().map(|t| t.guard[c]).collect();
+            cell(steps, &v, &guards)
         })
         .collect();
     let classes = match &tasks.target {

@@ -168,24 +168,33 @@ pub fn summarise(k: usize, traces: &[TaskTrace]) -> KResult {
         .enumerate()
         .map(|(c, &steps)| {
             let v: Vec<f64> = traces.iter().map(|t| t.mse[c]).collect();
-            let (mean, ci95, median) = stats(&v);
-            Cell {
-                steps,
-                mean,
-                ci95,
-                median,
-                stopped: traces
-                    .iter()
-                    .filter(|t| t.guard[c] == Some(Guard::Rose))
-                    .count(),
-                diverged: traces
-                    .iter()
-                    .filter(|t| matches!(t.guard[c], Some(Guard::NonFinite | Guard::AboveBound)))
-                    .count(),
-            }
+            let guards: Vec<Option<Guard>> = traces.iter().map(|t| t.guard[c]).collect();
+            cell(steps, &v, &guards)
         })
         .collect();
     KResult { k, cells }
+}
+
+/// One column of a table: the statistics of one value per task after `steps` steps, and
+/// how many of those tasks the guard stopped or saw diverge (`guards`, one per task).
+///
+/// ```
+/// use meta_train::eval::cell;
+/// use shared::report::Guard;
+/// let c = cell(5, &[1.0, 3.0], &[None, Some(Guard::NonFinite)]);
+/// assert_eq!((c.mean, c.median, c.stopped, c.diverged), (2.0, 2.0, 0, 1));
+/// ```
+pub fn cell(steps: u16, values: &[f64], guards: &[Option<Guard>]) -> Cell {
+    let (mean, ci95, median) = stats(values);
+    let count = |f: fn(&Option<Guard>) -> bool| guards.iter().filter(|g| f(g)).count();
+    Cell {
+        steps,
+        mean,
+        ci95,
+        median,
+        stopped: count(|g| *g == Some(Guard::Rose)),
+        diverged: count(|g| matches!(g, Some(Guard::NonFinite | Guard::AboveBound))),
+    }
 }
 
 /// Mean, 95% half-interval (normal approximation) and median.

@@ -219,16 +219,22 @@ fn pool(n: usize) -> Vec<Character> {
         .collect()
 }
 
-#[test]
-fn training_gives_the_same_blob_on_one_thread_or_two_and_after_a_resume() {
-    let (train_pool, val_pool) = (pool(10), pool(6));
+/// A 5-way 1-shot run of `iterations` tiny meta-batches, validated and checkpointed every 2.
+fn tiny_run(iterations: u64) -> FewShotConfig {
     let mut config = FewShotConfig::omniglot(5, 1);
-    config.iterations = 4;
+    config.iterations = iterations;
     config.meta_batch = 2;
     config.query = 1;
     config.val_every = 2;
     config.val_episodes = 2;
     config.checkpoint_every = 2;
+    config
+}
+
+#[test]
+fn training_gives_the_same_blob_on_one_thread_or_two_and_after_a_resume() {
+    let (train_pool, val_pool) = (pool(10), pool(6));
+    let config = tiny_run(4);
     let dir = tempfile::tempdir().unwrap();
     let run = |threads: usize, name: &str, cfg: &FewShotConfig, resume: bool| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -260,12 +266,7 @@ fn training_gives_the_same_blob_on_one_thread_or_two_and_after_a_resume() {
 fn within_alphabet_training_draws_each_episode_from_one_alphabet() {
     // Two alphabets of five characters: 5-way episodes within one alphabet exist, 6-way not.
     let (train_pool, val_pool) = (pool(10), pool(6));
-    let mut config = FewShotConfig::omniglot(5, 1);
-    config.iterations = 2;
-    config.meta_batch = 2;
-    config.query = 1;
-    config.val_every = 2;
-    config.val_episodes = 2;
+    let mut config = tiny_run(2);
     let dir = tempfile::tempdir().unwrap();
     let run = |cfg: &FewShotConfig, name: &str| {
         let rd = RunDir::create(dir.path().join(name)).unwrap();

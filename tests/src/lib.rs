@@ -3,7 +3,7 @@
 //! Run them with `cargo test -p tinyadapt-tests`.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// A command running the `meta-train` binary, built once per test process by cargo with the
@@ -26,4 +26,20 @@ pub fn meta_train() -> Command {
             .to_path_buf()
     });
     Command::new(bin)
+}
+
+/// Runs `cmd` to the end and shows its output (`cargo test` prints it for a failing test).
+///
+/// ```no_run
+/// let out = tinyadapt_tests::run(tinyadapt_tests::meta_train().arg("--help"));
+/// assert!(out.status.success());
+/// ```
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("meta-train starts");
+    eprintln!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

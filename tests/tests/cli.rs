@@ -2,19 +2,9 @@
 //! blob it wrote; corrupt and truncated blobs give the documented errors and a failing exit.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use tinyadapt_tests::meta_train;
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("meta-train starts");
-    eprintln!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use tinyadapt_tests::{meta_train, run};
 
 /// `meta-train train` of a short MAML run into `dir`; `extra` flag-value pairs replace the
 /// defaults.

@@ -4,22 +4,11 @@
 
 use std::fmt::Write;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tinyadapt_tests::meta_train;
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("meta-train starts");
-    eprintln!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use tinyadapt_tests::{meta_train, run};
 
 /// Three blobs in the plane whose class names each task (user) permutes, with a fixed split.
 fn write_tasks(path: &Path) {

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use device::PushErrorKind;
 use meta_train::fewshot::on_device::{
-    evaluate_on, parity_episodes, report, trace_episode, HostClassifier, PIXELS,
+    evaluate_on, parity_episodes, report, trace_episode, HostClassifier, OmniglotOnDevice, PIXELS,
 };
 use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
 use meta_train::qemu::{Flash, Qemu};
@@ -117,6 +117,23 @@ fn still_serves(q: &mut Qemu) {
     not_faulted(q);
 }
 
+/// Boots the firmware with `blob` flashed, runs `eps` in it and on the host, prints the
+/// report, and fails unless every episode is bit-identical.
+fn run_in_firmware(blob: &[u8], eps: &[Episode]) -> (Qemu, OmniglotOnDevice) {
+    let mut q = boot_omniglot(Flash::Blob(blob));
+    let r = evaluate_on(&mut q, omniglot_firmware(), blob, eps, |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", report(&r));
+    let p = &r.parity;
+    assert!(
+        p.holds(),
+        "{} of {} episodes differ",
+        p.episodes - p.identical,
+        p.episodes
+    );
+    (q, r)
+}
+
 #[test]
 fn omniglot_parity_on_an386() {
     let t = Instant::now();
@@ -128,18 +145,9 @@ fn omniglot_parity_on_an386() {
         blob.len(),
         t.elapsed()
     );
-    let mut q = boot_omniglot(Flash::Blob(blob));
-    let r = evaluate_on(&mut q, omniglot_firmware(), blob, &eps, |_| {})
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    println!("{}", report(&r));
+    let (mut q, r) = run_in_firmware(blob, &eps);
     println!("in {:.1?}", t.elapsed());
     let p = &r.parity;
-    assert!(
-        p.holds(),
-        "{} of {} episodes differ",
-        p.episodes - p.identical,
-        p.episodes
-    );
     assert_eq!((p.one_shot, p.five_shot), (10, 10));
     assert_eq!(p.queries, EPISODES as usize * 5 * QUERIES);
     // Every measurement was taken, and the RAM fits the board with room to spare.
@@ -164,19 +172,8 @@ fn a_prototype_started_head_matches_the_host_on_an386() {
     let blob = FewShotCheckpoint::new(&config)
         .blob::<5>()
         .expect("the classifier blob encodes");
-    let eps = episodes(6, 3);
-    let mut q = boot_omniglot(Flash::Blob(&blob));
-    let r = evaluate_on(&mut q, omniglot_firmware(), &blob, &eps, |_| {})
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    println!("{}", report(&r));
-    let p = &r.parity;
-    assert!(
-        p.holds(),
-        "{} of {} episodes differ",
-        p.episodes - p.identical,
-        p.episodes
-    );
-    assert_eq!(p.episodes, 6);
+    let (mut q, r) = run_in_firmware(&blob, &episodes(6, 3));
+    assert_eq!(r.parity.episodes, 6);
     // Class means of an untrained body already beat chance (20%): the start took effect.
     assert!(r.accuracy > 0.3, "{}", r.accuracy);
     not_faulted(&mut q);
