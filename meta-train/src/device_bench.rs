@@ -52,13 +52,32 @@ impl BoardCost {
     }
 }
 
-/// Code flash and static RAM of a firmware ELF, from its sections.
-pub fn elf_sizes(elf: &[u8]) -> Result<(u64, u64)> {
+/// A firmware's memory, from its ELF sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElfSizes {
+    /// Code in flash: vector table, text, read-only data and the initial values of `.data`.
+    pub code_flash: u64,
+    /// `.data`, `.bss` and `.uninit`.
+    pub static_ram: u64,
+    /// `.data` alone: statics whose initial values are copied out of flash at reset.
+    pub initialised: u64,
+}
+
+/// The memory of a firmware ELF.
+///
+/// ```no_run
+/// let elf = std::fs::read("tinyadapt-fw-mps2-an386").unwrap();
+/// let sizes = meta_train::device_bench::elf_sizes(&elf).unwrap();
+/// println!("{} B of code flash, {} B of static RAM", sizes.code_flash, sizes.static_ram);
+/// ```
+pub fn elf_sizes(elf: &[u8]) -> Result<ElfSizes> {
     let file = object::File::parse(elf).map_err(|e| anyhow!("firmware ELF: {e}"))?;
     let size = |name: &str| file.section_by_name(name).map_or(0, |s| s.size());
-    let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
-    let ram = size(".data") + size(".bss") + size(".uninit");
-    Ok((flash, ram))
+    Ok(ElfSizes {
+        code_flash: size(".vector_table") + size(".text") + size(".rodata") + size(".data"),
+        static_ram: size(".data") + size(".bss") + size(".uninit"),
+        initialised: size(".data"),
+    })
 }
 
 /// One boot: (instructions per step, per prediction, stack peak).
@@ -82,7 +101,11 @@ fn run_once(on: Emulated, elf: &std::path::Path, blob: &[u8]) -> Result<(u64, u6
 /// Measures `on` with a MAML sinusoid `w*` (K = 10).
 pub fn measure(on: Emulated, blob: &[u8]) -> Result<BoardCost> {
     let elf = build_firmware(on)?;
-    let (code_flash, static_ram) = elf_sizes(&std::fs::read(&elf)?)?;
+    let ElfSizes {
+        code_flash,
+        static_ram,
+        ..
+    } = elf_sizes(&std::fs::read(&elf)?)?;
     let first = run_once(on, &elf, blob)?;
     let second = run_once(on, &elf, blob)?;
     Ok(BoardCost {

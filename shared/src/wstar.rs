@@ -311,12 +311,16 @@ pub fn signature_on<M: Layers<f32, I, O>, const I: usize, const O: usize, const 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
+// Tags from 1, so `None::<BlobError>` takes the free tag 0: a server with no blob is then all
+// zero bytes, and a firmware's `static` server sits in `.bss` instead of copying an initial
+// image out of flash (21 KB for the sinusoid server).
+#[repr(u8)]
 pub enum BlobError {
     /// Fewer bytes than a header.
     TooShort {
         /// Bytes given.
         len: usize,
-    },
+    } = 1,
     /// The region is blank (all `0xFF` as erased flash reads, or all `0x00` as never-written
     /// memory reads): nothing was flashed.
     Erased,

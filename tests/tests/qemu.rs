@@ -568,3 +568,21 @@ fn adapting_with_no_samples_or_past_the_trained_steps_is_refused() {
         still_serves(&mut q);
     }
 }
+
+#[test]
+fn the_servers_start_in_zeroed_ram_not_in_a_flash_image() {
+    // A server with no w* is all zero bytes, so its `static` is in `.bss`: `.data` would
+    // cost its whole size twice, in RAM and again in flash for the initial image.
+    let elfs = Emulated::ALL
+        .iter()
+        .map(|&on| (on.board().name, common::firmware(on)))
+        .chain([("mps2-an386 Omniglot", common::omniglot_firmware())]);
+    for (name, elf) in elfs {
+        let sizes = meta_train::device_bench::elf_sizes(&std::fs::read(elf).unwrap()).unwrap();
+        assert!(sizes.initialised < 1024, "{name}: {sizes:?}");
+        assert!(
+            sizes.static_ram > 20_000,
+            "{name}: the server is not counted: {sizes:?}"
+        );
+    }
+}

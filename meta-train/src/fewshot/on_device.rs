@@ -35,7 +35,7 @@ use shared::model::Params;
 
 use super::eval::OmniglotClassifier;
 use super::{Head, OMNIGLOT_BODY};
-use crate::device_bench::elf_sizes;
+use crate::device_bench::{elf_sizes, ElfSizes};
 use crate::qemu::{build_firmware_of, Emulated, Firmware, Flash, Qemu};
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
@@ -510,7 +510,11 @@ pub fn evaluate_on(
     mut progress: impl FnMut(usize),
 ) -> Result<OmniglotOnDevice> {
     qemu.check_classifier()?;
-    let (code_flash, static_ram) = elf_sizes(&std::fs::read(elf)?)?;
+    let ElfSizes {
+        code_flash,
+        static_ram,
+        ..
+    } = elf_sizes(&std::fs::read(elf)?)?;
     let mut host = HostClassifier::new(blob)?;
     let mut parity = FewShotParity::default();
     let (mut acc, mut host_acc) = (0.0, 0.0);
