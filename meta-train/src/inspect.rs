@@ -2,17 +2,26 @@
 
 use std::fmt::Write;
 
-use shared::model::Params;
 use shared::wstar::{AlphaKind, Blob, HeadStart, HEADER_LEN};
 
-use crate::model::{SinusoidNet, SINUSOID_NET};
+use crate::model::{CsvNet, CSV_HIDDEN, CSV_INPUTS, CSV_MAX_K, CSV_OUTPUTS};
 
-/// Device RAM of an adapter for `shape` with `K` samples, when this build knows the shape.
-fn adapter_ram(shape: &[u32]) -> Option<[(usize, usize); 2]> {
-    (shape == [1, 40, 40, 1]).then_some([
-        (5, device::Adapter::<SinusoidNet, 1, 1, 5>::RAM_BYTES),
-        (10, device::Adapter::<SinusoidNet, 1, 1, 10>::RAM_BYTES),
-    ])
+/// Device RAM of an adapter for `shape` with K samples, for the sample counts worth knowing
+/// (5 and 10, and [`CSV_MAX_K`], the CSV evaluation's), when this build compiles the shape: the
+/// `I`-40-40-`O` MLPs of [`crate::with_csv_shape!`] (the sinusoid net among them).
+fn adapter_ram(shape: &[u32]) -> Option<Vec<(usize, usize)>> {
+    let &[i, h1, h2, o] = shape else {
+        return None;
+    };
+    if [h1, h2] != [CSV_HIDDEN as u32; 2] {
+        return None;
+    }
+    crate::with_csv_shape!(i as usize, o as usize, I, O => Ok(vec![
+        (5, device::Adapter::<CsvNet<I, O>, I, O, 5>::RAM_BYTES),
+        (10, device::Adapter::<CsvNet<I, O>, I, O, 10>::RAM_BYTES),
+        (CSV_MAX_K, device::Adapter::<CsvNet<I, O>, I, O, CSV_MAX_K>::RAM_BYTES),
+    ]))
+    .ok()
 }
 
 /// Device RAM of the Omniglot classifier for a head of `shape`, for the support sizes the
@@ -169,12 +178,16 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
                 let _ = writeln!(
                     s,
                     "device RAM    K = {k:>2}: {ram} bytes of adapter state ({} per parameter buffer), plus stack",
-                    4 * SinusoidNet::PARAMS
+                    4 * m.params
                 );
             }
         }
         None => {
-            let _ = writeln!(s, "device RAM    unknown: this build has no adapter for this shape (known: {SINUSOID_NET})");
+            let _ = writeln!(
+                s,
+                "device RAM    unknown: this build has no adapter for this shape (known: \
+                 I-{CSV_HIDDEN}-{CSV_HIDDEN}-O MLPs, I in {CSV_INPUTS:?}, O in {CSV_OUTPUTS:?})"
+            );
         }
     }
     s

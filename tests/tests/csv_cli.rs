@@ -105,6 +105,15 @@ fn train_on_a_csv_file_then_eval_and_inspect_the_blob() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("2-40-40-3"), "{text}");
     assert!(text.contains("SoftmaxCrossEntropy"), "{text}");
+    // The RAM a device needs to adapt it from 32 samples, as the device crate sizes it.
+    type Net = shared::model::Mlp2<f32, 2, 40, 40, 3>;
+    let ram = device::Adapter::<Net, 2, 3, 32>::RAM_BYTES;
+    assert!(
+        text.contains(&format!(
+            "device RAM    K = 32: {ram} bytes of adapter state"
+        )),
+        "{text}"
+    );
 
     // Without the task file, eval says how to evaluate the blob.
     let out = run(meta_train().arg("eval").arg(&blob));
