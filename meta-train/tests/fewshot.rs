@@ -2,7 +2,7 @@
 //! differences, the device classifier against the trainer's own adaptation bit for bit, and
 //! reproducible training.
 
-use meta_train::fewshot::head::{self, HeadTask};
+use meta_train::fewshot::head::{self, HeadTask, Order};
 use meta_train::fewshot::train::{self, FewShotCheckpoint, FewShotConfig};
 use meta_train::fewshot::{eval, OMNIGLOT_BODY};
 use meta_train::run_dir::RunDir;
@@ -42,7 +42,7 @@ fn samples(n: usize, salt: u64) -> Vec<(Vec<f64>, usize)> {
 fn query_loss(
     head0: &Dense<f64, F, N>,
     start: HeadStart,
-    alpha: f64,
+    alpha: &[f64],
     task: &HeadTask<f64, F, N, K>,
 ) -> f64 {
     let adapted = head::adapt(head0, start, alpha, STEPS, task);
@@ -58,22 +58,70 @@ fn query_loss(
 
 #[test]
 fn anil_meta_gradient_matches_f64_finite_differences_through_every_inner_step() {
-    check_meta_gradient(HeadStart::Theta0, K, 0.7);
+    check_meta_gradient(HeadStart::Theta0, K, &[0.7]);
+}
+
+#[test]
+fn meta_sgd_step_sizes_per_head_parameter_match_f64_finite_differences() {
+    let params = F * N + N;
+    let alpha: Vec<f64> = (0..params).map(|k| 0.5 + 0.4 * noise(k, 9)).collect();
+    check_meta_gradient(HeadStart::Prototypes, K, &alpha);
 }
 
 #[test]
 fn the_meta_gradient_through_a_prototype_start_matches_f64_finite_differences() {
     // Five support samples in six columns: a padding column, and classes of 2, 2 and 1.
-    check_meta_gradient(HeadStart::Prototypes, K - 1, 0.2);
+    check_meta_gradient(HeadStart::Prototypes, K - 1, &[0.2]);
 }
 
-fn check_meta_gradient(start: HeadStart, n_support: usize, alpha: f64) {
+#[test]
+fn the_first_order_meta_gradient_is_the_query_gradient_at_the_adapted_head() {
+    let mut head0 = Dense::<f64, F, N>::zeros();
+    head0.fill_with(|k| 0.4 * noise(k, 1));
+    let task = HeadTask::<f64, F, N, K>::new(&samples(K, 2), &samples(10, 3));
+    let alpha = &[0.7];
+    let fo = head::meta_grad(&head0, HeadStart::Theta0, alpha, STEPS, Order::First, &task);
+    let exact = head::meta_grad(
+        &head0,
+        HeadStart::Theta0,
+        alpha,
+        STEPS,
+        Order::Second,
+        &task,
+    );
+    // No inner step at the adapted head: the gradient of the query loss there.
+    let adapted = head::adapt(&head0, HeadStart::Theta0, alpha, STEPS, &task);
+    let at_adapted = head::meta_grad(&adapted, HeadStart::Theta0, alpha, 0, Order::Second, &task);
+    let flat = |d: &Dense<f64, F, N>| {
+        let mut v = Vec::new();
+        d.for_each(&mut |_, s| v.extend_from_slice(s));
+        v
+    };
+    let diff = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    };
+    assert_eq!(fo.loss, exact.loss);
+    assert!(diff(&flat(&fo.head), &flat(&at_adapted.head)) < 1e-12);
+    assert!(diff(fo.xq[0].as_slice(), at_adapted.xq[0].as_slice()) < 1e-12);
+    // Nothing reaches the support features without the second-order terms ...
+    assert!(fo.xs.iter().all(|&v| v == 0.0));
+    assert!(exact.xs.iter().any(|&v| v.abs() > 1e-6));
+    // ... and the approximation is one: the exact θ0 gradient differs.
+    assert!(diff(&flat(&fo.head), &flat(&exact.head)) > 1e-4);
+    // α keeps its first-order part: −Σₜ⟨∇L_s(θₜ), ∂L_q/∂θ_S⟩, non-zero here.
+    assert!(fo.alpha[0].abs() > 1e-6 && fo.alpha != exact.alpha);
+}
+
+fn check_meta_gradient(start: HeadStart, n_support: usize, alpha: &[f64]) {
     let mut head0 = Dense::<f64, F, N>::zeros();
     head0.fill_with(|k| 0.4 * noise(k, 1));
     let (support, query) = (samples(n_support, 2), samples(10, 3));
     let task = HeadTask::<f64, F, N, K>::new(&support, &query);
-    let g = head::meta_grad(&head0, start, alpha, STEPS, &task);
-    let query_loss = |head0: &Dense<f64, F, N>, alpha: f64, task: &HeadTask<f64, F, N, K>| {
+    let g = head::meta_grad(&head0, start, alpha, STEPS, Order::Second, &task);
+    let query_loss = |head0: &Dense<f64, F, N>, alpha: &[f64], task: &HeadTask<f64, F, N, K>| {
         query_loss(head0, start, alpha, task)
     };
     assert!((g.loss - query_loss(&head0, alpha, &task)).abs() < 1e-12);
@@ -99,10 +147,16 @@ fn check_meta_gradient(start: HeadStart, n_support: usize, alpha: f64) {
         };
         worst = worst.max(rel((at(h) - at(-h)) / (2.0 * h), an));
     }
-    // α.
-    let fd =
-        (query_loss(&head0, alpha + h, &task) - query_loss(&head0, alpha - h, &task)) / (2.0 * h);
-    worst = worst.max(rel(fd, g.alpha));
+    // α: the one value, or each parameter's.
+    assert_eq!(g.alpha.len(), alpha.len());
+    for (k, &an) in g.alpha.iter().enumerate() {
+        let at = |d: f64| {
+            let mut a = alpha.to_vec();
+            a[k] += d;
+            query_loss(&head0, &a, &task)
+        };
+        worst = worst.max(rel((at(h) - at(-h)) / (2.0 * h), an));
+    }
     // Support features: only the second-order path reaches them.
     let mut support_first_order_gap = 0.0f64;
     for j in 0..n_support {
@@ -149,23 +203,47 @@ fn images(n: usize, ways: usize, salt: u64) -> Vec<(Vec<f32>, usize)> {
 
 #[test]
 fn the_device_classifier_adapts_and_answers_as_the_trainer_bit_for_bit() {
-    device_matches_trainer(HeadStart::Theta0);
+    device_matches_trainer(HeadStart::Theta0, false);
+}
+
+#[test]
+fn meta_sgd_step_sizes_on_the_device_match_the_trainer_bit_for_bit() {
+    device_matches_trainer(HeadStart::Prototypes, true);
+}
+
+/// The 5-way head of a 20-way checkpoint, as its blob holds it.
+fn five_way_head(ck: &FewShotCheckpoint) -> Dense<f32, { meta_train::fewshot::FEATURES }, 5> {
+    let rows = ck.head_rows(5);
+    let mut h = Dense::zeros();
+    h.fill_with(|i| rows[i]);
+    h
 }
 
 #[test]
 fn a_prototype_start_on_the_device_matches_the_trainer_bit_for_bit() {
-    device_matches_trainer(HeadStart::Prototypes);
+    device_matches_trainer(HeadStart::Prototypes, false);
 }
 
-fn device_matches_trainer(start: HeadStart) {
-    let mut config = FewShotConfig::omniglot(5, 1);
+fn device_matches_trainer(start: HeadStart, per_parameter_alpha: bool) {
+    let mut config = FewShotConfig::omniglot(20, 1);
     config.start = start;
+    config.per_parameter_alpha = per_parameter_alpha;
     let mut ck = FewShotCheckpoint::new(&config);
     for (k, v) in ck.head.iter_mut().enumerate() {
         *v = 0.05 * noise(k, 9) as f32;
     }
+    for (k, a) in ck.alpha.iter_mut().enumerate() {
+        *a += 0.05 * noise(k, 4) as f32;
+    }
+    // A 20-way run's 5-way classifier: five of its rows of θ0 (and of α, one per parameter).
     let blob = ck.blob::<5>().unwrap();
-    assert_eq!(shared::wstar::Blob::parse(&blob).unwrap().start, start);
+    let parsed = shared::wstar::Blob::parse(&blob).unwrap();
+    assert_eq!(parsed.start, start);
+    assert_eq!(
+        parsed.alpha_len(),
+        if per_parameter_alpha { 5 * 128 + 5 } else { 1 }
+    );
+    let alpha = ck.alpha_rows(5);
     for e in 0..3 {
         let ep = Episode {
             support: images(5, 5, 10 + e),
@@ -177,13 +255,7 @@ fn device_matches_trainer(start: HeadStart) {
             &train::features(&ck.body, &ep.support),
             &train::features(&ck.body, &ep.query),
         );
-        let adapted = head::adapt(
-            &ck.head_model::<5>(),
-            start,
-            ck.alpha,
-            ck.config.steps,
-            &task,
-        );
+        let adapted = head::adapt(&five_way_head(&ck), start, &alpha, ck.config.steps, &task);
 
         let mut host_labels = Vec::new();
         for (xq, _, n) in &task.query {

@@ -12,6 +12,7 @@
 //! support features' gradient.
 
 use nalgebra::SMatrix;
+use serde::{Deserialize, Serialize};
 use shared::inner::{self, AdaptMask};
 use shared::loss::Loss;
 use shared::math::Real;
@@ -73,8 +74,8 @@ pub struct HeadGrad<T: Real, const F: usize, const N: usize, const K: usize> {
     pub correct: usize,
     /// `∂L/∂θ0` of the head.
     pub head: Dense<T, F, N>,
-    /// `∂L/∂α`.
-    pub alpha: T,
+    /// `∂L/∂α`: one value for a scalar `α`, else one per head parameter.
+    pub alpha: Vec<T>,
     /// `∂L/∂(support features)`.
     pub xs: SMatrix<T, F, K>,
     /// `∂L/∂(query features)`, one matrix per query chunk.
@@ -95,12 +96,23 @@ fn start_of<T: Real, const F: usize, const N: usize, const K: usize>(
     theta
 }
 
-/// Adapts `head0` (started as `start` says) with `steps` inner steps of size `alpha` on the
-/// support set (the device's rule, [`inner::step`]) and returns the adapted head.
+/// The step size of head parameter `i`: `alpha` holds one value (MAML, ANIL) or one per
+/// parameter (Meta-SGD), in parameter order.
+fn alpha_at<T: Real>(alpha: &[T], i: usize) -> T {
+    if alpha.len() == 1 {
+        alpha[0]
+    } else {
+        alpha[i]
+    }
+}
+
+/// Adapts `head0` (started as `start` says) with `steps` inner steps of sizes `alpha` (one, or
+/// one per parameter) on the support set (the device's rule, [`inner::step`]) and returns the
+/// adapted head.
 pub fn adapt<T: Real, const F: usize, const N: usize, const K: usize>(
     head0: &Dense<T, F, N>,
     start: HeadStart,
-    alpha: T,
+    alpha: &[T],
     steps: usize,
     task: &HeadTask<T, F, N, K>,
 ) -> Dense<T, F, N> {
@@ -111,7 +123,7 @@ pub fn adapt<T: Real, const F: usize, const N: usize, const K: usize>(
         let out = theta.affine(&task.xs);
         Loss::SoftmaxCrossEntropy.value_grad(&out, &task.ys, task.n_support, Some(&mut dy));
         theta.affine_backward(&task.xs, &dy, &mut next, false);
-        inner::step(&theta, &mut next, |_, _| alpha, AdaptMask::ALL);
+        inner::step(&theta, &mut next, |_, i| alpha_at(alpha, i), AdaptMask::ALL);
         core::mem::swap(&mut theta, &mut next);
     }
     theta
@@ -138,12 +150,27 @@ pub fn correct<T: Real, const F: usize, const N: usize, const K: usize>(
     correct
 }
 
-/// The meta-gradient of the query loss after `steps` inner steps (see the module docs).
+/// How far the meta-gradient follows the inner steps back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    /// Exactly, through every step's Hessian (ANIL).
+    #[default]
+    Second,
+    /// First-order (FOMAML on the head): each step's Jacobian taken as the identity, so the
+    /// query gradient at the adapted head is `θ0`'s gradient, and the features get the query
+    /// loss's gradient (and, with a prototype start, the prototypes') but nothing through the
+    /// steps. `α`'s gradient keeps its first-order part, `−Σₜ⟨∇L_s(θₜ), v⟩`.
+    First,
+}
+
+/// The meta-gradient of the query loss after `steps` inner steps (see the module docs), exact
+/// or first-order.
 pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
     head0: &Dense<T, F, N>,
     start: HeadStart,
-    alpha: T,
+    alpha: &[T],
     steps: usize,
+    order: Order,
     task: &HeadTask<T, F, N, K>,
 ) -> HeadGrad<T, F, N, K> {
     let loss = Loss::SoftmaxCrossEntropy;
@@ -160,7 +187,12 @@ pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
         let mut g = Dense::zeros();
         thetas[t].affine_backward(&task.xs, &dy, &mut g, false);
         let mut next = g.clone();
-        inner::step(&thetas[t], &mut next, |_, _| alpha, AdaptMask::ALL);
+        inner::step(
+            &thetas[t],
+            &mut next,
+            |_, i| alpha_at(alpha, i),
+            AdaptMask::ALL,
+        );
         outs.push(out);
         dys.push(dy);
         grads.push(g);
@@ -182,21 +214,31 @@ pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
         xq.push(theta_s.affine_backward(x, &dy, &mut g, true));
         v.add_scaled(T::ONE, &g);
     }
-    let mut d_alpha = T::ZERO;
+    let mut d_alpha = vec![T::ZERO; alpha.len()];
     let mut xs = SMatrix::<T, F, K>::zeros();
     let mut hv = Dense::zeros();
     for t in (0..steps).rev() {
-        // v is the adjoint of θₜ₊₁.
-        let mut dot = T::ZERO;
+        // v is the adjoint of θₜ₊₁ = θₜ − α ⊙ gₜ: α gets −gₜ ⊙ v (summed for a scalar α).
         let mut gt = grads[t].clone();
+        let mut i = 0;
         gt.zip_mut(&v, &mut |_, a, b| {
             for (a, &b) in a.iter().zip(b) {
-                dot += *a * b;
+                d_alpha[if alpha.len() == 1 { 0 } else { i }] -= *a * b;
+                i += 1;
             }
         });
-        d_alpha -= dot;
-        let mut u = Dense::zeros();
-        u.add_scaled(alpha, &v);
+        if order == Order::First {
+            continue;
+        }
+        // u = α ⊙ v.
+        let mut u = v.clone();
+        let mut i = 0;
+        u.for_each_mut(&mut |_, s| {
+            for x in s {
+                *x *= alpha_at(alpha, i);
+                i += 1;
+            }
+        });
         let rz = u.affine(&task.xs);
         let rdz = loss.r_grad(&outs[t], &rz, n_s);
         let rdx = thetas[t].affine_backward_r(&u, &task.xs, None, &dys[t], &rdz, &mut hv, true);

@@ -45,8 +45,14 @@ macro_rules! with_episode_shape {
                 const $K: usize = 100;
                 $body
             }
+            (40, 1) => {
+                const $N: usize = 40;
+                const $K: usize = 40;
+                $body
+            }
             (w, s) => Err(anyhow::anyhow!(
-                "{w}-way {s}-shot is not supported: use 5-way 1- or 5-shot, or 20-way 1- or 5-shot"
+                "{w}-way {s}-shot is not supported: use 5-way 1- or 5-shot, 20-way 1- or \
+                 5-shot, or (to train) 40-way 1-shot"
             )),
         }
     };

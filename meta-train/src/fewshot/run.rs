@@ -8,6 +8,7 @@ use clap::Args;
 use shared::wstar::HeadStart;
 
 use super::eval::run_episodes;
+use super::head::Order;
 use super::train::{features, train, FewShotConfig};
 use super::OMNIGLOT_BODY;
 use crate::run_dir::{self, RunDir};
@@ -26,7 +27,9 @@ pub struct FewShotArgs {
     /// Folder holding images_background_small1.zip and images_background_small2.zip.
     #[arg(long, default_value = "../shared/data/omniglot")]
     pub data: PathBuf,
-    /// Classes per episode (5 or 20).
+    /// Classes per training episode: 5 or 20, or 40 (1-shot; writes the 20- and 5-way
+    /// classifiers: training on more classes than the device tells apart makes each episode
+    /// harder).
     #[arg(long, default_value_t = 5)]
     pub way: usize,
     /// Support images per class (1 or 5).
@@ -78,6 +81,12 @@ pub struct FewShotArgs {
     /// 20-way form) instead of across alphabets.
     #[arg(long)]
     pub within_alphabet: bool,
+    /// One inner step size per head parameter, meta-learned (Meta-SGD on the head).
+    #[arg(long)]
+    pub per_parameter_alpha: bool,
+    /// First-order meta-gradients (FOMAML on the head) instead of exact ones (ANIL).
+    #[arg(long)]
+    pub first_order: bool,
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -98,6 +107,7 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
         steps: a.steps,
         alpha: a.alpha,
         learn_alpha: !a.fixed_alpha,
+        per_parameter_alpha: a.per_parameter_alpha,
         meta_batch: a.meta_batch,
         iterations: a.iterations,
         meta_lr: a.meta_lr,
@@ -113,6 +123,11 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
             HeadStart::Theta0
         },
         within_alphabet: a.within_alphabet,
+        order: if a.first_order {
+            Order::First
+        } else {
+            Order::Second
+        },
     };
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -138,9 +153,11 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
         train::<N, K>(&config, &pools.train, &pools.val, &run, a.resume, progress)
     })
     .with_context(|| format!("training into {}", out.display()))?;
-    // A 20-way run also gives the 5-way classifier (see `FewShotCheckpoint::head_rows`).
-    let mut blobs = vec![(run_dir::WSTAR.to_string(), ck.blob_for(a.way)?)];
-    if a.way == 20 {
+    // A 20- or 40-way run gives the 20- and the 5-way classifier (see
+    // `FewShotCheckpoint::head_rows`).
+    let way = a.way.min(20);
+    let mut blobs = vec![(run_dir::WSTAR.to_string(), ck.blob_for(way)?)];
+    if way == 20 {
         blobs.push(("wstar-5way.bin".to_string(), ck.blob_for(5)?));
     }
     for (name, blob) in &blobs {

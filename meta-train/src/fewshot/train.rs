@@ -13,9 +13,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared::loss::Loss;
 use shared::model::Params;
-use shared::wstar::{self, Algorithm, BodyShape, HeadStart, Meta};
+use shared::wstar::{self, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
 
-use super::head::{self, HeadTask};
+use super::head::{self, HeadTask, Order};
 use super::{Head, FEATURES, OMNIGLOT_BODY};
 use crate::optim::Adam;
 use crate::run_dir::{self, RunDir};
@@ -39,6 +39,9 @@ pub struct FewShotConfig {
     pub alpha: f32,
     /// Whether `α` is meta-learned.
     pub learn_alpha: bool,
+    /// One `α` per head parameter (Meta-SGD on the head) instead of one for all.
+    #[serde(default)]
+    pub per_parameter_alpha: bool,
     /// Episodes per meta-batch.
     pub meta_batch: usize,
     /// Meta-iterations.
@@ -66,6 +69,9 @@ pub struct FewShotConfig {
     /// within-alphabet form), instead of across alphabets.
     #[serde(default)]
     pub within_alphabet: bool,
+    /// Exact (ANIL) or first-order (FOMAML on the head) meta-gradients.
+    #[serde(default)]
+    pub order: Order,
 }
 
 impl FewShotConfig {
@@ -78,6 +84,7 @@ impl FewShotConfig {
             steps: 5,
             alpha: 0.1,
             learn_alpha: true,
+            per_parameter_alpha: false,
             meta_batch: 8,
             iterations: 6000,
             meta_lr: 1e-3,
@@ -89,6 +96,7 @@ impl FewShotConfig {
             decay_every: 0,
             start: HeadStart::Theta0,
             within_alphabet: false,
+            order: Order::Second,
         }
     }
 }
@@ -110,7 +118,7 @@ pub struct FewShotMetric {
     pub train_accuracy: f32,
     /// Accuracy on the meta-validation episodes.
     pub val_accuracy: f32,
-    /// Inner step size.
+    /// Inner step size (the mean, for one per parameter).
     pub alpha: f32,
     /// Seconds since the run (or resume) started.
     pub elapsed_s: f64,
@@ -127,8 +135,8 @@ pub struct FewShotCheckpoint {
     pub body: Vec<f32>,
     /// Head `θ0`, flat in parameter order.
     pub head: Vec<f32>,
-    /// Inner step size.
-    pub alpha: f32,
+    /// Inner step sizes: one, or one per head parameter (in the head's layout).
+    pub alpha: Vec<f32>,
     /// Outer optimiser of body, head and `α` (in that order).
     pub adam: Adam,
     /// Metrics so far.
@@ -150,13 +158,21 @@ impl FewShotCheckpoint {
             }
         }
         let head = vec![0.0f32; FEATURES * config.way + config.way];
-        let n = body.len() + head.len() + 1;
+        let alpha = vec![
+            config.alpha;
+            if config.per_parameter_alpha {
+                head.len()
+            } else {
+                1
+            }
+        ];
+        let n = body.len() + head.len() + alpha.len();
         Self {
             config: config.clone(),
             iteration: 0,
             body,
             head,
-            alpha: config.alpha,
+            alpha,
             adam: Adam::new(config.meta_lr, n),
             metrics: Vec::new(),
         }
@@ -175,8 +191,26 @@ impl FewShotCheckpoint {
     /// Labels are shuffled in every episode, so the classes' rows are exchangeable and a
     /// 20-way run also gives a 5-way head: the same body and `α`, five of its rows.
     pub fn head_rows(&self, n: usize) -> Vec<f32> {
+        self.rows(&self.head, n)
+    }
+
+    /// `α` for a head of the first `n` classes: the one value, or those rows of the
+    /// per-parameter `α` (as [`FewShotCheckpoint::head_rows`]).
+    pub fn alpha_rows(&self, n: usize) -> Vec<f32> {
+        match self.alpha.len() {
+            1 => self.alpha.clone(),
+            _ => self.rows(&self.alpha, n),
+        }
+    }
+
+    /// The mean inner step size.
+    pub fn mean_alpha(&self) -> f32 {
+        self.alpha.iter().sum::<f32>() / self.alpha.len().max(1) as f32
+    }
+
+    fn rows(&self, flat: &[f32], n: usize) -> Vec<f32> {
         let way = self.config.way;
-        let (w, b) = self.head.split_at(FEATURES * way);
+        let (w, b) = flat.split_at(FEATURES * way);
         let mut out: Vec<f32> = w
             .chunks_exact(way)
             .flat_map(|col| &col[..n])
@@ -207,7 +241,7 @@ struct EpisodeGrad {
     queries: usize,
     body: Vec<f32>,
     head: Vec<f32>,
-    alpha: f32,
+    alpha: Vec<f32>,
 }
 
 /// Body features of each image.
@@ -266,7 +300,14 @@ fn episode_grad<const N: usize, const K: usize>(
     };
     let task =
         HeadTask::<f32, FEATURES, N, K>::new(&feats(&ts, &ep.support), &feats(&tq, &ep.query));
-    let g = head::meta_grad(head0, ck.config.start, ck.alpha, ck.config.steps, &task);
+    let g = head::meta_grad(
+        head0,
+        ck.config.start,
+        &ck.alpha,
+        ck.config.steps,
+        ck.config.order,
+        &task,
+    );
     let mut body = vec![0.0f32; ck.body.len()];
     for (j, t) in ts.iter().enumerate() {
         let d = &g.xs.as_slice()[j * FEATURES..(j + 1) * FEATURES];
@@ -301,7 +342,7 @@ pub fn accuracy<const N: usize, const K: usize>(
                 &features(&ck.body, &ep.support),
                 &features(&ck.body, &ep.query),
             );
-            let adapted = head::adapt(&head0, ck.config.start, ck.alpha, ck.config.steps, &task);
+            let adapted = head::adapt(&head0, ck.config.start, &ck.alpha, ck.config.steps, &task);
             (head::correct(&adapted, &task), task.n_query())
         })
         .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
@@ -379,25 +420,33 @@ pub fn train<const N: usize, const K: usize>(
             .collect();
         // Summed in episode order, so the result does not depend on the thread count.
         let scale = 1.0 / config.meta_batch as f32;
-        let mut g = vec![0.0f32; ck.body.len() + ck.head.len() + 1];
+        let mut g = vec![0.0f32; ck.body.len() + ck.head.len() + ck.alpha.len()];
         for e in &grads {
             let (gb, rest) = g.split_at_mut(ck.body.len());
             for (a, b) in gb.iter_mut().zip(&e.body) {
                 *a += b * scale;
             }
-            for (a, b) in rest.iter_mut().zip(&e.head) {
+            let (gh, ga) = rest.split_at_mut(ck.head.len());
+            for (a, b) in gh.iter_mut().zip(&e.head) {
                 *a += b * scale;
             }
             if config.learn_alpha {
-                rest[ck.head.len()] += e.alpha * scale;
+                for (a, b) in ga.iter_mut().zip(&e.alpha) {
+                    *a += b * scale;
+                }
             }
             loss_sum += e.loss;
             episodes += 1;
             correct += e.correct;
             queries += e.queries;
         }
-        let mut params: Vec<f32> = ck.body.iter().chain(&ck.head).copied().collect();
-        params.push(ck.alpha);
+        let mut params: Vec<f32> = ck
+            .body
+            .iter()
+            .chain(&ck.head)
+            .chain(&ck.alpha)
+            .copied()
+            .collect();
         // Step decay, by iteration number (so a resumed run follows the same schedule).
         ck.adam.lr = match config.decay_every {
             0 => config.meta_lr,
@@ -407,10 +456,11 @@ pub fn train<const N: usize, const K: usize>(
         if !params.iter().all(|v| v.is_finite()) {
             bail!("meta-training diverged at iteration {it}: a parameter became NaN or infinite");
         }
-        ck.alpha = params.pop().expect("alpha");
-        let (b, h) = params.split_at(ck.body.len());
+        let (b, rest) = params.split_at(ck.body.len());
+        let (h, a) = rest.split_at(ck.head.len());
         ck.body.copy_from_slice(b);
         ck.head.copy_from_slice(h);
+        ck.alpha.copy_from_slice(a);
         ck.iteration += 1;
         done += 1;
         bar.inc(1);
@@ -426,7 +476,7 @@ pub fn train<const N: usize, const K: usize>(
                 meta_loss: (loss_sum / episodes.max(1) as f64) as f32,
                 train_accuracy: correct as f32 / queries.max(1) as f32,
                 val_accuracy: last_val,
-                alpha: ck.alpha,
+                alpha: ck.mean_alpha(),
                 elapsed_s: start.elapsed().as_secs_f64(),
             });
             (loss_sum, correct, queries, episodes) = (0.0, 0, 0, 0);
@@ -436,7 +486,7 @@ pub fn train<const N: usize, const K: usize>(
             "{rate:>5.0} episodes/s  train acc {:>5.1}%  val acc {:>5.1}%  α {:.3}",
             100.0 * correct as f64 / queries.max(1) as f64,
             100.0 * last_val,
-            ck.alpha
+            ck.mean_alpha()
         ));
         if ck.iteration % config.checkpoint_every == 0 || ck.iteration == config.iterations {
             run.write_atomic(run_dir::CHECKPOINT, &postcard::to_allocvec(&ck)?)?;
@@ -463,7 +513,14 @@ impl FewShotCheckpoint {
         }
         let mut meta =
             Meta::new::<Head<N>, FEATURES, N>(Loss::SoftmaxCrossEntropy, self.config.steps as u16);
-        meta.algorithm = Algorithm::Anil;
+        meta.algorithm = match (self.config.order, self.config.per_parameter_alpha) {
+            (Order::First, _) => Algorithm::Fomaml,
+            (Order::Second, true) => Algorithm::MetaSgd,
+            (Order::Second, false) => Algorithm::Anil,
+        };
+        if self.config.per_parameter_alpha {
+            meta.alpha = AlphaKind::PerParameter;
+        }
         meta.trained_k = (self.config.way * self.config.shot) as u16;
         meta.seed = self.config.seed;
         let (zeros_f, ones_f) = (vec![0.0f32; FEATURES], vec![1.0f32; FEATURES]);
@@ -471,7 +528,7 @@ impl FewShotCheckpoint {
         wstar::encode_starting(
             &meta,
             &self.head_rows(N),
-            &[self.alpha],
+            &self.alpha_rows(N),
             [&zeros_f, &ones_f, &zeros_n, &ones_n],
             Some((&BodyShape::of(&OMNIGLOT_BODY), &self.body)),
             self.config.start,
