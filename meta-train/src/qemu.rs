@@ -98,17 +98,24 @@ pub enum Firmware {
     /// The 5-way Omniglot image classifier (its body in the `w*` slot, up to 25 support
     /// images): the AN386 only (it needs about 48 KB of RAM and a 95 KB `w*`).
     Omniglot,
+    /// The 20-way Omniglot image classifier (the same body, up to 20 support images: 20-way
+    /// 1-shot): the AN386 only (about 68 KB of RAM and a 105 KB `w*`).
+    Omniglot20,
 }
 
 impl Firmware {
     /// The firmware's binary (ELF) name for `board`, if that board has it.
     pub fn binary(self, board: &Board) -> Option<String> {
+        let classifier = board.name == MPS2_AN386.name;
         match self {
             Firmware::Sinusoid => Some(format!("tinyadapt-fw-{}", board.name)),
-            Firmware::Omniglot if board.name == MPS2_AN386.name => {
+            Firmware::Omniglot if classifier => {
                 Some(format!("tinyadapt-fw-{}-omniglot", board.name))
             }
-            Firmware::Omniglot => None,
+            Firmware::Omniglot20 if classifier => {
+                Some(format!("tinyadapt-fw-{}-omniglot20", board.name))
+            }
+            Firmware::Omniglot | Firmware::Omniglot20 => None,
         }
     }
 }

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use device::{AdaptError, PushErrorKind, StepLimit};
 use meta_train::eval::{held_out, EvalConfig};
+use meta_train::fewshot::on_device::ClassifierFirmware;
 use meta_train::on_device::{run_task, DeviceTrace, HostSim};
 mod common;
 
@@ -575,8 +576,13 @@ fn the_servers_start_in_zeroed_ram_not_in_a_flash_image() {
     // cost its whole size twice, in RAM and again in flash for the initial image.
     let elfs = Emulated::ALL
         .iter()
-        .map(|&on| (on.board().name, common::firmware(on)))
-        .chain([("mps2-an386 Omniglot", common::omniglot_firmware())]);
+        .map(|&on| (on.board().name.to_string(), common::firmware(on)))
+        .chain(ClassifierFirmware::ALL.map(|f| {
+            (
+                format!("mps2-an386 {:?}", f.firmware),
+                common::classifier_firmware(f),
+            )
+        }));
     for (name, elf) in elfs {
         let sizes = meta_train::device_bench::elf_sizes(&std::fs::read(elf).unwrap()).unwrap();
         assert!(sizes.initialised < 1024, "{name}: {sizes:?}");

@@ -2,54 +2,139 @@
 //! `device::ImageClassifier` on the same episodes: the same code, compared bit for bit, and
 //! what it costs on the Cortex-M4F.
 //!
-//! An [`ImageTarget`] is anything that classifies like the firmware: the Omniglot firmware on
+//! There are two classifier firmwares ([`ClassifierFirmware`]): the 5-way one (up to 25
+//! support images: 5-way 1- and 5-shot) and the 20-way one (up to 20: 20-way 1-shot); a blob
+//! is served by the one of its way.
+//!
+//! An [`ImageTarget`] is anything that classifies like the firmware: an Omniglot firmware on
 //! the emulated MPS2-AN386 ([`Qemu`], images staged over the link in
 //! [`STAGE_PER_FRAME`]-value parts) or the `device` crate compiled for the host
-//! ([`HostClassifier`], the firmware's 5-way, 25-image classifier). [`trace_episode`] drives
-//! either through one episode: clear and reset, push each support image, adapt the trained
-//! steps, read the head's parameters, classify each query. [`evaluate`] builds and boots the
-//! firmware, runs the episodes on both and returns the parity verdict and the costs
-//! ([`OmniglotOnDevice`]; [`report`] prints it).
+//! ([`HostClassifier`], the classifier of the blob's firmware, with its way and capacity).
+//! [`trace_episode`] drives either through one episode: clear and reset, push each support
+//! image, adapt the trained steps, read the head's parameters, classify each query.
+//! [`evaluate`] builds and boots the blob's firmware, runs the episodes on both and returns the
+//! parity verdict and the costs ([`OmniglotOnDevice`]; [`report`] prints it).
 //!
 //! ```no_run
 //! use meta_train::fewshot::on_device::{evaluate, parity_episodes, report};
 //! use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
 //! use meta_train::tasks::omniglot::Omniglot;
 //! let set = Omniglot::load("../shared/data/omniglot/images_background_small2.zip")?;
-//! let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1)).blob::<5>()?;
 //! let episodes = parity_episodes(&set.characters, 20, 0, 5)?;
-//! let r = evaluate(&blob, &episodes, |_| {})?;
-//! println!("{}", report(&r));
-//! assert!(r.parity.holds());
+//! for way in [5, 20] {
+//!     let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(way, 1)).blob_for(way)?;
+//!     let r = evaluate(&blob, &episodes, |_| {})?;
+//!     println!("{}", report(&r));
+//!     assert!(r.parity.holds());
+//! }
 //! # anyhow::Ok(())
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use device::server::Served;
 use device::{AdaptReport, StepLimit};
 use serde::Serialize;
 use shared::link::{floats, put_floats, LinkError, Request, Response, Status, STAGE_PER_FRAME};
-use shared::model::Params;
+use shared::wstar::Blob;
 
 use super::eval::OmniglotClassifier;
-use super::{Head, OMNIGLOT_BODY};
+use super::{FEATURES, OMNIGLOT_BODY};
 use crate::device_bench::{elf_sizes, ElfSizes};
 use crate::qemu::{build_firmware_of, Emulated, Firmware, Flash, Qemu};
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
 use crate::tasks::Stream;
 
-/// Classes of the firmware's classifier.
-pub const WAY: usize = 5;
-/// Support images the firmware's classifier holds (5-shot).
-pub const CAPACITY: usize = 25;
 /// Values of one image.
 pub const PIXELS: usize = OMNIGLOT_BODY.inputs();
 
-/// The firmware's classifier, as the host runs it.
-pub type FirmwareClassifier<'w> = OmniglotClassifier<'w, WAY, CAPACITY>;
+/// A classifier firmware of the AN386: which one, its classes, the support images it holds,
+/// and the episodes its parity check draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassifierFirmware {
+    /// The firmware.
+    pub firmware: Firmware,
+    /// Classes of its head.
+    pub way: usize,
+    /// Support images it holds.
+    pub capacity: usize,
+    /// Its parity episodes take their classes from one alphabet (the 20-way evaluation's
+    /// form) rather than across alphabets.
+    pub within_alphabet: bool,
+}
+
+impl ClassifierFirmware {
+    /// The 5-way classifier, up to 25 support images (5-way 1- and 5-shot).
+    pub const FIVE_WAY: ClassifierFirmware = ClassifierFirmware {
+        firmware: Firmware::Omniglot,
+        way: 5,
+        capacity: 25,
+        within_alphabet: false,
+    };
+    /// The 20-way classifier, up to 20 support images (20-way 1-shot).
+    pub const TWENTY_WAY: ClassifierFirmware = ClassifierFirmware {
+        firmware: Firmware::Omniglot20,
+        way: 20,
+        capacity: 20,
+        within_alphabet: true,
+    };
+    /// Every classifier firmware.
+    pub const ALL: [ClassifierFirmware; 2] = [Self::FIVE_WAY, Self::TWENTY_WAY];
+
+    /// The firmware of `way`-way classifiers.
+    ///
+    /// ```
+    /// use meta_train::fewshot::on_device::ClassifierFirmware;
+    /// assert_eq!(ClassifierFirmware::for_way(20)?.capacity, 20);
+    /// assert!(ClassifierFirmware::for_way(40).is_err());
+    /// # anyhow::Ok(())
+    /// ```
+    pub fn for_way(way: usize) -> Result<ClassifierFirmware> {
+        Self::ALL.into_iter().find(|f| f.way == way).ok_or_else(|| {
+            anyhow!("no classifier firmware serves {way}-way blobs: 5 or 20 classes")
+        })
+    }
+
+    /// The firmware that serves `blob` (by its head's classes).
+    ///
+    /// ```
+    /// use meta_train::fewshot::on_device::ClassifierFirmware;
+    /// use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
+    /// let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(20, 1)).blob::<20>()?;
+    /// assert_eq!(ClassifierFirmware::for_blob(&blob)?, ClassifierFirmware::TWENTY_WAY);
+    /// # anyhow::Ok(())
+    /// ```
+    pub fn for_blob(blob: &[u8]) -> Result<ClassifierFirmware> {
+        let b = Blob::parse(blob).map_err(|e| anyhow!("w*: {e}"))?;
+        if b.body().is_none() {
+            bail!("the w* has no body: not an image classifier");
+        }
+        let way = b.meta.shape.last().map_or(0, |&w| w as usize);
+        Self::for_way(way)
+    }
+
+    /// Parameters of its head.
+    pub fn params(self) -> usize {
+        (FEATURES + 1) * self.way
+    }
+
+    /// Support images per class of its parity episodes, in turn: 1 and 5 when it holds 5
+    /// per class, else 1.
+    pub fn shots(self) -> &'static [usize] {
+        if self.capacity >= 5 * self.way {
+            &[1, 5]
+        } else {
+            &[1]
+        }
+    }
+
+    /// Builds it (release) if needed and returns its ELF.
+    pub fn build(self) -> Result<PathBuf> {
+        build_firmware_of(Emulated::An386, self.firmware)
+    }
+}
 
 /// One query's answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,49 +160,92 @@ pub trait ImageTarget {
     fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)>;
 }
 
-/// The host's run of the firmware's classifier: `device::ImageClassifier` with the
-/// firmware's shape and capacity.
+/// The host's run of a firmware's classifier: `device::ImageClassifier` with the shape and
+/// capacity of the firmware that serves the blob ([`ClassifierFirmware::for_blob`]).
 pub struct HostClassifier<'b> {
-    c: Box<FirmwareClassifier<'b>>,
+    firmware: ClassifierFirmware,
+    c: Box<dyn ImageTarget + 'b>,
 }
 
 impl<'b> HostClassifier<'b> {
-    /// Loads `blob`.
+    /// Loads `blob` into the classifier of its firmware.
     pub fn new(blob: &'b [u8]) -> Result<Self> {
-        let mut c = Box::new(FirmwareClassifier::unloaded(OMNIGLOT_BODY));
-        c.load(blob).map_err(|e| anyhow!("{e}"))?;
-        Ok(Self { c })
+        let firmware = ClassifierFirmware::for_blob(blob)?;
+        let c: Box<dyn ImageTarget + 'b> = match (firmware.way, firmware.capacity) {
+            (5, 25) => OnHost::<5, 25>::load(blob)?,
+            (20, 20) => OnHost::<20, 20>::load(blob)?,
+            (w, k) => bail!("no host classifier for {w} classes and {k} images"),
+        };
+        Ok(Self { firmware, c })
+    }
+
+    /// The firmware whose classifier this is.
+    pub fn firmware(&self) -> ClassifierFirmware {
+        self.firmware
     }
 }
 
 impl ImageTarget for HostClassifier<'_> {
     fn begin(&mut self) -> Result<()> {
-        self.c.clear_samples();
-        self.c.reset();
+        self.c.begin()
+    }
+
+    fn push(&mut self, image: &[f32], label: usize) -> Result<Option<u64>> {
+        self.c.push(image, label)
+    }
+
+    fn adapt(&mut self) -> Result<(AdaptReport, Option<u64>)> {
+        self.c.adapt()
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        self.c.params()
+    }
+
+    fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)> {
+        self.c.classify(image)
+    }
+}
+
+/// The device's classifier of `N` classes and `K` support images, on the host.
+struct OnHost<'b, const N: usize, const K: usize>(OmniglotClassifier<'b, N, K>);
+
+impl<'b, const N: usize, const K: usize> OnHost<'b, N, K> {
+    fn load(blob: &'b [u8]) -> Result<Box<Self>> {
+        let mut c = Box::new(OnHost(OmniglotClassifier::unloaded(OMNIGLOT_BODY)));
+        c.0.load(blob).map_err(|e| anyhow!("{e}"))?;
+        Ok(c)
+    }
+}
+
+impl<const N: usize, const K: usize> ImageTarget for OnHost<'_, N, K> {
+    fn begin(&mut self) -> Result<()> {
+        self.0.clear_samples();
+        self.0.reset();
         Ok(())
     }
 
     fn push(&mut self, image: &[f32], label: usize) -> Result<Option<u64>> {
-        self.c
+        self.0
             .push(image, label)
             .map_err(|e| anyhow!("support image of class {label} refused: {e}"))?;
         Ok(None)
     }
 
     fn adapt(&mut self) -> Result<(AdaptReport, Option<u64>)> {
-        let r = self.c.adapt().map_err(|e| anyhow!("adaptation: {e}"))?;
+        let r = self.0.adapt().map_err(|e| anyhow!("adaptation: {e}"))?;
         Ok((r, None))
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
-        let mut v = Vec::with_capacity(Head::<WAY>::PARAMS);
-        self.c.visit_params(&mut |s| v.extend_from_slice(s));
+        let mut v = Vec::with_capacity((FEATURES + 1) * N);
+        self.0.visit_params(&mut |s| v.extend_from_slice(s));
         Ok(v)
     }
 
     fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)> {
         let c = self
-            .c
+            .0
             .classify(image)
             .map_err(|e| anyhow!("query refused: {e}"))?;
         Ok((
@@ -149,14 +277,14 @@ impl Qemu {
     }
 
     /// Checks that the firmware serves a classifier blob with the shape and capacity of
-    /// [`HostClassifier`].
-    pub fn check_classifier(&mut self) -> Result<()> {
+    /// `firmware`'s classifier.
+    pub fn check_classifier(&mut self, firmware: ClassifierFirmware) -> Result<()> {
         let s = self.status()?;
         if let Err(e) = s.blob {
             bail!("{}: no usable w*: {e}", self.board().name);
         }
         let shape = (s.inputs, s.outputs, s.capacity);
-        let want = (PIXELS as u16, WAY as u16, CAPACITY as u16);
+        let want = (PIXELS as u16, firmware.way as u16, firmware.capacity as u16);
         if shape != want {
             bail!(
                 "the firmware takes {} inputs, {} classes, {} samples; the host classifier {}, {}, {}",
@@ -230,7 +358,7 @@ impl ImageTarget for Qemu {
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
-        let n = Head::<WAY>::PARAMS;
+        let n = self.status()?.params as usize;
         let mut v = Vec::with_capacity(n);
         let mut buf = Vec::new();
         while v.len() < n {
@@ -325,12 +453,6 @@ impl EpisodeTrace {
 /// # anyhow::Ok(())
 /// ```
 pub fn trace_episode(target: &mut impl ImageTarget, episode: &Episode) -> Result<EpisodeTrace> {
-    if episode.support.len() > CAPACITY {
-        bail!(
-            "{} support images; the firmware holds {CAPACITY}",
-            episode.support.len()
-        );
-    }
     target.begin()?;
     let mut push_ticks = Vec::new();
     for (image, label) in &episode.support {
@@ -360,11 +482,14 @@ pub fn trace_episode(target: &mut impl ImageTarget, episode: &Episode) -> Result
     })
 }
 
-/// `count` 5-way episodes from `pool`, alternately 1-shot and 5-shot, with `queries` query
-/// images per class (episode `i` of the evaluation stream under `seed` for its shot).
+/// The episodes a parity check runs: `count` episodes from `pool` under `seed`, with
+/// `queries` query images per class, in the shape of the firmware that runs them
+/// ([`ParityEpisodes::for_firmware`]).
+///
+/// Fails when no classifier firmware's episodes can be drawn from `pool`.
 ///
 /// ```
-/// use meta_train::fewshot::on_device::parity_episodes;
+/// use meta_train::fewshot::on_device::{parity_episodes, ClassifierFirmware};
 /// use meta_train::tasks::omniglot::{Character, Image};
 /// let pool: Vec<Character> = (0..6)
 ///     .map(|c| Character {
@@ -373,9 +498,12 @@ pub fn trace_episode(target: &mut impl ImageTarget, episode: &Episode) -> Result
 ///         images: vec![Image { file: "x.png".into(), pixels: vec![c as f32; 784] }; 20],
 ///     })
 ///     .collect();
-/// let eps = parity_episodes(&pool, 4, 0, 2)?;
+/// let p = parity_episodes(&pool, 4, 0, 2)?;
+/// let eps = p.for_firmware(ClassifierFirmware::FIVE_WAY)?;
 /// let shapes: Vec<_> = eps.iter().map(|e| (e.support.len(), e.query.len())).collect();
 /// assert_eq!(shapes, [(5, 10), (25, 10), (5, 10), (25, 10)]);
+/// // Six characters cannot make a 20-way episode.
+/// assert!(p.for_firmware(ClassifierFirmware::TWENTY_WAY).is_err());
 /// # anyhow::Ok(())
 /// ```
 pub fn parity_episodes(
@@ -383,20 +511,80 @@ pub fn parity_episodes(
     count: u64,
     seed: u64,
     queries: usize,
-) -> Result<Vec<Episode>> {
-    let one = Sampler::across(pool, EpisodeSpec::new(WAY, 1).with_query(queries))?;
-    let five = Sampler::across(pool, EpisodeSpec::new(WAY, 5).with_query(queries))?;
-    Ok((0..count)
-        .map(|i| {
-            let s = if i % 2 == 0 { &one } else { &five };
-            s.episode(seed, Stream::Eval, i / 2)
-        })
-        .collect())
+) -> Result<ParityEpisodes<'_>> {
+    let p = ParityEpisodes {
+        pool,
+        count,
+        seed,
+        queries,
+    };
+    let mut why = None;
+    for f in ClassifierFirmware::ALL {
+        match p.samplers(f) {
+            Ok(_) => return Ok(p),
+            Err(e) => why = why.or(Some(e)),
+        }
+    }
+    Err(why.unwrap_or_else(|| anyhow!("no classifier firmware")))
+}
+
+/// See [`parity_episodes`].
+#[derive(Clone, Copy, Debug)]
+pub struct ParityEpisodes<'p> {
+    /// The characters the episodes' classes come from.
+    pub pool: &'p [Character],
+    /// Episodes.
+    pub count: u64,
+    /// Seed of the evaluation stream.
+    pub seed: u64,
+    /// Query images per class.
+    pub queries: usize,
+}
+
+impl<'p> ParityEpisodes<'p> {
+    /// Episodes.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// No episodes.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The episodes for `firmware`: its way, each of its [`ClassifierFirmware::shots`] in
+    /// turn (the 5-way one: alternately 1-shot and 5-shot), across alphabets or within one
+    /// alphabet as it says (episode `i` of a shot is the evaluation stream's `i` under the
+    /// seed, for that shot).
+    pub fn for_firmware(&self, firmware: ClassifierFirmware) -> Result<Vec<Episode>> {
+        let samplers = self.samplers(firmware)?;
+        let n = samplers.len() as u64;
+        Ok((0..self.count)
+            .map(|i| samplers[(i % n) as usize].episode(self.seed, Stream::Eval, i / n))
+            .collect())
+    }
+
+    fn samplers(&self, firmware: ClassifierFirmware) -> Result<Vec<Sampler<'p>>> {
+        firmware
+            .shots()
+            .iter()
+            .map(|&shot| {
+                let spec = EpisodeSpec::new(firmware.way, shot).with_query(self.queries);
+                if firmware.within_alphabet {
+                    Sampler::within_alphabet(self.pool, spec)
+                } else {
+                    Sampler::across(self.pool, spec)
+                }
+            })
+            .collect()
+    }
 }
 
 /// How the firmware compared with the host.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FewShotParity {
+    /// Classes of the episodes.
+    pub way: usize,
     /// Episodes compared.
     pub episodes: usize,
     /// Episodes whose adaptation report, head parameters, labels and scores are bit-identical.
@@ -459,9 +647,14 @@ pub struct OmniglotOnDevice {
     pub accuracy: f64,
     /// The same on the host.
     pub host_accuracy: f64,
-    /// One adaptation (the trained steps) on a 1-shot support set (5 images).
+    /// The firmware's ELF name.
+    pub firmware: String,
+    /// Support images its classifier holds.
+    pub capacity: usize,
+    /// One adaptation (the trained steps) on a 1-shot support set (one image per class).
     pub adapt_one_shot: Instructions,
-    /// One adaptation on a 5-shot support set (25 images).
+    /// One adaptation on a 5-shot support set (five per class; none measured when the
+    /// firmware holds fewer).
     pub adapt_five_shot: Instructions,
     /// One support image: the body's forward pass and the push of its features.
     pub per_push: Instructions,
@@ -488,20 +681,23 @@ impl OmniglotOnDevice {
     }
 }
 
-/// Builds the Omniglot firmware, boots it on the emulated AN386 with `blob` in slot A, and
-/// runs `episodes` (5-way, at most 5-shot) there and on the host; `progress` gets the number
-/// of episodes done.
+/// Builds the Omniglot firmware of `blob`'s way ([`ClassifierFirmware::for_blob`]), boots it
+/// on the emulated AN386 with `blob` in slot A, and runs `episodes` in that firmware's shape
+/// there and on the host; `progress` gets the number of episodes done.
 pub fn evaluate(
     blob: &[u8],
-    episodes: &[Episode],
+    episodes: &ParityEpisodes<'_>,
     progress: impl FnMut(usize),
 ) -> Result<OmniglotOnDevice> {
-    let elf = build_firmware_of(Emulated::An386, Firmware::Omniglot)?;
+    let firmware = ClassifierFirmware::for_blob(blob)?;
+    let episodes = episodes.for_firmware(firmware)?;
+    let elf = firmware.build()?;
     let mut qemu = Qemu::boot(Emulated::An386, &elf, Flash::Blob(blob))?;
-    evaluate_on(&mut qemu, &elf, blob, episodes, progress)
+    evaluate_on(&mut qemu, &elf, blob, &episodes, progress)
 }
 
-/// [`evaluate`] on a running Omniglot firmware (`elf`, serving `blob`).
+/// [`evaluate`] on a running Omniglot firmware (`elf`, serving `blob`), with `episodes` of the
+/// blob's way.
 pub fn evaluate_on(
     qemu: &mut Qemu,
     elf: &Path,
@@ -509,14 +705,18 @@ pub fn evaluate_on(
     episodes: &[Episode],
     mut progress: impl FnMut(usize),
 ) -> Result<OmniglotOnDevice> {
-    qemu.check_classifier()?;
+    let mut host = HostClassifier::new(blob)?;
+    let firmware = host.firmware();
+    qemu.check_classifier(firmware)?;
     let ElfSizes {
         code_flash,
         static_ram,
         ..
     } = elf_sizes(&std::fs::read(elf)?)?;
-    let mut host = HostClassifier::new(blob)?;
-    let mut parity = FewShotParity::default();
+    let mut parity = FewShotParity {
+        way: firmware.way,
+        ..FewShotParity::default()
+    };
     let (mut acc, mut host_acc) = (0.0, 0.0);
     let (mut adapt1, mut adapt5, mut push, mut classify) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -545,6 +745,8 @@ pub fn evaluate_on(
     let n = episodes.len().max(1) as f64;
     Ok(OmniglotOnDevice {
         board: qemu.board().name.into(),
+        firmware: firmware.firmware.binary(qemu.board()).unwrap_or_default(),
+        capacity: firmware.capacity,
         parity,
         accuracy: acc / n,
         host_accuracy: host_acc / n,
@@ -574,16 +776,27 @@ pub fn report(r: &OmniglotOnDevice) -> String {
             )
         }
     };
+    // A firmware that holds no 5-shot set has no 5-shot episodes and no such adaptation.
+    let five = r.capacity >= 5 * p.way;
+    let shots = if five {
+        format!("{} 1-shot, {} 5-shot", p.one_shot, p.five_shot)
+    } else {
+        format!("{} 1-shot", p.one_shot)
+    };
+    let mut adapt = format!("{} with {} images", ins(&r.adapt_one_shot), p.way);
+    if five {
+        adapt += &format!(", {} with {}", ins(&r.adapt_five_shot), 5 * p.way);
+    }
     format!(
-        "Omniglot classifier on {} (QEMU), {} 5-way episodes ({} 1-shot, {} 5-shot), next to the host's device::ImageClassifier\n\
+        "Omniglot classifier on {} (QEMU), {} {}-way episodes ({}), next to the host's device::ImageClassifier\n\
          parity: {}/{} episodes bit-identical ({} labels, {} scores, {} head parameters and every adaptation report compared): {}\n\
          accuracy: {:.1}% on the device, {:.1}% on the host\n\
-         instructions (QEMU -icount): adaptation {} with 5 images, {} with 25; push of an image (body forward + push) {}; classification {}\n\
+         instructions (QEMU -icount): adaptation {}; push of an image (body forward + push) {}; classification {}\n\
          memory: code flash {} B, static RAM {} B (classifier {} B), stack peak {} B, RAM in all {} B of {} KiB; w* {} B in its slot\n",
         r.board,
         p.episodes,
-        p.one_shot,
-        p.five_shot,
+        p.way,
+        shots,
         p.identical,
         p.episodes,
         p.queries,
@@ -592,8 +805,7 @@ pub fn report(r: &OmniglotOnDevice) -> String {
         if p.holds() { "PASS" } else { "FAIL" },
         100.0 * r.accuracy,
         100.0 * r.host_accuracy,
-        ins(&r.adapt_one_shot),
-        ins(&r.adapt_five_shot),
+        adapt,
         ins(&r.per_push),
         ins(&r.per_classification),
         r.code_flash,

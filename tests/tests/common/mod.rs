@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use meta_train::fewshot::on_device::ClassifierFirmware;
 use meta_train::qemu::{build_firmware, Emulated, Flash, Qemu};
 use shared::link::{Request, Response};
 
@@ -33,22 +34,35 @@ pub fn boot(on: Emulated, flash: Flash<'_>) -> Qemu {
     q
 }
 
-/// The AN386's Omniglot classifier firmware ELF, built once per test process.
+/// An AN386 Omniglot classifier firmware's ELF, built once per test process.
 #[allow(dead_code)] // not every test binary boots the classifier
-pub fn omniglot_firmware() -> &'static Path {
-    static ELF: OnceLock<PathBuf> = OnceLock::new();
-    ELF.get_or_init(|| {
-        meta_train::qemu::build_firmware_of(Emulated::An386, meta_train::qemu::Firmware::Omniglot)
-            .unwrap_or_else(|e| panic!("mps2-an386 Omniglot firmware: {e:#}"))
+pub fn classifier_firmware(firmware: ClassifierFirmware) -> &'static Path {
+    static ELF: [OnceLock<PathBuf>; ClassifierFirmware::ALL.len()] =
+        [const { OnceLock::new() }; ClassifierFirmware::ALL.len()];
+    let i = ClassifierFirmware::ALL
+        .iter()
+        .position(|&f| f == firmware)
+        .expect("a known classifier firmware");
+    ELF[i].get_or_init(|| {
+        firmware
+            .build()
+            .unwrap_or_else(|e| panic!("mps2-an386 {:?} firmware: {e:#}", firmware.firmware))
     })
 }
 
-/// Boots the Omniglot classifier firmware on the AN386 with `flash` in its `w*` slots;
+/// Boots the 5-way Omniglot classifier firmware on the AN386 with `flash` in its `w*` slots;
 /// requests time out after [`TIMEOUT`].
 #[allow(dead_code)]
 pub fn boot_omniglot(flash: Flash<'_>) -> Qemu {
-    let mut q = Qemu::boot(Emulated::An386, omniglot_firmware(), flash)
-        .unwrap_or_else(|e| panic!("mps2-an386 Omniglot firmware: {e:#}"));
+    boot_classifier(ClassifierFirmware::FIVE_WAY, flash)
+}
+
+/// Boots an Omniglot classifier firmware on the AN386 with `flash` in its `w*` slots;
+/// requests time out after [`TIMEOUT`].
+#[allow(dead_code)]
+pub fn boot_classifier(firmware: ClassifierFirmware, flash: Flash<'_>) -> Qemu {
+    let mut q = Qemu::boot(Emulated::An386, classifier_firmware(firmware), flash)
+        .unwrap_or_else(|e| panic!("mps2-an386 {:?} firmware: {e:#}", firmware.firmware));
     q.timeout = TIMEOUT;
     q
 }

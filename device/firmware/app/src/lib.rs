@@ -4,8 +4,9 @@
 //! (written there separately from the firmware; see `shared::slots`), then answers [`shared::link`] requests forever: push samples, adapt, predict,
 //! reset, read parameters and memory use. Every refusal is a typed reply; nothing a host sends
 //! stops it. A board package is `main` calling [`run`] with its UART, its
-//! [`shared::board::Board`] and the server: [`sinusoid`] (the MAML sinusoid adapter) or
-//! [`omniglot`] (the 5-way Omniglot image classifier, its body in the `w*` slot).
+//! [`shared::board::Board`] and the server: [`sinusoid`] (the MAML sinusoid adapter),
+//! [`omniglot`] (the 5-way Omniglot image classifier, its body in the `w*` slot) or
+//! [`omniglot20`] (the 20-way one).
 //!
 //! `defmt` logs leave by semihosting (feature `semihosting`, QEMU) or RTT (feature `rtt`, a
 //! debug probe). Under semihosting a panic or a fault ends QEMU with exit code 1 so a test sees
@@ -34,30 +35,66 @@ use static_cell::{ConstStaticCell, StaticCell};
 /// [`FIRMWARE_K`] samples.
 pub type FirmwareServer = Server<'static, SinusoidNet, 1, 1, FIRMWARE_K>;
 
-/// The Omniglot firmware's classifier: [`OMNIGLOT_BODY`] (28×28 images, 128 features) under a
-/// 5-way head adapted on up to 25 support images (5-shot).
-pub type OmniglotClassifier =
-    ImageClassifier<'static, 5, 128, 5, 25, { OMNIGLOT_BODY.scratch_len() }>;
+/// An Omniglot classifier: [`OMNIGLOT_BODY`] (28×28 images, 128 features) under an `N`-way
+/// head adapted on up to `K` support images.
+pub type OmniglotClassifierOf<const N: usize, const K: usize> = ImageClassifier<
+    'static,
+    5,
+    { OMNIGLOT_BODY.features() },
+    N,
+    K,
+    { OMNIGLOT_BODY.scratch_len() },
+>;
 
-/// The Omniglot firmware's server: the classifier and a stage for one image.
-pub type OmniglotServer = LinkServer<'static, OmniglotClassifier, { OMNIGLOT_BODY.inputs() }>;
+/// The server of an [`OmniglotClassifierOf`]: the classifier and a stage for one image.
+pub type OmniglotServerOf<const N: usize, const K: usize> =
+    LinkServer<'static, OmniglotClassifierOf<N, K>, { OMNIGLOT_BODY.inputs() }>;
+
+/// The Omniglot firmware's classifier: 5-way, up to 25 support images (5-shot).
+pub type OmniglotClassifier = OmniglotClassifierOf<5, 25>;
+
+/// The Omniglot firmware's server.
+pub type OmniglotServer = OmniglotServerOf<5, 25>;
+
+/// The 20-way Omniglot firmware's classifier: 20-way, up to 20 support images (1-shot).
+pub type Omniglot20Classifier = OmniglotClassifierOf<20, 20>;
+
+/// The 20-way Omniglot firmware's server.
+pub type Omniglot20Server = OmniglotServerOf<20, 20>;
 
 /// The sinusoid server lives in a `static`, never on the stack.
 static SINUSOID: ConstStaticCell<FirmwareServer> = ConstStaticCell::new(FirmwareServer::UNLOADED);
 
-/// The Omniglot server is built in place at boot, in `.bss`: a constant server is not all
+/// The Omniglot servers are built in place at boot, in `.bss`: a constant server is not all
 /// zeros (the classifier's body description, the refusal reasons), so a constant would put
-/// its 43 KB in `.data`, in flash too.
+/// its 43 KB (5-way) or 60 KB (20-way) in `.data`, in flash too. A firmware links only the
+/// one it serves.
 static OMNIGLOT: StaticCell<OmniglotServer> = StaticCell::new();
+
+/// The 20-way server (see [`OMNIGLOT`]).
+static OMNIGLOT20: StaticCell<Omniglot20Server> = StaticCell::new();
 
 /// The sinusoid server (call once).
 pub fn sinusoid() -> &'static mut FirmwareServer {
     SINUSOID.take()
 }
 
-/// The Omniglot server (call once).
+/// The 5-way Omniglot server (call once).
 pub fn omniglot() -> &'static mut OmniglotServer {
-    OMNIGLOT.init_with(|| LinkServer::unloaded(ImageClassifier::unloaded(OMNIGLOT_BODY)))
+    unloaded_classifier(&OMNIGLOT)
+}
+
+/// The 20-way Omniglot server (call once).
+pub fn omniglot20() -> &'static mut Omniglot20Server {
+    unloaded_classifier(&OMNIGLOT20)
+}
+
+/// An Omniglot server with no `w*`, built in place in `cell` (the cell panics if it was
+/// taken before: each server is taken once, at boot).
+fn unloaded_classifier<const N: usize, const K: usize>(
+    cell: &'static StaticCell<OmniglotServerOf<N, K>>,
+) -> &'static mut OmniglotServerOf<N, K> {
+    cell.init_with(|| LinkServer::unloaded(ImageClassifier::unloaded(OMNIGLOT_BODY)))
 }
 
 /// A byte-wide serial port.
