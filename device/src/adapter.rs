@@ -164,8 +164,9 @@ where
             });
         };
         let finite = sample.x.iter().chain(&sample.y).all(|v| v.is_finite());
-        let normalised = normalise(blob, &sample);
-        let mut values = normalised.x.iter().chain(&normalised.y);
+        // Normalised one value at a time, checked, then written into the sample's column: no
+        // normalised copy of the sample on the stack (the 20-way classifier's stack peak).
+        let mut values = normalised(blob, &sample);
         let kind = if !finite || !values.clone().all(|v| v.is_finite()) {
             Some(PushErrorKind::NonFinite)
         } else if values.any(|v| v.abs() > MAX_NORMALISED) {
@@ -182,8 +183,11 @@ where
                 sample,
             });
         }
-        self.xs.column_mut(self.n).copy_from_slice(&normalised.x);
-        self.ys.column_mut(self.n).copy_from_slice(&normalised.y);
+        let column = self.xs.column_mut(self.n).into_iter();
+        let targets = self.ys.column_mut(self.n).into_iter();
+        for (to, v) in column.chain(targets).zip(normalised(blob, &sample)) {
+            *to = v;
+        }
         self.n += 1;
         Ok(())
     }
@@ -247,8 +251,8 @@ where
         let (x, y) = (&self.xs, &self.ys);
         let loss = blob.meta.loss;
         let bound = blob.meta.loss_bound;
-        let out = self.params[self.live].forward(x, &mut self.cache);
-        let loss_before = loss.value_grad(&out, y, n, Some(&mut self.dy));
+        self.params[self.live].forward_into(x, &mut self.cache, &mut self.dy);
+        let loss_before = loss.value_grad_in_place(&mut self.dy, y, n);
         if !loss_before.is_finite() {
             return Err(AdaptError::NonFiniteLoss);
         }
@@ -265,8 +269,8 @@ where
             let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
             theta.backward(x, &mut self.cache, &self.dy, next, false);
             inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
-            let out = next.forward(x, &mut self.cache);
-            let l = loss.value_grad(&out, y, n, Some(&mut self.dy));
+            next.forward_into(x, &mut self.cache, &mut self.dy);
+            let l = loss.value_grad_in_place(&mut self.dy, y, n);
             // The guard: undo a step whose loss is non-finite or above w*'s bound, or, past the
             // steps w* was trained for, one that raises the loss (full-batch gradient descent
             // only climbs when the step is too large for the local curvature, and then it
@@ -356,15 +360,17 @@ fn loaded<'a, 'w>(blob: &'a Blob<'w>) -> Option<&'a Blob<'w>> {
 }
 
 /// `s` in the units the model was trained in.
-fn normalise<const I: usize, const O: usize>(blob: &Blob<'_>, s: &Sample<I, O>) -> Sample<I, O> {
-    let mut n = *s;
-    for (i, v) in n.x.iter_mut().enumerate() {
+fn normalised<'a, const I: usize, const O: usize>(
+    blob: &'a Blob<'_>,
+    s: &'a Sample<I, O>,
+) -> impl Iterator<Item = f32> + Clone + 'a {
+    let x = s.x.iter().enumerate().map(|(i, &v)| {
         let (mean, std) = blob.input_norm(i);
-        *v = (*v - mean) / std;
-    }
-    for (i, v) in n.y.iter_mut().enumerate() {
+        (v - mean) / std
+    });
+    let y = s.y.iter().enumerate().map(|(i, &v)| {
         let (mean, std) = blob.output_norm(i);
-        *v = (*v - mean) / std;
-    }
-    n
+        (v - mean) / std
+    });
+    x.chain(y)
 }

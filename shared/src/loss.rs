@@ -34,14 +34,37 @@ impl Loss {
         out: &SMatrix<T, O, K>,
         target: &SMatrix<T, O, K>,
         n: usize,
-        mut grad: Option<&mut SMatrix<T, O, K>>,
+        grad: Option<&mut SMatrix<T, O, K>>,
+    ) -> T {
+        match grad {
+            Some(g) => {
+                g.copy_from(out);
+                self.value_grad_in_place(g, target, n)
+            }
+            None => self.value_grad_in_place(&mut out.clone(), target, n),
+        }
+    }
+
+    /// [`Loss::value_grad`] with `∂L/∂out` written over the outputs: a device adapting a
+    /// head keeps one `O × K` matrix on its stack instead of two.
+    ///
+    /// ```
+    /// use nalgebra::SMatrix;
+    /// use shared::loss::Loss;
+    /// let mut out = SMatrix::<f32, 1, 2>::new(1.0, 3.0);
+    /// let y = SMatrix::<f32, 1, 2>::new(0.0, 3.0);
+    /// assert_eq!(Loss::Mse.value_grad_in_place(&mut out, &y, 2), 0.5);
+    /// assert_eq!(out, SMatrix::<f32, 1, 2>::new(1.0, 0.0));
+    /// ```
+    pub fn value_grad_in_place<T: Real, const O: usize, const K: usize>(
+        self,
+        out: &mut SMatrix<T, O, K>,
+        target: &SMatrix<T, O, K>,
+        n: usize,
     ) -> T {
         let n = n.min(K);
-        if let Some(g) = grad.as_deref_mut() {
-            g.as_mut_slice().fill(T::ZERO);
-        }
         let mut total = T::ZERO;
-        match self {
+        let value = match self {
             Loss::Mse => {
                 let scale = T::ONE / T::from_usize(n * O);
                 let two_scale = (T::ONE + T::ONE) * scale;
@@ -49,9 +72,7 @@ impl Loss {
                     for i in 0..O {
                         let d = out[(i, j)] - target[(i, j)];
                         total += d * d;
-                        if let Some(g) = grad.as_deref_mut() {
-                            g[(i, j)] = two_scale * d;
-                        }
+                        out[(i, j)] = two_scale * d;
                     }
                 }
                 total * scale
@@ -59,20 +80,21 @@ impl Loss {
             Loss::SoftmaxCrossEntropy => {
                 let inv_n = T::ONE / T::from_usize(n);
                 for j in 0..n {
+                    // The whole column's softmax first: the gradient then overwrites it.
                     let (p, log_z) = softmax(out, j);
                     for i in 0..O {
                         let y = target[(i, j)];
                         if y != T::ZERO {
                             total -= y * (out[(i, j)] - log_z);
                         }
-                        if let Some(g) = grad.as_deref_mut() {
-                            g[(i, j)] = (p[i] - y) * inv_n;
-                        }
+                        out[(i, j)] = (p[i] - y) * inv_n;
                     }
                 }
                 total * inv_n
             }
-        }
+        };
+        out.as_mut_slice()[n * O..].fill(T::ZERO);
+        value
     }
 
     /// `R{∂L/∂out}`: the derivative of the loss gradient along `r_out`, the direction of the

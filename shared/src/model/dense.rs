@@ -167,6 +167,15 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
         self.affine(x)
     }
 
+    fn forward_into<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        _cache: &mut Self::Cache<K>,
+        out: &mut SMatrix<T, O, K>,
+    ) {
+        self.affine_into(x, out);
+    }
+
     fn backward<const K: usize>(
         &self,
         x: &SMatrix<T, I, K>,

@@ -135,6 +135,16 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
         cache: &mut Self::Cache<K>,
     ) -> SMatrix<T, O, K>;
 
+    /// [`Layers::forward`] written into `out`.
+    fn forward_into<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+        out: &mut SMatrix<T, O, K>,
+    ) {
+        *out = self.forward(x, cache);
+    }
+
     /// The backward pass after [`Layers::forward`] on the same `x`: writes `∂L/∂θ` into `grad`
     /// (overwriting it) given `dy = ∂L/∂output`, keeps what [`Layers::hvp`] needs in `cache`,
     /// and returns `∂L/∂x` when `need_dx` (zeros otherwise).
