@@ -38,8 +38,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 for board in device/firmware/boards/*/; do
     # Both log transports: semihosting (QEMU, the default) and RTT (a probe on hardware), and
     # every binary of the board (mps2-an386: the sinusoid and the 5- and 20-way Omniglot
-    # classifier firmware;
-    # the tests build and boot both).
+    # classifier firmware; the tests build and boot them all).
     (cd "$board" && cargo clippy --release --bins -- -D warnings \
         && cargo clippy --release --bins --no-default-features --features rtt -- -D warnings)
 done

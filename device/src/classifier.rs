@@ -97,7 +97,8 @@ impl<'w, const C: usize, const F: usize, const N: usize, const K: usize, const S
         self.body.inputs()
     }
 
-    /// The body's features of `image`.
+    /// The body's features of `image` (the mean over its shifted views when `w*` says so:
+    /// [`shared::body::Views`]).
     pub fn features(&mut self, image: &[f32]) -> Result<[f32; F], AdaptError> {
         let blob = self.head.blob().ok_or(AdaptError::NoBlob)?;
         if image.len() != self.body.inputs() {
@@ -110,13 +111,11 @@ impl<'w, const C: usize, const F: usize, const N: usize, const K: usize, const S
             return Err(AdaptError::NonFiniteInput);
         }
         let weights = blob.body().map_or(LeBytes(&[]), |(_, w)| w);
-        let f = self
-            .body
-            .forward(&weights, image, &mut self.scratch)
+        let mut out = [0.0; F];
+        self.body
+            .forward_views(&weights, image, blob.views, &mut self.scratch, &mut out)
             // Sizes were checked at load and above; a body that still refuses has no model.
             .map_err(|_| AdaptError::NoBlob)?;
-        let mut out = [0.0; F];
-        out.copy_from_slice(f);
         Ok(out)
     }
 

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use shared::body::{Views, SHIFTS};
 use shared::wstar::{AlphaKind, Blob, HeadStart, HEADER_LEN};
 
 use crate::model::{CsvNet, CSV_HIDDEN, CSV_INPUTS, CSV_MAX_K, CSV_OUTPUTS};
@@ -88,6 +89,15 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
                 stages.join(" -> "),
                 body.params()
             );
+            let _ = match blob.views {
+                Views::Single => writeln!(s, "views         one body pass per image"),
+                Views::Shifted => writeln!(
+                    s,
+                    "views         the mean of {} body passes per image, shifted by {:?} pixels",
+                    SHIFTS.len(),
+                    SHIFTS
+                ),
+            };
             let _ = writeln!(
                 s,
                 "model         dense head {}, {} parameters: the part that adapts",

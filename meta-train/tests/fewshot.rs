@@ -9,6 +9,7 @@ use meta_train::run_dir::RunDir;
 use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::{Character, Image};
 use meta_train::train::Progress;
+use shared::body::Views;
 use shared::loss::Loss;
 use shared::model::{Dense, Params};
 use shared::wstar::HeadStart;
@@ -203,12 +204,12 @@ fn images(n: usize, ways: usize, salt: u64) -> Vec<(Vec<f32>, usize)> {
 
 #[test]
 fn the_device_classifier_adapts_and_answers_as_the_trainer_bit_for_bit() {
-    device_matches_trainer(HeadStart::Theta0, false);
+    device_matches_trainer(HeadStart::Theta0, false, Views::Single);
 }
 
 #[test]
 fn meta_sgd_step_sizes_on_the_device_match_the_trainer_bit_for_bit() {
-    device_matches_trainer(HeadStart::Prototypes, true);
+    device_matches_trainer(HeadStart::Prototypes, true, Views::Single);
 }
 
 /// The 5-way head of a 20-way checkpoint, as its blob holds it.
@@ -221,10 +222,15 @@ fn five_way_head(ck: &FewShotCheckpoint) -> Dense<f32, { meta_train::fewshot::FE
 
 #[test]
 fn a_prototype_start_on_the_device_matches_the_trainer_bit_for_bit() {
-    device_matches_trainer(HeadStart::Prototypes, false);
+    device_matches_trainer(HeadStart::Prototypes, false, Views::Single);
 }
 
-fn device_matches_trainer(start: HeadStart, per_parameter_alpha: bool) {
+#[test]
+fn shifted_views_on_the_device_match_the_trainer_bit_for_bit() {
+    device_matches_trainer(HeadStart::Prototypes, false, Views::Shifted);
+}
+
+fn device_matches_trainer(start: HeadStart, per_parameter_alpha: bool, views: Views) {
     let mut config = FewShotConfig::omniglot(20, 1);
     config.start = start;
     config.per_parameter_alpha = per_parameter_alpha;
@@ -236,9 +242,9 @@ fn device_matches_trainer(start: HeadStart, per_parameter_alpha: bool) {
         *a += 0.05 * noise(k, 4) as f32;
     }
     // A 20-way run's 5-way classifier: five of its rows of θ0 (and of α, one per parameter).
-    let blob = ck.blob::<5>().unwrap();
+    let blob = ck.blob_viewing::<5>(views).unwrap();
     let parsed = shared::wstar::Blob::parse(&blob).unwrap();
-    assert_eq!(parsed.start, start);
+    assert_eq!((parsed.start, parsed.views), (start, views));
     assert_eq!(
         parsed.alpha_len(),
         if per_parameter_alpha { 5 * 128 + 5 } else { 1 }
@@ -252,8 +258,8 @@ fn device_matches_trainer(start: HeadStart, per_parameter_alpha: bool) {
         // The device holds up to 25 support images: its padding must not change a bit.
         let device = eval::run_episode::<5, 25>(&blob, &ep).unwrap();
         let task = HeadTask::<f32, { meta_train::fewshot::FEATURES }, 5, 5>::new(
-            &train::features(&ck.body, &ep.support),
-            &train::features(&ck.body, &ep.query),
+            &train::features_viewing(&ck.body, &ep.support, views),
+            &train::features_viewing(&ck.body, &ep.query, views),
         );
         let adapted = head::adapt(&five_way_head(&ck), start, &alpha, ck.config.steps, &task);
 
@@ -381,9 +387,9 @@ fn a_twenty_way_run_gives_a_five_way_head_of_its_first_five_classes() {
             assert_eq!(h5.w[(c, i)], h20.w[(c, i)]);
         }
     }
-    let five = ck.blob_for(5).unwrap();
+    let five = ck.blob_for(5, shared::body::Views::Single).unwrap();
     assert!(shared::wstar::Blob::parse(&five).is_ok());
     assert!(FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1))
-        .blob_for(20)
+        .blob_for(20, shared::body::Views::Single)
         .is_err());
 }

@@ -6,7 +6,10 @@
 //!      4    2 format version   u16 LE (FORMAT_VERSION)
 //!      6    2 flags            u16 LE: bit 0 set when a convolutional body follows (FLAG_BODY);
 //!                              bit 1 set when the head starts from the support set's class
-//!                              prototypes (FLAG_PROTOTYPES); other bits reserved, 0
+//!                              prototypes (FLAG_PROTOTYPES); bit 2 set when an image's
+//!                              features are the mean over shifted views of it
+//!                              (FLAG_SHIFTED_VIEWS, with FLAG_BODY only); other bits
+//!                              reserved, 0
 //!      8    4 signature        u32 LE: CRC-32 of the schema text and the model's layer widths
 //!     12    4 payload length   u32 LE
 //!     16    4 CRC-32           u32 LE over bytes 4..16 and the payload
@@ -39,7 +42,7 @@ use core::fmt;
 use crc::{Crc, CRC_32_ISO_HDLC};
 use serde::{Deserialize, Serialize};
 
-use crate::body::{BodySpec, Conv, LeBytes, MAX_CONVS};
+use crate::body::{BodySpec, Conv, LeBytes, Views, MAX_CONVS};
 use crate::inner::AdaptMask;
 use crate::loss::Loss;
 use crate::model::{Layers, Params, MAX_LAYERS};
@@ -63,6 +66,9 @@ pub const FLAG_BODY: u16 = 1;
 /// Header flag: each adaptation from `θ0` first adds the support set's class prototypes to
 /// the output layer ([`HeadStart::Prototypes`]).
 pub const FLAG_PROTOTYPES: u16 = 2;
+/// Header flag: the head sees the mean of the body's features over the shifted views of each
+/// image ([`Views::Shifted`]); only with [`FLAG_BODY`].
+pub const FLAG_SHIFTED_VIEWS: u16 = 4;
 
 /// Where an adaptation starts.
 ///
@@ -426,6 +432,8 @@ pub struct Blob<'a> {
     body: Option<(BodyShape, &'a [u8])>,
     /// Where an adaptation starts.
     pub start: HeadStart,
+    /// Which views of an image the body's features average.
+    pub views: Views,
 }
 
 /// The blob's `f32` arrays, in place.
@@ -514,6 +522,7 @@ impl<'a> Blob<'a> {
         arrays: None,
         body: None,
         start: HeadStart::Theta0,
+        views: Views::Single,
     };
 
     fn arrays(&self) -> &Arrays<'a> {
@@ -606,7 +615,7 @@ impl<'a> Blob<'a> {
             return Err(BlobError::CrcMismatch { stored, computed });
         }
         let flags = le_u16(bytes, 6);
-        if flags & !(FLAG_BODY | FLAG_PROTOTYPES) != 0 {
+        if flags & !(FLAG_BODY | FLAG_PROTOTYPES | FLAG_SHIFTED_VIEWS) != 0 {
             return Err(BlobError::UnknownFlags { flags });
         }
         let (meta, mut arrays): (Meta, &[u8]) =
@@ -617,6 +626,11 @@ impl<'a> Blob<'a> {
             HeadStart::Prototypes
         } else {
             return Err(BlobError::BadPrototypes);
+        };
+        let views = match (flags & FLAG_SHIFTED_VIEWS != 0, flags & FLAG_BODY != 0) {
+            (false, _) => Views::Single,
+            (true, true) => Views::Shifted,
+            (true, false) => return Err(BlobError::BadBody),
         };
         let mut body = None;
         if flags & FLAG_BODY != 0 {
@@ -667,6 +681,7 @@ impl<'a> Blob<'a> {
             }),
             body,
             start,
+            views,
         };
         blob.check_values()?;
         Ok(blob)
@@ -846,6 +861,48 @@ pub fn encode_starting(
     body: Option<(&BodyShape, &[f32])>,
     start: HeadStart,
 ) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    encode_views(meta, theta0, alpha, norms, body, start, Views::Single)
+}
+
+/// An image classifier's blob: [`encode_starting`] with its body, whose features of an image
+/// are taken over `views`.
+///
+/// ```
+/// use shared::body::{BodySpec, Views};
+/// use shared::model::{Dense, Params};
+/// use shared::wstar::{encode_classifier, Blob, BodyShape, HeadStart, Meta};
+/// const NET: BodySpec<2> = BodySpec { side: 4, channels: [1, 2] };
+/// type Head = Dense<f32, 8, 3>;
+/// let meta = Meta::new::<Head, 8, 3>(shared::loss::Loss::SoftmaxCrossEntropy, 5);
+/// let norms: [&[f32]; 4] = [&[0.0; 8], &[1.0; 8], &[0.0; 3], &[1.0; 3]];
+/// let body = (&BodyShape::of(&NET), &[0.1f32; NET.params()][..]);
+/// let bytes = encode_classifier(&meta, &[0.0; Head::PARAMS], &[0.1], norms, body,
+///     HeadStart::Prototypes, Views::Shifted).unwrap();
+/// assert_eq!(Blob::parse(&bytes).unwrap().views, Views::Shifted);
+/// ```
+#[cfg(feature = "alloc")]
+pub fn encode_classifier(
+    meta: &Meta,
+    theta0: &[f32],
+    alpha: &[f32],
+    norms: [&[f32]; 4],
+    body: (&BodyShape, &[f32]),
+    start: HeadStart,
+    views: Views,
+) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    encode_views(meta, theta0, alpha, norms, Some(body), start, views)
+}
+
+#[cfg(feature = "alloc")]
+fn encode_views(
+    meta: &Meta,
+    theta0: &[f32],
+    alpha: &[f32],
+    norms: [&[f32]; 4],
+    body: Option<(&BodyShape, &[f32])>,
+    start: HeadStart,
+    views: Views,
+) -> Result<alloc::vec::Vec<u8>, EncodeError> {
     if start == HeadStart::Prototypes && meta.loss != Loss::SoftmaxCrossEntropy {
         return Err(EncodeError::Prototypes);
     }
@@ -891,6 +948,9 @@ pub fn encode_starting(
     let mut flags = if body.is_some() { FLAG_BODY } else { 0 };
     if start == HeadStart::Prototypes {
         flags |= FLAG_PROTOTYPES;
+    }
+    if views == Views::Shifted {
+        flags |= FLAG_SHIFTED_VIEWS;
     }
     let sig = signature_with_body(meta.shape.iter().copied(), body.map(|b| b.0));
     let mut out = alloc::vec::Vec::with_capacity(HEADER_LEN + payload.len());

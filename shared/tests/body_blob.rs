@@ -5,13 +5,14 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use shared::body::{BodySpec, LeBytes, Weights};
+use shared::body::{BodySpec, LeBytes, Views, Weights, SHIFTS};
 use shared::loss::Loss;
 use shared::model::{Dense, Params};
 use shared::wstar::{
-    encode, encode_starting, encode_with_body, in_region, signature, signature_of_shape,
-    signature_on, signature_with_body, Algorithm, AlphaKind, Blob, BlobError, BodyShape,
-    EncodeError, HeadStart, Meta, FLAG_BODY, FLAG_PROTOTYPES, HEADER_LEN,
+    encode, encode_classifier, encode_starting, encode_with_body, in_region, signature,
+    signature_of_shape, signature_on, signature_with_body, Algorithm, AlphaKind, Blob, BlobError,
+    BodyShape, EncodeError, HeadStart, Meta, FLAG_BODY, FLAG_PROTOTYPES, FLAG_SHIFTED_VIEWS,
+    HEADER_LEN,
 };
 
 /// A small body: 7×7×1 → 4×4×2 → 2×2×3, 12 features, 77 weights.
@@ -629,7 +630,7 @@ fn every_single_bit_flip_of_a_body_blob_is_refused_with_the_right_error() {
 #[test]
 fn unknown_flag_bits_are_refused() {
     let b = body_blob();
-    for bit in 2..16 {
+    for bit in 3..16 {
         let flags = FLAG_BODY | 1 << bit;
         let mut c = b.clone();
         set_flags(&mut c, flags);
@@ -646,7 +647,7 @@ fn unknown_flag_bits_are_refused() {
     }
     // On a head-only blob too.
     let head = head_blob();
-    for flags in [4u16, 0x8000, 0xFFFE] {
+    for flags in [8u16, 0x8000, 0xFFFE] {
         let mut c = head.clone();
         set_flags(&mut c, flags);
         reseal(&mut c);
@@ -993,8 +994,10 @@ fn resealed_mutations_of_the_body_never_panic() {
             c[at] = v;
             reseal(&mut c);
             let p = parse_all(&c);
-            if c == b {
-                assert_eq!(p.on, Ok(()));
+            // The body flag with any of the other known flags is still a valid body blob.
+            let known_flags = at == 6 && v & !0x07 == 0 && v & 1 == 1;
+            if c == b || known_flags {
+                assert_eq!(p.on, Ok(()), "byte {at} = {v:#x}");
             } else if at >= shape_at + SHAPE_BYTES.len() {
                 // A weight byte: the weight is still finite, or refused as such.
                 assert!(
@@ -1154,4 +1157,127 @@ fn a_head_that_does_not_take_the_body_features_is_refused() {
         Blob::parse_on::<Narrow, 5, N, 3>(&b, &SPEC).unwrap_err(),
         BlobError::BadBody
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shifted views (test-time augmentation).
+
+/// `image` moved by `(dx, dy)` pixels by hand, zeros moved in.
+fn shifted(image: &[f32], (dx, dy): (i8, i8)) -> Vec<f32> {
+    let side = SPEC.side as isize;
+    let mut out = vec![0.0f32; image.len()];
+    for y in 0..side {
+        for x in 0..side {
+            let (sx, sy) = (x - isize::from(dx), y - isize::from(dy));
+            if (0..side).contains(&sx) && (0..side).contains(&sy) {
+                out[(y * side + x) as usize] = image[(sy * side + sx) as usize];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_shifted_view_is_the_forward_pass_of_the_moved_image() {
+    let w = weights();
+    let mut scratch = vec![0.0f32; SPEC.scratch_len()];
+    for shift in [(0, 0), (1, 0), (0, -1), (2, 3), (-3, 2), (7, 0), (-7, -7)] {
+        let by_hand = SPEC
+            .forward(&w[..], &shifted(&image(), shift), &mut scratch)
+            .unwrap()
+            .to_vec();
+        let view = SPEC
+            .forward_shifted(&w[..], &image(), shift, &mut scratch)
+            .unwrap()
+            .to_vec();
+        assert_eq!(bits(&view), bits(&by_hand), "shift {shift:?}");
+    }
+}
+
+#[test]
+fn shifted_views_are_the_mean_of_the_shifted_passes_in_a_fixed_order() {
+    let w = weights();
+    let mut scratch = vec![0.0f32; SPEC.scratch_len()];
+    let mut sum = [0.0f32; F];
+    for &shift in &SHIFTS {
+        let f = SPEC
+            .forward_shifted(&w[..], &image(), shift, &mut scratch)
+            .unwrap();
+        sum.iter_mut().zip(f).for_each(|(s, v)| *s += v);
+    }
+    let mean: Vec<f32> = sum
+        .iter()
+        .map(|s| s * (1.0 / SHIFTS.len() as f32))
+        .collect();
+    let mut got = vec![f32::NAN; F];
+    SPEC.forward_views(&w[..], &image(), Views::Shifted, &mut scratch, &mut got)
+        .unwrap();
+    assert_eq!(bits(&got), bits(&mean));
+    // One view is the plain forward pass, bit for bit.
+    SPEC.forward_views(&w[..], &image(), Views::Single, &mut scratch, &mut got)
+        .unwrap();
+    let plain = SPEC.forward(&w[..], &image(), &mut scratch).unwrap();
+    assert_eq!(bits(&got), bits(plain));
+    // A wrong output size is a typed error, not a panic.
+    let mut short = vec![0.0f32; F - 1];
+    assert!(SPEC
+        .forward_views(&w[..], &image(), Views::Shifted, &mut scratch, &mut short)
+        .is_err());
+}
+
+#[test]
+fn shifted_views_are_carried_by_their_flag_and_covered_by_the_crc() {
+    let (xm, xs) = x_norm();
+    let norms: [&[f32]; 4] = [&xm, &xs, &Y_MEAN, &Y_STD];
+    let w = weights();
+    let body = (&BodyShape::of(&SPEC), &w[..]);
+    let one = encode_classifier(
+        &meta(),
+        &theta(),
+        &[0.05],
+        norms,
+        body,
+        HeadStart::Theta0,
+        Views::Single,
+    )
+    .unwrap();
+    assert_eq!(
+        one,
+        body_blob(),
+        "one view is the plain body blob, byte for byte"
+    );
+    let b = encode_classifier(
+        &meta(),
+        &theta(),
+        &[0.05],
+        norms,
+        body,
+        HeadStart::Prototypes,
+        Views::Shifted,
+    )
+    .unwrap();
+    assert_eq!(
+        u16_at(&b, 6),
+        FLAG_BODY | FLAG_PROTOTYPES | FLAG_SHIFTED_VIEWS
+    );
+    let blob = Blob::parse_on::<Head, F, N, 3>(&b, &SPEC).unwrap();
+    assert_eq!(
+        (blob.views, blob.start),
+        (Views::Shifted, HeadStart::Prototypes)
+    );
+    assert_eq!(Blob::parse(&one).unwrap().views, Views::Single);
+    // Clearing the flag without resealing is caught by the CRC.
+    let mut c = b.clone();
+    set_flags(&mut c, FLAG_BODY | FLAG_PROTOTYPES);
+    assert!(matches!(
+        Blob::parse(&c),
+        Err(BlobError::CrcMismatch { .. })
+    ));
+    // Views of an image need a body: the flag on a head-only blob is refused, typed.
+    let mut h = head_blob();
+    set_flags(&mut h, FLAG_SHIFTED_VIEWS);
+    reseal(&mut h);
+    let p = parse_all(&h);
+    assert_eq!(p.any, Err(BlobError::BadBody));
+    assert_eq!(p.head, Err(BlobError::BadBody));
 }

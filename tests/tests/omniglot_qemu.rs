@@ -27,6 +27,7 @@ use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
 use meta_train::qemu::{Flash, Qemu};
 use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::Omniglot;
+use shared::body::{Views, SHIFTS};
 use shared::link::{put_floats, LinkError, Request, Response, Status, STAGE_PER_FRAME};
 use shared::report::AdaptError;
 use shared::wstar::{BlobError, HeadStart};
@@ -218,9 +219,8 @@ fn omniglot20_parity_on_an386() {
     // The class means of an untrained body beat chance (5%) within one alphabet: the 20 rows'
     // start took effect.
     assert!(r.accuracy > 0.1, "{}", r.accuracy);
-    // Not within 64 KiB yet (68.0 KB: 59.6 KB static and an 8.4 KB stack peak in the
-    // adaptation, whose N×K output matrices live on the stack); the AN386 has 256 KiB.
-    assert!(r.ram() < r.board_ram / 2, "{} B of RAM", r.ram());
+    // Adaptation, inference of the body included, fits a 64 KiB part (the AN386 has more).
+    assert!(r.ram() <= 64 * 1024, "{} B of RAM", r.ram());
     not_faulted(&mut q);
 }
 
@@ -237,6 +237,33 @@ fn a_prototype_started_head_matches_the_host_on_an386() {
     assert_eq!(r.parity.episodes, 6);
     // Class means of an untrained body already beat chance (20%): the start took effect.
     assert!(r.accuracy > 0.3, "{}", r.accuracy);
+    not_faulted(&mut q);
+}
+
+#[test]
+fn shifted_views_match_the_host_on_an386() {
+    // FLAG_SHIFTED_VIEWS: the firmware averages the body's features over the shifted views
+    // of every image, pushed or classified, and must do it bit for bit as the host does.
+    let mut config = FewShotConfig::omniglot(5, 1);
+    config.start = HeadStart::Prototypes;
+    let blob = FewShotCheckpoint::new(&config)
+        .blob_viewing::<5>(Views::Shifted)
+        .expect("the classifier blob encodes");
+    let (mut q, r) = run_in_firmware(&blob, &episodes(2, 5));
+    assert_eq!(r.parity.episodes, 2);
+    // One image in costs a body pass per view.
+    let single = run_in_firmware(
+        &FewShotCheckpoint::new(&config)
+            .blob::<5>()
+            .expect("encodes"),
+        &episodes(1, 5),
+    )
+    .1;
+    let ratio = r.per_classification.min as f64 / single.per_classification.min as f64;
+    assert!(
+        (SHIFTS.len() as f64 - 0.5..SHIFTS.len() as f64 + 0.5).contains(&ratio),
+        "{ratio}"
+    );
     not_faulted(&mut q);
 }
 

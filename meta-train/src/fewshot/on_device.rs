@@ -22,7 +22,7 @@
 //! let set = Omniglot::load("../shared/data/omniglot/images_background_small2.zip")?;
 //! let episodes = parity_episodes(&set.characters, 20, 0, 5)?;
 //! for way in [5, 20] {
-//!     let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(way, 1)).blob_for(way)?;
+//!     let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(way, 1)).blob_for(way, shared::body::Views::Single)?;
 //!     let r = evaluate(&blob, &episodes, |_| {})?;
 //!     println!("{}", report(&r));
 //!     assert!(r.parity.holds());

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use shared::body::Views;
 use shared::wstar::HeadStart;
 
 use super::eval::run_episodes;
@@ -87,6 +88,11 @@ pub struct FewShotArgs {
     /// First-order meta-gradients (FOMAML on the head) instead of exact ones (ANIL).
     #[arg(long)]
     pub first_order: bool,
+    /// Blobs whose device averages each image's features over shifted views of it (five
+    /// body passes per image instead of one; training is unchanged, so a finished run can be
+    /// re-exported with `--resume --shifted-views`).
+    #[arg(long)]
+    pub shifted_views: bool,
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -156,9 +162,14 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
     // A 20- or 40-way run gives the 20- and the 5-way classifier (see
     // `FewShotCheckpoint::head_rows`).
     let way = a.way.min(20);
-    let mut blobs = vec![(run_dir::WSTAR.to_string(), ck.blob_for(way)?)];
+    let views = if a.shifted_views {
+        Views::Shifted
+    } else {
+        Views::Single
+    };
+    let mut blobs = vec![(run_dir::WSTAR.to_string(), ck.blob_for(way, views)?)];
     if way == 20 {
-        blobs.push(("wstar-5way.bin".to_string(), ck.blob_for(5)?));
+        blobs.push(("wstar-5way.bin".to_string(), ck.blob_for(5, views)?));
     }
     for (name, blob) in &blobs {
         run.write_atomic(name, blob)?;

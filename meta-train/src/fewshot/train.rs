@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use shared::body::Views;
 use shared::loss::Loss;
 use shared::model::Params;
 use shared::wstar::{self, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
@@ -178,11 +179,11 @@ impl FewShotCheckpoint {
         }
     }
 
-    /// [`FewShotCheckpoint::blob`] for `way` classes (5 or 20).
-    pub fn blob_for(&self, way: usize) -> Result<Vec<u8>> {
+    /// [`FewShotCheckpoint::blob_viewing`] for `way` classes (5 or 20).
+    pub fn blob_for(&self, way: usize, views: Views) -> Result<Vec<u8>> {
         match way {
-            5 => self.blob::<5>(),
-            20 => self.blob::<20>(),
+            5 => self.blob_viewing::<5>(views),
+            20 => self.blob_viewing::<20>(views),
             w => bail!("{w}-way classifiers are not supported: 5 or 20"),
         }
     }
@@ -246,14 +247,24 @@ struct EpisodeGrad {
 
 /// Body features of each image.
 pub fn features(body: &[f32], images: &[(Vec<f32>, usize)]) -> Vec<(Vec<f32>, usize)> {
+    features_viewing(body, images, Views::Single)
+}
+
+/// Body features of each image over `views`, as a device with such a blob computes them.
+pub fn features_viewing(
+    body: &[f32],
+    images: &[(Vec<f32>, usize)],
+    views: Views,
+) -> Vec<(Vec<f32>, usize)> {
     let mut scratch = vec![0.0f32; OMNIGLOT_BODY.scratch_len()];
     images
         .iter()
         .map(|(px, label)| {
-            let f = OMNIGLOT_BODY
-                .forward(body, px, &mut scratch)
+            let mut f = vec![0.0f32; FEATURES];
+            OMNIGLOT_BODY
+                .forward_views(body, px, views, &mut scratch, &mut f)
                 .expect("sizes fixed by OMNIGLOT_BODY");
-            (f.to_vec(), *label)
+            (f, *label)
         })
         .collect()
 }
@@ -508,6 +519,12 @@ impl FewShotCheckpoint {
     /// The `w*` blob: the head's `θ0` and `α` (ANIL: the device adapts the head only) on the
     /// body, whose weights the device reads from flash in place.
     pub fn blob<const N: usize>(&self) -> Result<Vec<u8>> {
+        self.blob_viewing::<N>(Views::Single)
+    }
+
+    /// [`FewShotCheckpoint::blob`] whose device takes each image's features over `views`
+    /// (test-time augmentation: training is the same, only the blob's flag differs).
+    pub fn blob_viewing<const N: usize>(&self, views: Views) -> Result<Vec<u8>> {
         if N > self.config.way {
             bail!("a {N}-way blob from a {}-way run", self.config.way);
         }
@@ -525,13 +542,14 @@ impl FewShotCheckpoint {
         meta.seed = self.config.seed;
         let (zeros_f, ones_f) = (vec![0.0f32; FEATURES], vec![1.0f32; FEATURES]);
         let (zeros_n, ones_n) = (vec![0.0f32; N], vec![1.0f32; N]);
-        wstar::encode_starting(
+        wstar::encode_classifier(
             &meta,
             &self.head_rows(N),
             &self.alpha_rows(N),
             [&zeros_f, &ones_f, &zeros_n, &ones_n],
-            Some((&BodyShape::of(&OMNIGLOT_BODY), &self.body)),
+            (&BodyShape::of(&OMNIGLOT_BODY), &self.body),
             self.config.start,
+            views,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))
     }
