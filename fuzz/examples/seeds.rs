@@ -21,14 +21,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use shared::body::BodySpec;
+use shared::body::{BodySpec, Views};
 use shared::inner::AdaptMask;
 use shared::link::{put_floats, Request, MAX_FRAME};
 use shared::loss::Loss;
 use shared::model::{Dense, Layers, Mlp1, Mlp2, Params, SinusoidNet};
 use shared::report::StepLimit;
 use shared::slots::slot_image;
-use shared::wstar::{encode, encode_starting, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
+use shared::wstar::{encode, encode_classifier, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
 
 static BLOB: &[u8] = include_bytes!("../../tests/fixtures/metasgd-sinusoid-k10.bin");
 
@@ -230,12 +230,21 @@ fn wstar_seeds() -> Vec<(&'static str, Vec<u8>)> {
         "encode-body-7-1-2-3-dense-12-4-prototypes.bin",
         body_blob(HeadStart::Prototypes),
     ));
+    seeds.push((
+        "encode-body-7-1-2-3-dense-12-4-shifted-views.bin",
+        body_blob_viewing(HeadStart::Prototypes, Views::Shifted),
+    ));
     seeds
 }
 
 /// An ANIL image classifier's blob: a `Dense<f32, 12, 4>` head on the body the `wstar_blob`
 /// target loads (7×7×1 → 4×4×2 → 2×2×3), its adaptations starting as `start` says.
 fn body_blob(start: HeadStart) -> Vec<u8> {
+    body_blob_viewing(start, Views::Single)
+}
+
+/// [`body_blob`] whose features of an image are taken over `views`.
+fn body_blob_viewing(start: HeadStart, views: Views) -> Vec<u8> {
     const BODY: BodySpec<3> = BodySpec {
         side: 7,
         channels: [1, 2, 3],
@@ -246,13 +255,14 @@ fn body_blob(start: HeadStart) -> Vec<u8> {
     meta.algorithm = Algorithm::Anil;
     meta.trained_k = 5;
     let weights = theta(BODY.params(), 3);
-    encode_starting(
+    encode_classifier(
         &meta,
         &theta(Head::PARAMS, 2),
         &[0.1],
         [&[0.0; F], &[1.0; F], &[0.0; 4], &[1.0; 4]],
-        Some((&BodyShape::of(&BODY), &weights)),
+        (&BodyShape::of(&BODY), &weights),
         start,
+        views,
     )
     .unwrap()
 }
