@@ -45,6 +45,23 @@ pub fn add_mul<T: Real, const O: usize, const I: usize, const K: usize>(
     add_mul_rows::<T, O, I, K, ROWS>(out, w, x);
 }
 
+/// Columns summed side by side where all output rows fit in registers at once: a sum has to
+/// wait for its previous addition, so the host interleaves independent columns (more of them
+/// when a column is narrow) to keep its vector units busy. Like [`ROWS`], it changes the order
+/// of the loops, never of any sum. A microcontroller's FPU does not pipeline that way.
+#[cfg(target_os = "none")]
+const fn cols(_rows: usize) -> usize {
+    1
+}
+#[cfg(not(target_os = "none"))]
+const fn cols(rows: usize) -> usize {
+    if rows >= 16 {
+        2
+    } else {
+        8
+    }
+}
+
 /// [`add_mul`] over blocks of `R` output rows.
 #[inline]
 fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R: usize>(
@@ -54,20 +71,21 @@ fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R
 ) {
     let w = w.as_slice();
     let x = x.as_slice();
+    if O <= R {
+        // All rows at once (the host: the compiler vectorises across them).
+        let out = out.as_mut_slice();
+        let mut j = 0;
+        if cols(O) >= 8 {
+            j = add_mul_cols::<T, O, I, K, 8>(out, w, x, j);
+        }
+        if cols(O) >= 2 {
+            j = add_mul_cols::<T, O, I, K, 2>(out, w, x, j);
+        }
+        add_mul_cols::<T, O, I, K, 1>(out, w, x, j);
+        return;
+    }
     for (j, oc) in out.as_mut_slice().chunks_exact_mut(O).enumerate() {
         let xc = &x[j * I..(j + 1) * I];
-        if O <= R {
-            // All rows at once (the host: the compiler vectorises across them).
-            let mut acc = [T::ZERO; O];
-            acc.copy_from_slice(oc);
-            for (wc, &xv) in w.chunks_exact(O).zip(xc) {
-                for (a, &wv) in acc.iter_mut().zip(wc) {
-                    *a += wv * xv;
-                }
-            }
-            oc.copy_from_slice(&acc);
-            continue;
-        }
         let mut r0 = 0;
         while r0 + R <= O {
             // Full blocks have a fixed trip count: the accumulators stay in registers.
@@ -93,6 +111,36 @@ fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R
     }
 }
 
+/// [`add_mul`] on all rows at once, `C` columns side by side from column `j`; returns the
+/// first column left (fewer than `C` remain).
+#[inline(always)]
+fn add_mul_cols<T: Real, const O: usize, const I: usize, const K: usize, const C: usize>(
+    out: &mut [T],
+    w: &[T],
+    x: &[T],
+    mut j: usize,
+) -> usize {
+    while j + C <= K {
+        let mut acc = [[T::ZERO; O]; C];
+        for (q, a) in acc.iter_mut().enumerate() {
+            a.copy_from_slice(&out[(j + q) * O..(j + q + 1) * O]);
+        }
+        for (l, wc) in w.chunks_exact(O).enumerate() {
+            for (q, a) in acc.iter_mut().enumerate() {
+                let xv = x[(j + q) * I + l];
+                for (a, &wv) in a.iter_mut().zip(wc) {
+                    *a += wv * xv;
+                }
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            out[(j + q) * O..(j + q + 1) * O].copy_from_slice(a);
+        }
+        j += C;
+    }
+    j
+}
+
 /// `out += a · bᵀ`: for each column `l`, `out[:, l] += Σ_j a[:, j] · b[l, j]`, `j` ascending.
 #[inline]
 pub fn add_mul_bt<T: Real, const O: usize, const I: usize, const K: usize>(
@@ -112,19 +160,19 @@ fn add_mul_bt_rows<T: Real, const O: usize, const I: usize, const K: usize, cons
 ) {
     let a = a.as_slice();
     let b = b.as_slice();
-    for (l, oc) in out.as_mut_slice().chunks_exact_mut(O).enumerate() {
-        if O <= R {
-            let mut acc = [T::ZERO; O];
-            acc.copy_from_slice(oc);
-            for (j, ac) in a.chunks_exact(O).enumerate() {
-                let bv = b[j * I + l];
-                for (s, &av) in acc.iter_mut().zip(ac) {
-                    *s += av * bv;
-                }
-            }
-            oc.copy_from_slice(&acc);
-            continue;
+    if O <= R {
+        let out = out.as_mut_slice();
+        let mut l = 0;
+        if cols(O) >= 8 {
+            l = add_mul_bt_cols::<T, O, I, K, 8>(out, a, b, l);
         }
+        if cols(O) >= 2 {
+            l = add_mul_bt_cols::<T, O, I, K, 2>(out, a, b, l);
+        }
+        add_mul_bt_cols::<T, O, I, K, 1>(out, a, b, l);
+        return;
+    }
+    for (l, oc) in out.as_mut_slice().chunks_exact_mut(O).enumerate() {
         let mut r0 = 0;
         while r0 + R <= O {
             let ob = &mut oc[r0..r0 + R];
@@ -151,6 +199,36 @@ fn add_mul_bt_rows<T: Real, const O: usize, const I: usize, const K: usize, cons
     }
 }
 
+/// [`add_mul_bt`] on all rows at once, `C` columns side by side from column `l`; returns the
+/// first column left (fewer than `C` remain).
+#[inline(always)]
+fn add_mul_bt_cols<T: Real, const O: usize, const I: usize, const K: usize, const C: usize>(
+    out: &mut [T],
+    a: &[T],
+    b: &[T],
+    mut l: usize,
+) -> usize {
+    while l + C <= I {
+        let mut acc = [[T::ZERO; O]; C];
+        for (q, s) in acc.iter_mut().enumerate() {
+            s.copy_from_slice(&out[(l + q) * O..(l + q + 1) * O]);
+        }
+        for (j, ac) in a.chunks_exact(O).enumerate() {
+            for (q, s) in acc.iter_mut().enumerate() {
+                let bv = b[j * I + l + q];
+                for (s, &av) in s.iter_mut().zip(ac) {
+                    *s += av * bv;
+                }
+            }
+        }
+        for (q, s) in acc.iter().enumerate() {
+            out[(l + q) * O..(l + q + 1) * O].copy_from_slice(s);
+        }
+        l += C;
+    }
+    l
+}
+
 /// Columns of `w` transposed at a time in [`add_mul_at`]: a small block on a microcontroller
 /// (it lives on the stack), a wider one on the host (fewer passes, wider vectors). The block
 /// size changes the order of the loops, never the order of any sum, so both give the same bits.
@@ -158,6 +236,12 @@ fn add_mul_bt_rows<T: Real, const O: usize, const I: usize, const K: usize, cons
 const BLOCK: usize = 8;
 #[cfg(not(target_os = "none"))]
 const BLOCK: usize = 24;
+
+/// Inputs up to which the host transposes all of `w` in one block (one pass over `d`).
+#[cfg(target_os = "none")]
+const WHOLE: usize = 0;
+#[cfg(not(target_os = "none"))]
+const WHOLE: usize = 48;
 
 /// `out += wᵀ · d`: `out[l, j] += Σ_i w[i, l] · d[i, j]`, the sum taken with `i` ascending
 /// from zero and added to `out` at the end.
@@ -171,7 +255,11 @@ pub fn add_mul_at<T: Real, const O: usize, const I: usize, const K: usize>(
     w: &SMatrix<T, O, I>,
     d: &SMatrix<T, O, K>,
 ) {
-    add_mul_at_blocked::<T, O, I, K, BLOCK>(out, w, d);
+    if I <= WHOLE {
+        add_mul_at_blocked::<T, O, I, K, I>(out, w, d);
+    } else {
+        add_mul_at_blocked::<T, O, I, K, BLOCK>(out, w, d);
+    }
 }
 
 /// [`add_mul_at`] with block size `B`.
@@ -293,6 +381,76 @@ mod tests {
             run(&mut out, &w, &x);
             assert_eq!(bits(&out), bits(&reference));
         }
+    }
+
+    /// The contract written as plain loops: each sum starts from `out` and adds its terms in
+    /// ascending order (`dx` sums from zero, then adds to `out`).
+    fn naive<const O: usize, const I: usize, const K: usize>(
+        out: &SMatrix<f32, O, K>,
+        w: &SMatrix<f32, O, I>,
+        x: &SMatrix<f32, I, K>,
+        g: &SMatrix<f32, O, I>,
+        d: &SMatrix<f32, O, K>,
+        dx: &SMatrix<f32, I, K>,
+    ) -> (SMatrix<f32, O, K>, SMatrix<f32, O, I>, SMatrix<f32, I, K>) {
+        let mut y = *out;
+        for i in 0..O {
+            for j in 0..K {
+                for l in 0..I {
+                    y[(i, j)] += w[(i, l)] * x[(l, j)];
+                }
+            }
+        }
+        let mut gw = *g;
+        for i in 0..O {
+            for l in 0..I {
+                for j in 0..K {
+                    gw[(i, l)] += d[(i, j)] * x[(l, j)];
+                }
+            }
+        }
+        let mut dxs = *dx;
+        for l in 0..I {
+            for j in 0..K {
+                let mut s = 0.0f32;
+                for i in 0..O {
+                    s += w[(i, l)] * d[(i, j)];
+                }
+                dxs[(l, j)] += s;
+            }
+        }
+        (y, gw, dxs)
+    }
+
+    /// Every way the kernels group rows and columns (narrow and wide outputs, column counts
+    /// that leave remainders) gives the bits of the plain loops.
+    #[test]
+    fn column_groups_and_whole_transposes_never_change_a_bit() {
+        fn check<const O: usize, const I: usize, const K: usize>() {
+            let f = |a: usize, b: usize, s: f32| ((a * 7 + b * 3) as f32 * s).sin();
+            let w = SMatrix::<f32, O, I>::from_fn(|i, j| f(i, j, 0.37));
+            let x = SMatrix::<f32, I, K>::from_fn(|i, j| f(i, j, 0.11));
+            let d = SMatrix::<f32, O, K>::from_fn(|i, j| f(i, j, 0.23));
+            let out = SMatrix::<f32, O, K>::from_fn(|i, j| f(i, j, 0.05));
+            let g = SMatrix::<f32, O, I>::from_fn(|i, j| f(i, j, 0.07));
+            let dx = SMatrix::<f32, I, K>::from_fn(|i, j| f(i, j, 0.03));
+            let (y, gw, dxs) = naive(&out, &w, &x, &g, &d, &dx);
+            let (mut y2, mut gw2, mut dx2) = (out, g, dx);
+            add_mul(&mut y2, &w, &x);
+            add_mul_bt(&mut gw2, &d, &x);
+            add_mul_at(&mut dx2, &w, &d);
+            let bits = |m: &[f32]| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(y2.as_slice()), bits(y.as_slice()), "{O}x{I}x{K} add_mul");
+            assert_eq!(bits(gw2.as_slice()), bits(gw.as_slice()), "{O}x{I}x{K} add_mul_bt");
+            assert_eq!(bits(dx2.as_slice()), bits(dxs.as_slice()), "{O}x{I}x{K} add_mul_at");
+        }
+        check::<1, 40, 10>();
+        check::<40, 1, 10>();
+        check::<40, 40, 10>();
+        check::<3, 5, 13>();
+        check::<15, 9, 1>();
+        check::<17, 50, 11>();
+        check::<70, 3, 7>();
     }
 
     #[test]
