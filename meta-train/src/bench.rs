@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// Held-out tasks of the quality runs.
     #[arg(long, default_value_t = 600)]
     pub tasks: usize,
+    /// An algorithm to time, repeatable (default: maml, fomaml and metasgd).
+    #[arg(long = "algorithm", value_enum)]
+    pub algorithms: Vec<Algo>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -182,7 +185,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     say!("algorithm   meta-it/s   ms/it   MFLOP/it   GFLOP/s   of peak");
     let widths = [1usize, 40, 40, 1];
     let dir = tempfile::tempdir()?;
-    for algo in [Algo::Maml, Algo::Fomaml, Algo::Metasgd] {
+    let algorithms = if a.algorithms.is_empty() {
+        vec![Algo::Maml, Algo::Fomaml, Algo::Metasgd]
+    } else {
+        a.algorithms.clone()
+    };
+    for algo in algorithms {
         let cfg = paper_config(algo, a.iterations);
         let run = RunDir::create(dir.path().join(format!("{algo:?}")))?;
         let t = train::<SinusoidNet, 10>(&cfg, &run, false, Progress::Quiet)?;

@@ -19,6 +19,7 @@ pub mod optim;
 pub mod output;
 pub mod plot;
 pub mod qemu;
+pub mod relay;
 pub mod run_dir;
 pub mod tasks;
 pub mod train;
