@@ -3,7 +3,7 @@
 
 use nalgebra::{SMatrix, SVector};
 
-use super::kernels::{add_mul, add_mul_at, add_mul_bt, zeros};
+use super::kernels::{add_mul, add_mul_at, add_mul_bt, mul_bt, zeros};
 use super::{Layers, Params, Zeroed};
 use crate::math::Real;
 
@@ -59,8 +59,7 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
         grad: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
-        grad.w.as_mut_slice().fill(T::ZERO);
-        add_mul_bt(&mut grad.w, dz, x);
+        mul_bt(&mut grad.w, dz, x);
         grad.b = column_sum(dz);
         let mut dx = zeros::<T, I, K>();
         if need_dx {
@@ -98,8 +97,7 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
         hv: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
-        hv.w.as_mut_slice().fill(T::ZERO);
-        add_mul_bt(&mut hv.w, rdz, x);
+        mul_bt(&mut hv.w, rdz, x);
         if let Some(rx) = rx {
             add_mul_bt(&mut hv.w, dz, rx);
         }

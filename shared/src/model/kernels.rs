@@ -148,12 +148,40 @@ pub fn add_mul_bt<T: Real, const O: usize, const I: usize, const K: usize>(
     a: &SMatrix<T, O, K>,
     b: &SMatrix<T, I, K>,
 ) {
-    add_mul_bt_rows::<T, O, I, K, ROWS>(out, a, b);
+    add_mul_bt_rows::<T, O, I, K, ROWS, true>(out, a, b);
 }
 
-/// [`add_mul_bt`] over blocks of `R` output rows.
+/// `out = a · bᵀ`: [`add_mul_bt`] on an `out` of zeros (the same bits), without writing the
+/// zeros first.
+///
+/// ```
+/// use nalgebra::SMatrix;
+/// use shared::model::kernels::mul_bt;
+/// let a = SMatrix::<f32, 2, 1>::new(1.0, 2.0);
+/// let b = SMatrix::<f32, 1, 1>::new(3.0);
+/// let mut out = SMatrix::<f32, 2, 1>::repeat(9.0);
+/// mul_bt(&mut out, &a, &b);
+/// assert_eq!(out, SMatrix::<f32, 2, 1>::new(3.0, 6.0));
+/// ```
 #[inline]
-fn add_mul_bt_rows<T: Real, const O: usize, const I: usize, const K: usize, const R: usize>(
+pub fn mul_bt<T: Real, const O: usize, const I: usize, const K: usize>(
+    out: &mut SMatrix<T, O, I>,
+    a: &SMatrix<T, O, K>,
+    b: &SMatrix<T, I, K>,
+) {
+    add_mul_bt_rows::<T, O, I, K, ROWS, false>(out, a, b);
+}
+
+/// [`add_mul_bt`] (`ADD`) or [`mul_bt`] over blocks of `R` output rows.
+#[inline]
+fn add_mul_bt_rows<
+    T: Real,
+    const O: usize,
+    const I: usize,
+    const K: usize,
+    const R: usize,
+    const ADD: bool,
+>(
     out: &mut SMatrix<T, O, I>,
     a: &SMatrix<T, O, K>,
     b: &SMatrix<T, I, K>,
@@ -164,15 +192,18 @@ fn add_mul_bt_rows<T: Real, const O: usize, const I: usize, const K: usize, cons
         let out = out.as_mut_slice();
         let mut l = 0;
         if cols(O) >= 8 {
-            l = add_mul_bt_cols::<T, O, I, K, 8>(out, a, b, l);
+            l = add_mul_bt_cols::<T, O, I, K, 8, ADD>(out, a, b, l);
         }
         if cols(O) >= 2 {
-            l = add_mul_bt_cols::<T, O, I, K, 2>(out, a, b, l);
+            l = add_mul_bt_cols::<T, O, I, K, 2, ADD>(out, a, b, l);
         }
-        add_mul_bt_cols::<T, O, I, K, 1>(out, a, b, l);
+        add_mul_bt_cols::<T, O, I, K, 1, ADD>(out, a, b, l);
         return;
     }
     for (l, oc) in out.as_mut_slice().chunks_exact_mut(O).enumerate() {
+        if !ADD {
+            oc.fill(T::ZERO);
+        }
         let mut r0 = 0;
         while r0 + R <= O {
             let ob = &mut oc[r0..r0 + R];
@@ -202,7 +233,14 @@ fn add_mul_bt_rows<T: Real, const O: usize, const I: usize, const K: usize, cons
 /// [`add_mul_bt`] on all rows at once, `C` columns side by side from column `l`; returns the
 /// first column left (fewer than `C` remain).
 #[inline(always)]
-fn add_mul_bt_cols<T: Real, const O: usize, const I: usize, const K: usize, const C: usize>(
+fn add_mul_bt_cols<
+    T: Real,
+    const O: usize,
+    const I: usize,
+    const K: usize,
+    const C: usize,
+    const ADD: bool,
+>(
     out: &mut [T],
     a: &[T],
     b: &[T],
@@ -210,8 +248,10 @@ fn add_mul_bt_cols<T: Real, const O: usize, const I: usize, const K: usize, cons
 ) -> usize {
     while l + C <= I {
         let mut acc = [[T::ZERO; O]; C];
-        for (q, s) in acc.iter_mut().enumerate() {
-            s.copy_from_slice(&out[(l + q) * O..(l + q + 1) * O]);
+        if ADD {
+            for (q, s) in acc.iter_mut().enumerate() {
+                s.copy_from_slice(&out[(l + q) * O..(l + q + 1) * O]);
+            }
         }
         for (j, ac) in a.chunks_exact(O).enumerate() {
             for (q, s) in acc.iter_mut().enumerate() {
@@ -274,12 +314,22 @@ fn add_mul_at_blocked<T: Real, const O: usize, const I: usize, const K: usize, c
     let w = w.as_slice();
     let d = d.as_slice();
     let out = out.as_mut_slice();
-    let mut tb = [[T::ZERO; B]; O];
+    let whole = B >= I;
+    // All of `w` at once is written straight into the block; smaller blocks reuse a zeroed one.
+    let mut tb: [[T; B]; O] = if whole {
+        core::array::from_fn(|i| {
+            core::array::from_fn(|c| if c < I { w[c * O + i] } else { T::ZERO })
+        })
+    } else {
+        [[T::ZERO; B]; O]
+    };
     for lb in (0..I).step_by(B) {
         let nb = B.min(I - lb);
-        for (c, wc) in w[lb * O..(lb + nb) * O].chunks_exact(O).enumerate() {
-            for (row, &v) in tb.iter_mut().zip(wc) {
-                row[c] = v;
+        if !whole {
+            for (c, wc) in w[lb * O..(lb + nb) * O].chunks_exact(O).enumerate() {
+                for (row, &v) in tb.iter_mut().zip(wc) {
+                    row[c] = v;
+                }
             }
         }
         let mut j = 0;
@@ -361,11 +411,11 @@ mod tests {
         let b = SMatrix::<f32, 37, 10>::from_fn(|i, j| ((i * 13 + j * 2) as f32 * 0.17).cos());
         let gbits = |m: &SMatrix<f32, 40, 37>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let mut g_ref = SMatrix::<f32, 40, 37>::from_element(0.25);
-        add_mul_bt_rows::<f32, 40, 37, 10, 1>(&mut g_ref, &a, &b);
+        add_mul_bt_rows::<f32, 40, 37, 10, 1, true>(&mut g_ref, &a, &b);
         for run in [
-            add_mul_bt_rows::<f32, 40, 37, 10, 7>,
-            add_mul_bt_rows::<f32, 40, 37, 10, 16>,
-            add_mul_bt_rows::<f32, 40, 37, 10, 64>,
+            add_mul_bt_rows::<f32, 40, 37, 10, 7, true>,
+            add_mul_bt_rows::<f32, 40, 37, 10, 16, true>,
+            add_mul_bt_rows::<f32, 40, 37, 10, 64, true>,
         ] {
             let mut g = SMatrix::<f32, 40, 37>::from_element(0.25);
             run(&mut g, &a, &b);
@@ -440,9 +490,29 @@ mod tests {
             add_mul_bt(&mut gw2, &d, &x);
             add_mul_at(&mut dx2, &w, &d);
             let bits = |m: &[f32]| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(y2.as_slice()), bits(y.as_slice()), "{O}x{I}x{K} add_mul");
-            assert_eq!(bits(gw2.as_slice()), bits(gw.as_slice()), "{O}x{I}x{K} add_mul_bt");
-            assert_eq!(bits(dx2.as_slice()), bits(dxs.as_slice()), "{O}x{I}x{K} add_mul_at");
+            assert_eq!(
+                bits(y2.as_slice()),
+                bits(y.as_slice()),
+                "{O}x{I}x{K} add_mul"
+            );
+            assert_eq!(
+                bits(gw2.as_slice()),
+                bits(gw.as_slice()),
+                "{O}x{I}x{K} add_mul_bt"
+            );
+            assert_eq!(
+                bits(dx2.as_slice()),
+                bits(dxs.as_slice()),
+                "{O}x{I}x{K} add_mul_at"
+            );
+            let (_, g0, _) = naive(&out, &w, &x, &SMatrix::zeros(), &d, &dx);
+            let mut g3 = SMatrix::<f32, O, I>::repeat(7.0);
+            mul_bt(&mut g3, &d, &x);
+            assert_eq!(
+                bits(g3.as_slice()),
+                bits(g0.as_slice()),
+                "{O}x{I}x{K} mul_bt"
+            );
         }
         check::<1, 40, 10>();
         check::<40, 1, 10>();
