@@ -381,6 +381,8 @@ struct Part<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize
     tasks: Range<usize>,
     ws: Workspace<f32, M, I, O, K>,
     theta: M,
+    /// `θ`'s weights transposed, for the support passes of all its tasks.
+    theta_t: M::Transposed,
     alpha: Vec<f32>,
     /// One slot per task of the meta-batch: which tasks this thread takes varies.
     slots: Vec<Slot<M>>,
@@ -397,6 +399,7 @@ impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Part<
             tasks: 0..0,
             ws: Workspace::with_samples(job.config.steps, job.config.k),
             theta: M::zeros(),
+            theta_t: M::zeros().transposed(),
             alpha: Vec::new(),
             slots: (0..job.config.meta_batch)
                 .map(|_| Slot {
@@ -417,6 +420,7 @@ impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Part<
             self.theta.fill_with(|k| baton.theta[k]);
             self.alpha.clone_from(&baton.alpha);
         }
+        self.theta_t = self.theta.transposed();
         let mb = job.config.meta_batch;
         let first = self.t == 0;
         if first {
@@ -430,6 +434,7 @@ impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Part<
             slot.loss = if job.reptile {
                 task_reptile_grad(
                     &self.theta,
+                    Some(&self.theta_t),
                     &self.alpha,
                     &task,
                     job.inner,
@@ -439,6 +444,7 @@ impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Part<
             } else {
                 task_meta_grad(
                     &self.theta,
+                    Some(&self.theta_t),
                     &self.alpha,
                     &task,
                     job.inner,

@@ -315,6 +315,7 @@ fn a_padded_batch_gives_the_meta_gradient_of_its_samples_alone() {
     let (mut g1, mut a1, mut g2, mut a2) = (Net::zeros(), Net::zeros(), Net::zeros(), Net::zeros());
     let l1 = task_meta_grad(
         &theta,
+        None,
         &alpha,
         &exact,
         inner,
@@ -325,6 +326,7 @@ fn a_padded_batch_gives_the_meta_gradient_of_its_samples_alone() {
     );
     let l2 = task_meta_grad(
         &theta,
+        None,
         &alpha,
         &padded,
         inner,

@@ -54,6 +54,7 @@ fn loss64(
     let mut g = Net::<f64>::zeros();
     task_meta_grad(
         &from_flat::<f64, Net<f64>>(theta),
+        None,
         alpha,
         task,
         inner(),
@@ -121,6 +122,7 @@ fn analytic_f32(c: &Case, second_order: bool) -> (Vec<f64>, Vec<f64>) {
     let theta: SinusoidNet = from_flat(&c.theta);
     task_meta_grad(
         &theta,
+        None,
         &c.alpha,
         &c.task,
         inner(),
@@ -206,6 +208,7 @@ fn the_inner_loop_is_the_device_adaptation() {
     let theta: SinusoidNet = from_flat(&c.theta);
     let q = task_meta_grad(
         &theta,
+        None,
         &c.alpha,
         &c.task,
         inner(),
@@ -226,4 +229,43 @@ fn the_inner_loop_is_the_device_adaptation() {
         "per-sample prediction equals the batched forward pass"
     );
     assert_eq!(Loss::Mse.value_grad(&out, &c.task.yq, K, None), q);
+}
+
+/// Keeping `θ0`'s transposed weights across tasks, as the trainer does, changes no bit of any
+/// algorithm's meta-gradient, loss or Reptile direction.
+#[test]
+fn the_kept_transpose_of_theta0_gives_the_same_bits() {
+    use meta_train::algo::task_reptile_grad;
+    let bits = |m: &SinusoidNet| flat(m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for per_parameter in [false, true] {
+        let c = case(per_parameter);
+        let theta: SinusoidNet = from_flat(&c.theta);
+        let kept = theta.transposed();
+        for second_order in [false, true] {
+            let run = |t: Option<&<SinusoidNet as Layers<f32, 1, 1>>::Transposed>| {
+                let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
+                let (mut g, mut ga) = (SinusoidNet::zeros(), SinusoidNet::zeros());
+                let l = task_meta_grad(
+                    &theta,
+                    t,
+                    &c.alpha,
+                    &c.task,
+                    inner(),
+                    second_order,
+                    &mut ws,
+                    &mut g,
+                    Some(&mut ga),
+                );
+                (l.to_bits(), bits(&g), bits(&ga))
+            };
+            assert_eq!(run(None), run(Some(&kept)), "second order: {second_order}");
+        }
+        let reptile = |t: Option<&<SinusoidNet as Layers<f32, 1, 1>>::Transposed>| {
+            let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
+            let mut g = SinusoidNet::zeros();
+            let l = task_reptile_grad(&theta, t, &c.alpha, &c.task, inner(), &mut ws, &mut g);
+            (l.to_bits(), bits(&g))
+        };
+        assert_eq!(reptile(None), reptile(Some(&kept)));
+    }
 }

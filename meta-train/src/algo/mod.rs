@@ -144,8 +144,9 @@ impl<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize
 
 /// Runs the inner loop on the support set, then writes the meta-gradient of the query loss
 /// into `g_theta` (w.r.t. `θ0`) and, when given, `g_alpha` (w.r.t. per-parameter `α`).
-/// `alpha` holds one value (scalar α) or one per parameter. Returns the query loss after
-/// adaptation.
+/// `alpha` holds one value (scalar α) or one per parameter. `theta0_t`, when given, is
+/// `theta0.transposed()`, kept by a caller that runs many tasks from the same `θ0` (the same
+/// bits either way). Returns the query loss after adaptation.
 #[allow(clippy::too_many_arguments)]
 pub fn task_meta_grad<
     T: Real,
@@ -155,6 +156,7 @@ pub fn task_meta_grad<
     const K: usize,
 >(
     theta0: &M,
+    theta0_t: Option<&M::Transposed>,
     alpha: &[T],
     task: &Task<T, I, O, K>,
     inner_cfg: Inner,
@@ -167,7 +169,7 @@ pub fn task_meta_grad<
     let s = inner_cfg.steps;
     let loss = inner_cfg.loss;
     let keep_grads = g_alpha.is_some() && second_order;
-    inner_loop(theta0, alpha, task, inner_cfg, ws, keep_grads);
+    inner_loop(theta0, theta0_t, alpha, task, inner_cfg, ws, keep_grads);
     let theta_s = if s == 0 { theta0 } else { &ws.thetas[s - 1] };
     let out = theta_s.forward(&task.xq, &mut ws.q_cache);
     let query_loss = loss.value_grad(&out, &task.yq, ws.samples, Some(&mut ws.dy));
@@ -218,7 +220,8 @@ pub fn task_meta_grad<
 
 /// Reptile's update direction for one task: runs the inner loop on the support set and writes
 /// `θ0 − θ_S` into `g_theta`, so that descending it moves `θ0` towards the adapted parameters.
-/// Returns the query loss at `θ_S`.
+/// `theta0_t` as for [`task_meta_grad`]. Returns the query loss at `θ_S`.
+#[allow(clippy::too_many_arguments)]
 pub fn task_reptile_grad<
     T: Real,
     M: Layers<T, I, O>,
@@ -227,6 +230,7 @@ pub fn task_reptile_grad<
     const K: usize,
 >(
     theta0: &M,
+    theta0_t: Option<&M::Transposed>,
     alpha: &[T],
     task: &Task<T, I, O, K>,
     inner_cfg: Inner,
@@ -234,7 +238,7 @@ pub fn task_reptile_grad<
     g_theta: &mut M,
 ) -> T {
     let loss = inner_cfg.loss;
-    inner_loop(theta0, alpha, task, inner_cfg, ws, false);
+    inner_loop(theta0, theta0_t, alpha, task, inner_cfg, ws, false);
     let theta_s = match inner_cfg.steps {
         0 => theta0,
         s => &ws.thetas[s - 1],
@@ -251,6 +255,7 @@ pub fn task_reptile_grad<
 /// backward pass through the steps, and its gradient too when `keep_grads`.
 fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize>(
     theta0: &M,
+    theta0_t: Option<&M::Transposed>,
     alpha: &[T],
     task: &Task<T, I, O, K>,
     inner_cfg: Inner,
@@ -266,7 +271,15 @@ fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const
             .loss
             .value_grad(&ws.outs[t], &task.ys, ws.samples, Some(&mut ws.dy));
         // The gradient goes straight into the next step's buffer, as on the device.
-        theta.backward(&task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], false);
+        let t_t = if t == 0 { theta0_t } else { None };
+        theta.backward_with(
+            t_t,
+            &task.xs,
+            &mut ws.caches[t],
+            &ws.dy,
+            &mut next[0],
+            false,
+        );
         if keep_grads {
             ws.grads[t].clone_from(&next[0]);
         }

@@ -3,7 +3,7 @@
 
 use nalgebra::{SMatrix, SVector};
 
-use super::kernels::{add_mul, add_mul_at, add_mul_bt, mul_bt, zeros};
+use super::kernels::{add_mul, add_mul_at, add_mul_at_transposed, add_mul_bt, mul_bt, zeros};
 use super::{Layers, Params, Zeroed};
 use crate::math::Real;
 
@@ -59,11 +59,27 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
         grad: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
+        self.affine_backward_with(None, x, dz, grad, need_dx)
+    }
+
+    /// [`Dense::affine_backward`] given `wt = Wᵀ` when the caller keeps it (the same bits).
+    #[inline]
+    pub fn affine_backward_with<const K: usize>(
+        &self,
+        wt: Option<&SMatrix<T, I, O>>,
+        x: &SMatrix<T, I, K>,
+        dz: &SMatrix<T, O, K>,
+        grad: &mut Self,
+        need_dx: bool,
+    ) -> SMatrix<T, I, K> {
         mul_bt(&mut grad.w, dz, x);
         grad.b = column_sum(dz);
         let mut dx = zeros::<T, I, K>();
         if need_dx {
-            add_mul_at(&mut dx, &self.w, dz);
+            match wt {
+                Some(wt) => add_mul_at_transposed(&mut dx, wt, dz),
+                None => add_mul_at(&mut dx, &self.w, dz),
+            }
         }
         dx
     }
@@ -151,6 +167,11 @@ impl<T: Real, const I: usize, const O: usize> Params<T> for Dense<T, I, O> {
 /// As the last layer of a stack: linear outputs. Its cache is `∂L/∂z` from the backward pass.
 impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O> {
     type Cache<const K: usize> = SMatrix<T, O, K>;
+    type Transposed = SMatrix<T, I, O>;
+
+    fn transposed(&self) -> Self::Transposed {
+        self.w.transpose()
+    }
 
     fn shape(f: &mut dyn FnMut(usize)) {
         f(I);
@@ -174,8 +195,9 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
         self.affine_into(x, out);
     }
 
-    fn backward<const K: usize>(
+    fn backward_with<const K: usize>(
         &self,
+        t: Option<&Self::Transposed>,
         x: &SMatrix<T, I, K>,
         cache: &mut Self::Cache<K>,
         dy: &SMatrix<T, O, K>,
@@ -183,7 +205,7 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
         cache.as_mut_slice().copy_from_slice(dy.as_slice());
-        self.affine_backward(x, dy, grad, need_dx)
+        self.affine_backward_with(t, x, dy, grad, need_dx)
     }
 
     fn start_from_prototypes<const K: usize>(

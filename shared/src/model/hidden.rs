@@ -96,6 +96,11 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
     for Hidden<T, I, H, O, R>
 {
     type Cache<const K: usize> = HiddenCache<T, H, K, R::Cache<K>>;
+    type Transposed = (SMatrix<T, I, H>, R::Transposed);
+
+    fn transposed(&self) -> Self::Transposed {
+        (self.layer.w.transpose(), self.rest.transposed())
+    }
 
     fn shape(f: &mut dyn FnMut(usize)) {
         // The rest of the stack starts at its input width, which is this layer's `H`.
@@ -112,20 +117,26 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
         self.rest.forward(&cache.a, &mut cache.rest)
     }
 
-    fn backward<const K: usize>(
+    fn backward_with<const K: usize>(
         &self,
+        t: Option<&Self::Transposed>,
         x: &SMatrix<T, I, K>,
         cache: &mut Self::Cache<K>,
         dy: &SMatrix<T, O, K>,
         grad: &mut Self,
         need_dx: bool,
     ) -> SMatrix<T, I, K> {
-        cache.dz = self
-            .rest
-            .backward(&cache.a, &mut cache.rest, dy, &mut grad.rest, true);
+        cache.dz = self.rest.backward_with(
+            t.map(|t| &t.1),
+            &cache.a,
+            &mut cache.rest,
+            dy,
+            &mut grad.rest,
+            true,
+        );
         relu_mask(&mut cache.dz, &cache.a);
         self.layer
-            .affine_backward(x, &cache.dz, &mut grad.layer, need_dx)
+            .affine_backward_with(t.map(|t| &t.0), x, &cache.dz, &mut grad.layer, need_dx)
     }
 
     fn start_from_prototypes<const K: usize>(

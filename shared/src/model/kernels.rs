@@ -302,6 +302,36 @@ pub fn add_mul_at<T: Real, const O: usize, const I: usize, const K: usize>(
     }
 }
 
+/// `out += wt · d` where `wt = wᵀ`: [`add_mul_at`] (the same bits) for a caller that keeps the
+/// transpose, because it runs many backward passes through the same weights.
+///
+/// ```
+/// use nalgebra::SMatrix;
+/// use shared::model::kernels::{add_mul_at, add_mul_at_transposed};
+/// let w = SMatrix::<f32, 2, 3>::new(1.0, 2.0, 3.0, 4.0, 5.0, 6.0);
+/// let d = SMatrix::<f32, 2, 1>::new(0.5, -1.0);
+/// let (mut a, mut b) = (SMatrix::<f32, 3, 1>::zeros(), SMatrix::<f32, 3, 1>::zeros());
+/// add_mul_at(&mut a, &w, &d);
+/// add_mul_at_transposed(&mut b, &w.transpose(), &d);
+/// assert_eq!(a, b);
+/// ```
+#[inline]
+pub fn add_mul_at_transposed<T: Real, const O: usize, const I: usize, const K: usize>(
+    out: &mut SMatrix<T, I, K>,
+    wt: &SMatrix<T, I, O>,
+    d: &SMatrix<T, O, K>,
+) {
+    let (wt, d, out) = (wt.as_slice(), d.as_slice(), out.as_mut_slice());
+    if I <= WHOLE {
+        at_block::<T, O, I, K, I>(wt, I, 0, I, 0, I, d, out);
+    } else {
+        for lb in (0..I).step_by(BLOCK) {
+            let nb = BLOCK.min(I - lb);
+            at_block::<T, O, I, K, BLOCK>(wt, I, lb, nb, lb, nb, d, out);
+        }
+    }
+}
+
 /// [`add_mul_at`] with block size `B`.
 #[inline]
 fn add_mul_at_blocked<T: Real, const O: usize, const I: usize, const K: usize, const B: usize>(
@@ -309,62 +339,80 @@ fn add_mul_at_blocked<T: Real, const O: usize, const I: usize, const K: usize, c
     w: &SMatrix<T, O, I>,
     d: &SMatrix<T, O, K>,
 ) {
-    // Two columns of `d` at a time: independent sums keep the vector units busy.
-    const JG: usize = 2;
     let w = w.as_slice();
     let d = d.as_slice();
     let out = out.as_mut_slice();
-    let whole = B >= I;
-    // All of `w` at once is written straight into the block; smaller blocks reuse a zeroed one.
-    let mut tb: [[T; B]; O] = if whole {
-        core::array::from_fn(|i| {
+    if B >= I {
+        // All of `w` at once, written straight into the block.
+        let tb: [[T; B]; O] = core::array::from_fn(|i| {
             core::array::from_fn(|c| if c < I { w[c * O + i] } else { T::ZERO })
-        })
-    } else {
-        [[T::ZERO; B]; O]
-    };
+        });
+        at_block::<T, O, I, K, B>(tb.as_flattened(), B, 0, B, 0, I, d, out);
+        return;
+    }
+    let mut tb = [[T::ZERO; B]; O];
     for lb in (0..I).step_by(B) {
         let nb = B.min(I - lb);
-        if !whole {
-            for (c, wc) in w[lb * O..(lb + nb) * O].chunks_exact(O).enumerate() {
-                for (row, &v) in tb.iter_mut().zip(wc) {
-                    row[c] = v;
+        for (c, wc) in w[lb * O..(lb + nb) * O].chunks_exact(O).enumerate() {
+            for (row, &v) in tb.iter_mut().zip(wc) {
+                row[c] = v;
+            }
+        }
+        at_block::<T, O, I, K, B>(tb.as_flattened(), B, 0, B, lb, nb, d, out);
+    }
+}
+
+/// The sums of [`add_mul_at`] for the `nb ≤ B` outputs from `lb`. `rows` holds them
+/// transposed: `w`'s row `i` over those outputs is `rows[i · stride + from..]`, `width` values
+/// (at least `nb`; a fixed `B` lets the compiler keep the sums in registers).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn at_block<T: Real, const O: usize, const I: usize, const K: usize, const B: usize>(
+    rows: &[T],
+    stride: usize,
+    from: usize,
+    width: usize,
+    lb: usize,
+    nb: usize,
+    d: &[T],
+    out: &mut [T],
+) {
+    // Two columns of `d` at a time: independent sums keep the vector units busy.
+    const JG: usize = 2;
+    let row = |i: usize| &rows[i * stride + from..i * stride + from + width];
+    let mut j = 0;
+    while j < K {
+        let nj = JG.min(K - j);
+        let mut acc = [[T::ZERO; B]; JG];
+        if nj == JG {
+            // The common case with a fixed trip count, which the compiler unrolls.
+            let dc = &d[j * O..(j + JG) * O];
+            for i in 0..O {
+                let r = row(i);
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    let dv = dc[q * O + i];
+                    for (a, &t) in acc.iter_mut().zip(r) {
+                        *a += t * dv;
+                    }
+                }
+            }
+        } else {
+            for (q, acc) in acc.iter_mut().enumerate().take(nj) {
+                let dc = &d[(j + q) * O..(j + q + 1) * O];
+                for (i, &dv) in dc.iter().enumerate() {
+                    for (a, &t) in acc.iter_mut().zip(row(i)) {
+                        *a += t * dv;
+                    }
                 }
             }
         }
-        let mut j = 0;
-        while j < K {
-            let nj = JG.min(K - j);
-            let mut acc = [[T::ZERO; B]; JG];
-            if nj == JG {
-                // The common case with a fixed trip count, which the compiler unrolls.
-                let dc = &d[j * O..(j + JG) * O];
-                for (i, row) in tb.iter().enumerate() {
-                    for (q, acc) in acc.iter_mut().enumerate() {
-                        let dv = dc[q * O + i];
-                        for (a, &t) in acc.iter_mut().zip(row) {
-                            *a += t * dv;
-                        }
-                    }
-                }
-            } else {
-                for (q, acc) in acc.iter_mut().enumerate().take(nj) {
-                    let dc = &d[(j + q) * O..(j + q + 1) * O];
-                    for (row, &dv) in tb.iter().zip(dc) {
-                        for (a, &t) in acc.iter_mut().zip(row) {
-                            *a += t * dv;
-                        }
-                    }
-                }
+        for (q, acc) in acc.iter().enumerate().take(nj) {
+            let col = (j + q) * I + lb;
+            for (o, &a) in out[col..col + nb].iter_mut().zip(acc) {
+                *o += a;
             }
-            for (q, acc) in acc.iter().enumerate().take(nj) {
-                let col = (j + q) * I + lb;
-                for (o, &a) in out[col..col + nb].iter_mut().zip(acc) {
-                    *o += a;
-                }
-            }
-            j += nj;
         }
+        j += nj;
     }
 }
 
@@ -504,6 +552,13 @@ mod tests {
                 bits(dx2.as_slice()),
                 bits(dxs.as_slice()),
                 "{O}x{I}x{K} add_mul_at"
+            );
+            let mut dx3 = dx;
+            add_mul_at_transposed(&mut dx3, &w.transpose(), &d);
+            assert_eq!(
+                bits(dx3.as_slice()),
+                bits(dxs.as_slice()),
+                "{O}x{I}x{K} transposed"
             );
             let (_, g0, _) = naive(&out, &w, &x, &SMatrix::zeros(), &d, &dx);
             let mut g3 = SMatrix::<f32, O, I>::repeat(7.0);

@@ -155,6 +155,44 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
         dy: &SMatrix<T, O, K>,
         grad: &mut Self,
         need_dx: bool,
+    ) -> SMatrix<T, I, K> {
+        self.backward_with(None, x, cache, dy, grad, need_dx)
+    }
+
+    /// Every layer's weights transposed, `Wᵀ`: what a backward pass needs for `∂L/∂x`, kept by
+    /// a caller that runs many backward passes through the same parameters (the trainer's
+    /// support passes through `θ0`) so each does not transpose them again.
+    type Transposed: Clone;
+
+    /// `Wᵀ` of every layer.
+    fn transposed(&self) -> Self::Transposed;
+
+    /// [`Layers::backward`], given `t = self.transposed()` when the caller keeps it: the same
+    /// bits either way.
+    ///
+    /// ```
+    /// use nalgebra::SMatrix;
+    /// use shared::model::{Layers, Params, SinusoidNet};
+    /// let mut net = SinusoidNet::zeros();
+    /// net.fill_with(|k| ((k * 7 % 13) as f32 - 6.0) * 0.05);
+    /// let x = SMatrix::<f32, 1, 3>::new(-1.0, 0.5, 2.0);
+    /// let dy = SMatrix::<f32, 1, 3>::new(0.3, -0.2, 0.1);
+    /// let (mut c1, mut c2) = (SinusoidNet::new_cache::<3>(), SinusoidNet::new_cache::<3>());
+    /// let (mut g1, mut g2) = (SinusoidNet::zeros(), SinusoidNet::zeros());
+    /// net.forward(&x, &mut c1);
+    /// net.forward(&x, &mut c2);
+    /// net.backward(&x, &mut c1, &dy, &mut g1, true);
+    /// net.backward_with(Some(&net.transposed()), &x, &mut c2, &dy, &mut g2, true);
+    /// assert_eq!(g1, g2);
+    /// ```
+    fn backward_with<const K: usize>(
+        &self,
+        t: Option<&Self::Transposed>,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+        dy: &SMatrix<T, O, K>,
+        grad: &mut Self,
+        need_dx: bool,
     ) -> SMatrix<T, I, K>;
 
     /// Adds to the output layer the class prototypes of the samples `x` (one per column,
