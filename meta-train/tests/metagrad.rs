@@ -116,13 +116,21 @@ fn case(per_parameter: bool) -> Case {
     }
 }
 
-fn analytic_f32(c: &Case, second_order: bool) -> (Vec<f64>, Vec<f64>) {
+type Kept = <SinusoidNet as Layers<f32, 1, 1>>::Transposed;
+
+/// The f32 meta-gradient of a case (with `θ0`'s transpose `kept` when given): query loss,
+/// `θ0`'s and `α`'s gradients.
+fn meta_grad_f32(
+    c: &Case,
+    second_order: bool,
+    kept: Option<&Kept>,
+) -> (f32, SinusoidNet, SinusoidNet) {
     let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
     let (mut g, mut ga) = (SinusoidNet::zeros(), SinusoidNet::zeros());
     let theta: SinusoidNet = from_flat(&c.theta);
-    task_meta_grad(
+    let l = task_meta_grad(
         &theta,
-        None,
+        kept,
         &c.alpha,
         &c.task,
         inner(),
@@ -131,6 +139,11 @@ fn analytic_f32(c: &Case, second_order: bool) -> (Vec<f64>, Vec<f64>) {
         &mut g,
         Some(&mut ga),
     );
+    (l, g, ga)
+}
+
+fn analytic_f32(c: &Case, second_order: bool) -> (Vec<f64>, Vec<f64>) {
+    let (_, g, ga) = meta_grad_f32(c, second_order, None);
     let to64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect();
     (to64(flat(&g)), to64(flat(&ga)))
 }
@@ -242,25 +255,13 @@ fn the_kept_transpose_of_theta0_gives_the_same_bits() {
         let theta: SinusoidNet = from_flat(&c.theta);
         let kept = theta.transposed();
         for second_order in [false, true] {
-            let run = |t: Option<&<SinusoidNet as Layers<f32, 1, 1>>::Transposed>| {
-                let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
-                let (mut g, mut ga) = (SinusoidNet::zeros(), SinusoidNet::zeros());
-                let l = task_meta_grad(
-                    &theta,
-                    t,
-                    &c.alpha,
-                    &c.task,
-                    inner(),
-                    second_order,
-                    &mut ws,
-                    &mut g,
-                    Some(&mut ga),
-                );
+            let run = |t: Option<&Kept>| {
+                let (l, g, ga) = meta_grad_f32(&c, second_order, t);
                 (l.to_bits(), bits(&g), bits(&ga))
             };
             assert_eq!(run(None), run(Some(&kept)), "second order: {second_order}");
         }
-        let reptile = |t: Option<&<SinusoidNet as Layers<f32, 1, 1>>::Transposed>| {
+        let reptile = |t: Option<&Kept>| {
             let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
             let mut g = SinusoidNet::zeros();
             let l = task_reptile_grad(&theta, t, &c.alpha, &c.task, inner(), &mut ws, &mut g);
