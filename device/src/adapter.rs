@@ -267,7 +267,7 @@ where
         for s in 0..steps {
             let [a, b] = &mut self.params;
             let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
-            theta.backward(x, &mut self.cache, &self.dy, next, false);
+            theta.backward(x, &mut self.cache, &self.dy, next, None);
             inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
             next.forward_into(x, &mut self.cache, &mut self.dy);
             let l = loss.value_grad_in_place(&mut self.dy, y, n);

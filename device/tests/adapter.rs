@@ -101,7 +101,7 @@ fn reference<M: Layers<f32, I, O>, const I: usize, const O: usize, const KK: usi
             break;
         }
         let mut next = M::zeros();
-        theta.backward(&x, &mut cache, &dy, &mut next, false);
+        theta.backward(&x, &mut cache, &dy, &mut next, None);
         inner::step(&theta, &mut next, |_, k| blob.alpha(k), blob.meta.adapt);
         theta = next;
     }

@@ -40,7 +40,7 @@ fn unguarded_losses(blob: &Blob<'_>, support: &[(f32, f32)], steps: usize) -> Ve
         let out = theta.forward(&x, &mut cache);
         losses.push(blob.meta.loss.value_grad(&out, &y, K, Some(&mut dy)));
         let mut next = SinusoidNet::zeros();
-        theta.backward(&x, &mut cache, &dy, &mut next, false);
+        theta.backward(&x, &mut cache, &dy, &mut next, None);
         inner::step(&theta, &mut next, |_, k| blob.alpha(k), blob.meta.adapt);
         theta = next;
     }

@@ -173,7 +173,7 @@ pub fn task_meta_grad<
     let theta_s = if s == 0 { theta0 } else { &ws.thetas[s - 1] };
     let out = theta_s.forward(&task.xq, &mut ws.q_cache);
     let query_loss = loss.value_grad(&out, &task.yq, ws.samples, Some(&mut ws.dy));
-    theta_s.backward(&task.xq, &mut ws.q_cache, &ws.dy, g_theta, false);
+    theta_s.backward(&task.xq, &mut ws.q_cache, &ws.dy, g_theta, None);
     if let Some(ga) = g_alpha.as_deref_mut() {
         ga.fill_with(|_| T::ZERO);
     }
@@ -272,14 +272,7 @@ fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const
             .value_grad(&ws.outs[t], &task.ys, ws.samples, Some(&mut ws.dy));
         // The gradient goes straight into the next step's buffer, as on the device.
         let t_t = if t == 0 { theta0_t } else { None };
-        theta.backward_with(
-            t_t,
-            &task.xs,
-            &mut ws.caches[t],
-            &ws.dy,
-            &mut next[0],
-            false,
-        );
+        theta.backward_with(t_t, &task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], None);
         if keep_grads {
             ws.grads[t].clone_from(&next[0]);
         }

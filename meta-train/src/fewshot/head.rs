@@ -122,7 +122,7 @@ pub fn adapt<T: Real, const F: usize, const N: usize, const K: usize>(
     for _ in 0..steps {
         let out = theta.affine(&task.xs);
         Loss::SoftmaxCrossEntropy.value_grad(&out, &task.ys, task.n_support, Some(&mut dy));
-        theta.affine_backward(&task.xs, &dy, &mut next, false);
+        theta.affine_backward(&task.xs, &dy, &mut next, None);
         inner::step(&theta, &mut next, |_, i| alpha_at(alpha, i), AdaptMask::ALL);
         core::mem::swap(&mut theta, &mut next);
     }
@@ -185,7 +185,7 @@ pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
         let mut dy = SMatrix::<T, N, K>::zeros();
         loss.value_grad(&out, &task.ys, n_s, Some(&mut dy));
         let mut g = Dense::zeros();
-        thetas[t].affine_backward(&task.xs, &dy, &mut g, false);
+        thetas[t].affine_backward(&task.xs, &dy, &mut g, None);
         let mut next = g.clone();
         inner::step(
             &thetas[t],
@@ -211,7 +211,9 @@ pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
         let share = T::from_usize(*n) / n_q;
         total += share * loss.value_grad(&out, y, *n, Some(&mut dy));
         dy *= share;
-        xq.push(theta_s.affine_backward(x, &dy, &mut g, true));
+        let mut dx = SMatrix::zeros();
+        theta_s.affine_backward(x, &dy, &mut g, Some(&mut dx));
+        xq.push(dx);
         v.add_scaled(T::ONE, &g);
     }
     let mut d_alpha = vec![T::ZERO; alpha.len()];

@@ -3,7 +3,7 @@
 
 use nalgebra::{SMatrix, SVector};
 
-use super::kernels::{add_mul, add_mul_at, add_mul_at_transposed, add_mul_bt, mul_bt, zeros};
+use super::kernels::{add_mul, add_mul_at, add_mul_bt, mul_at, mul_at_transposed, mul_bt, zeros};
 use super::{Layers, Params, Zeroed};
 use crate::math::Real;
 
@@ -50,16 +50,28 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
         add_mul(z, &self.w, x);
     }
 
-    /// Writes `∂L/∂W`, `∂L/∂b` into `grad` from `dz = ∂L/∂z`; returns `∂L/∂x` if `need_dx`.
+    /// Writes `∂L/∂W`, `∂L/∂b` into `grad` from `dz = ∂L/∂z`, and `∂L/∂x` into `dx` when given
+    /// (both overwritten).
+    ///
+    /// ```
+    /// use nalgebra::SMatrix;
+    /// use shared::model::Dense;
+    /// let mut d = Dense::<f32, 2, 1>::default();
+    /// d.w[(0, 1)] = 3.0;
+    /// let (x, dz) = (SMatrix::<f32, 2, 1>::new(1.0, 2.0), SMatrix::<f32, 1, 1>::new(0.5));
+    /// let (mut g, mut dx) = (Dense::default(), SMatrix::<f32, 2, 1>::zeros());
+    /// d.affine_backward(&x, &dz, &mut g, Some(&mut dx));
+    /// assert_eq!((g.w[(0, 1)], g.b[0], dx[1]), (1.0, 0.5, 1.5));
+    /// ```
     #[inline]
     pub fn affine_backward<const K: usize>(
         &self,
         x: &SMatrix<T, I, K>,
         dz: &SMatrix<T, O, K>,
         grad: &mut Self,
-        need_dx: bool,
-    ) -> SMatrix<T, I, K> {
-        self.affine_backward_with(None, x, dz, grad, need_dx)
+        dx: Option<&mut SMatrix<T, I, K>>,
+    ) {
+        self.affine_backward_with(None, x, dz, grad, dx);
     }
 
     /// [`Dense::affine_backward`] given `wt = Wᵀ` when the caller keeps it (the same bits).
@@ -70,18 +82,15 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
         x: &SMatrix<T, I, K>,
         dz: &SMatrix<T, O, K>,
         grad: &mut Self,
-        need_dx: bool,
-    ) -> SMatrix<T, I, K> {
+        dx: Option<&mut SMatrix<T, I, K>>,
+    ) {
         mul_bt(&mut grad.w, dz, x);
         grad.b = column_sum(dz);
-        let mut dx = zeros::<T, I, K>();
-        if need_dx {
-            match wt {
-                Some(wt) => add_mul_at_transposed(&mut dx, wt, dz),
-                None => add_mul_at(&mut dx, &self.w, dz),
-            }
+        match (dx, wt) {
+            (Some(dx), Some(wt)) => mul_at_transposed(dx, wt, dz),
+            (Some(dx), None) => mul_at(dx, &self.w, dz),
+            (None, _) => {}
         }
-        dx
     }
 
     /// The R-operator of `z = W·x + b` in direction `u` (with input direction `rx`).
@@ -202,10 +211,10 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
         cache: &mut Self::Cache<K>,
         dy: &SMatrix<T, O, K>,
         grad: &mut Self,
-        need_dx: bool,
-    ) -> SMatrix<T, I, K> {
+        dx: Option<&mut SMatrix<T, I, K>>,
+    ) {
         cache.as_mut_slice().copy_from_slice(dy.as_slice());
-        self.affine_backward_with(t, x, dy, grad, need_dx)
+        self.affine_backward_with(t, x, dy, grad, dx);
     }
 
     fn start_from_prototypes<const K: usize>(

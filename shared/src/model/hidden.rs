@@ -124,19 +124,19 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
         cache: &mut Self::Cache<K>,
         dy: &SMatrix<T, O, K>,
         grad: &mut Self,
-        need_dx: bool,
-    ) -> SMatrix<T, I, K> {
-        cache.dz = self.rest.backward_with(
+        dx: Option<&mut SMatrix<T, I, K>>,
+    ) {
+        self.rest.backward_with(
             t.map(|t| &t.1),
             &cache.a,
             &mut cache.rest,
             dy,
             &mut grad.rest,
-            true,
+            Some(&mut cache.dz),
         );
         relu_mask(&mut cache.dz, &cache.a);
         self.layer
-            .affine_backward_with(t.map(|t| &t.0), x, &cache.dz, &mut grad.layer, need_dx)
+            .affine_backward_with(t.map(|t| &t.0), x, &cache.dz, &mut grad.layer, dx);
     }
 
     fn start_from_prototypes<const K: usize>(

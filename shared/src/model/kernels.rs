@@ -295,46 +295,84 @@ pub fn add_mul_at<T: Real, const O: usize, const I: usize, const K: usize>(
     w: &SMatrix<T, O, I>,
     d: &SMatrix<T, O, K>,
 ) {
+    at::<T, O, I, K, true>(out, w, d);
+}
+
+/// `out = wᵀ · d`: [`add_mul_at`] on an `out` of zeros (the same bits), without writing the
+/// zeros first.
+///
+/// ```
+/// use nalgebra::SMatrix;
+/// use shared::model::kernels::mul_at;
+/// let w = SMatrix::<f32, 2, 1>::new(1.0, 2.0);
+/// let d = SMatrix::<f32, 2, 1>::new(3.0, -0.5);
+/// let mut out = SMatrix::<f32, 1, 1>::repeat(9.0);
+/// mul_at(&mut out, &w, &d);
+/// assert_eq!(out[0], 2.0);
+/// ```
+#[inline]
+pub fn mul_at<T: Real, const O: usize, const I: usize, const K: usize>(
+    out: &mut SMatrix<T, I, K>,
+    w: &SMatrix<T, O, I>,
+    d: &SMatrix<T, O, K>,
+) {
+    at::<T, O, I, K, false>(out, w, d);
+}
+
+/// [`add_mul_at`] (`ADD`) or [`mul_at`], blocked for the shape.
+#[inline]
+fn at<T: Real, const O: usize, const I: usize, const K: usize, const ADD: bool>(
+    out: &mut SMatrix<T, I, K>,
+    w: &SMatrix<T, O, I>,
+    d: &SMatrix<T, O, K>,
+) {
     if I <= WHOLE {
-        add_mul_at_blocked::<T, O, I, K, I>(out, w, d);
+        add_mul_at_blocked::<T, O, I, K, I, ADD>(out, w, d);
     } else {
-        add_mul_at_blocked::<T, O, I, K, BLOCK>(out, w, d);
+        add_mul_at_blocked::<T, O, I, K, BLOCK, ADD>(out, w, d);
     }
 }
 
-/// `out += wt · d` where `wt = wᵀ`: [`add_mul_at`] (the same bits) for a caller that keeps the
+/// `out = wt · d` where `wt = wᵀ`: [`mul_at`] (the same bits) for a caller that keeps the
 /// transpose, because it runs many backward passes through the same weights.
 ///
 /// ```
 /// use nalgebra::SMatrix;
-/// use shared::model::kernels::{add_mul_at, add_mul_at_transposed};
+/// use shared::model::kernels::{mul_at, mul_at_transposed};
 /// let w = SMatrix::<f32, 2, 3>::new(1.0, 2.0, 3.0, 4.0, 5.0, 6.0);
 /// let d = SMatrix::<f32, 2, 1>::new(0.5, -1.0);
 /// let (mut a, mut b) = (SMatrix::<f32, 3, 1>::zeros(), SMatrix::<f32, 3, 1>::zeros());
-/// add_mul_at(&mut a, &w, &d);
-/// add_mul_at_transposed(&mut b, &w.transpose(), &d);
+/// mul_at(&mut a, &w, &d);
+/// mul_at_transposed(&mut b, &w.transpose(), &d);
 /// assert_eq!(a, b);
 /// ```
 #[inline]
-pub fn add_mul_at_transposed<T: Real, const O: usize, const I: usize, const K: usize>(
+pub fn mul_at_transposed<T: Real, const O: usize, const I: usize, const K: usize>(
     out: &mut SMatrix<T, I, K>,
     wt: &SMatrix<T, I, O>,
     d: &SMatrix<T, O, K>,
 ) {
     let (wt, d, out) = (wt.as_slice(), d.as_slice(), out.as_mut_slice());
     if I <= WHOLE {
-        at_block::<T, O, I, K, I>(wt, I, 0, I, 0, I, d, out);
+        at_block::<T, O, I, K, I, false>(wt, I, 0, I, 0, I, d, out);
     } else {
         for lb in (0..I).step_by(BLOCK) {
             let nb = BLOCK.min(I - lb);
-            at_block::<T, O, I, K, BLOCK>(wt, I, lb, nb, lb, nb, d, out);
+            at_block::<T, O, I, K, BLOCK, false>(wt, I, lb, nb, lb, nb, d, out);
         }
     }
 }
 
-/// [`add_mul_at`] with block size `B`.
+/// [`add_mul_at`] (`ADD`) or [`mul_at`] with block size `B`.
 #[inline]
-fn add_mul_at_blocked<T: Real, const O: usize, const I: usize, const K: usize, const B: usize>(
+fn add_mul_at_blocked<
+    T: Real,
+    const O: usize,
+    const I: usize,
+    const K: usize,
+    const B: usize,
+    const ADD: bool,
+>(
     out: &mut SMatrix<T, I, K>,
     w: &SMatrix<T, O, I>,
     d: &SMatrix<T, O, K>,
@@ -347,7 +385,7 @@ fn add_mul_at_blocked<T: Real, const O: usize, const I: usize, const K: usize, c
         let tb: [[T; B]; O] = core::array::from_fn(|i| {
             core::array::from_fn(|c| if c < I { w[c * O + i] } else { T::ZERO })
         });
-        at_block::<T, O, I, K, B>(tb.as_flattened(), B, 0, B, 0, I, d, out);
+        at_block::<T, O, I, K, B, ADD>(tb.as_flattened(), B, 0, B, 0, I, d, out);
         return;
     }
     let mut tb = [[T::ZERO; B]; O];
@@ -358,16 +396,24 @@ fn add_mul_at_blocked<T: Real, const O: usize, const I: usize, const K: usize, c
                 row[c] = v;
             }
         }
-        at_block::<T, O, I, K, B>(tb.as_flattened(), B, 0, B, lb, nb, d, out);
+        at_block::<T, O, I, K, B, ADD>(tb.as_flattened(), B, 0, B, lb, nb, d, out);
     }
 }
 
-/// The sums of [`add_mul_at`] for the `nb ≤ B` outputs from `lb`. `rows` holds them
-/// transposed: `w`'s row `i` over those outputs is `rows[i · stride + from..]`, `width` values
-/// (at least `nb`; a fixed `B` lets the compiler keep the sums in registers).
+/// The sums of [`add_mul_at`] (`ADD`) or [`mul_at`] for the `nb ≤ B` outputs from `lb`.
+/// `rows` holds them transposed: `w`'s row `i` over those outputs is `rows[i · stride +
+/// from..]`, `width` values (at least `nb`; a fixed `B` lets the compiler keep the sums in
+/// registers).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn at_block<T: Real, const O: usize, const I: usize, const K: usize, const B: usize>(
+fn at_block<
+    T: Real,
+    const O: usize,
+    const I: usize,
+    const K: usize,
+    const B: usize,
+    const ADD: bool,
+>(
     rows: &[T],
     stride: usize,
     from: usize,
@@ -409,7 +455,8 @@ fn at_block<T: Real, const O: usize, const I: usize, const K: usize, const B: us
         for (q, acc) in acc.iter().enumerate().take(nj) {
             let col = (j + q) * I + lb;
             for (o, &a) in out[col..col + nb].iter_mut().zip(acc) {
-                *o += a;
+                // A sum that starts from `+0` is never `−0`, so `a` has the bits of `0 + a`.
+                *o = if ADD { *o + a } else { a };
             }
         }
         j += nj;
@@ -435,12 +482,12 @@ mod tests {
         let d = SMatrix::<f32, 40, 10>::from_fn(|i, j| ((i * 3 + j * 13) as f32 * 0.11).cos());
         let bits = |m: &SMatrix<f32, 37, 10>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let mut reference = SMatrix::<f32, 37, 10>::from_element(0.5);
-        add_mul_at_blocked::<f32, 40, 37, 10, 1>(&mut reference, &w, &d);
+        add_mul_at_blocked::<f32, 40, 37, 10, 1, true>(&mut reference, &w, &d);
         for run in [
-            add_mul_at_blocked::<f32, 40, 37, 10, 8>,
-            add_mul_at_blocked::<f32, 40, 37, 10, 24>,
-            add_mul_at_blocked::<f32, 40, 37, 10, 37>,
-            add_mul_at_blocked::<f32, 40, 37, 10, 64>,
+            add_mul_at_blocked::<f32, 40, 37, 10, 8, true>,
+            add_mul_at_blocked::<f32, 40, 37, 10, 24, true>,
+            add_mul_at_blocked::<f32, 40, 37, 10, 37, true>,
+            add_mul_at_blocked::<f32, 40, 37, 10, 64, true>,
         ] {
             let mut out = SMatrix::<f32, 37, 10>::from_element(0.5);
             run(&mut out, &w, &d);
@@ -553,14 +600,21 @@ mod tests {
                 bits(dxs.as_slice()),
                 "{O}x{I}x{K} add_mul_at"
             );
-            let mut dx3 = dx;
-            add_mul_at_transposed(&mut dx3, &w.transpose(), &d);
+            let (_, g0, dx0) = naive(&out, &w, &x, &SMatrix::zeros(), &d, &SMatrix::zeros());
+            let mut dx3 = SMatrix::<f32, I, K>::repeat(7.0);
+            mul_at_transposed(&mut dx3, &w.transpose(), &d);
             assert_eq!(
                 bits(dx3.as_slice()),
-                bits(dxs.as_slice()),
+                bits(dx0.as_slice()),
                 "{O}x{I}x{K} transposed"
             );
-            let (_, g0, _) = naive(&out, &w, &x, &SMatrix::zeros(), &d, &dx);
+            let mut dx4 = SMatrix::<f32, I, K>::repeat(7.0);
+            mul_at(&mut dx4, &w, &d);
+            assert_eq!(
+                bits(dx4.as_slice()),
+                bits(dx0.as_slice()),
+                "{O}x{I}x{K} mul_at"
+            );
             let mut g3 = SMatrix::<f32, O, I>::repeat(7.0);
             mul_bt(&mut g3, &d, &x);
             assert_eq!(

@@ -146,17 +146,17 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
     }
 
     /// The backward pass after [`Layers::forward`] on the same `x`: writes `∂L/∂θ` into `grad`
-    /// (overwriting it) given `dy = ∂L/∂output`, keeps what [`Layers::hvp`] needs in `cache`,
-    /// and returns `∂L/∂x` when `need_dx` (zeros otherwise).
+    /// given `dy = ∂L/∂output`, and `∂L/∂x` into `dx` when given (both overwritten); keeps what
+    /// [`Layers::hvp`] needs in `cache`.
     fn backward<const K: usize>(
         &self,
         x: &SMatrix<T, I, K>,
         cache: &mut Self::Cache<K>,
         dy: &SMatrix<T, O, K>,
         grad: &mut Self,
-        need_dx: bool,
-    ) -> SMatrix<T, I, K> {
-        self.backward_with(None, x, cache, dy, grad, need_dx)
+        dx: Option<&mut SMatrix<T, I, K>>,
+    ) {
+        self.backward_with(None, x, cache, dy, grad, dx);
     }
 
     /// Every layer's weights transposed, `Wᵀ`: what a backward pass needs for `∂L/∂x`, kept by
@@ -181,9 +181,10 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
     /// let (mut g1, mut g2) = (SinusoidNet::zeros(), SinusoidNet::zeros());
     /// net.forward(&x, &mut c1);
     /// net.forward(&x, &mut c2);
-    /// net.backward(&x, &mut c1, &dy, &mut g1, true);
-    /// net.backward_with(Some(&net.transposed()), &x, &mut c2, &dy, &mut g2, true);
-    /// assert_eq!(g1, g2);
+    /// let (mut dx1, mut dx2) = (SMatrix::zeros(), SMatrix::zeros());
+    /// net.backward(&x, &mut c1, &dy, &mut g1, Some(&mut dx1));
+    /// net.backward_with(Some(&net.transposed()), &x, &mut c2, &dy, &mut g2, Some(&mut dx2));
+    /// assert_eq!((g1, dx1), (g2, dx2));
     /// ```
     fn backward_with<const K: usize>(
         &self,
@@ -192,8 +193,8 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
         cache: &mut Self::Cache<K>,
         dy: &SMatrix<T, O, K>,
         grad: &mut Self,
-        need_dx: bool,
-    ) -> SMatrix<T, I, K>;
+        dx: Option<&mut SMatrix<T, I, K>>,
+    );
 
     /// Adds to the output layer the class prototypes of the samples `x` (one per column,
     /// targets `y`) in the space of its inputs (see [`Dense::add_prototypes`]): the head then
