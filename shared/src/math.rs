@@ -52,6 +52,18 @@ pub trait Real:
     fn sqrt(self) -> Self;
     /// Neither NaN nor infinite.
     fn is_finite(self) -> bool;
+    /// `rows` transposed: `out[c][r] = rows[r][c]`. Values are moved, never computed, so every
+    /// way of doing it gives the same bits; the host's `f32` uses vector shuffles.
+    ///
+    /// ```
+    /// use shared::math::Real;
+    /// let rows: [[f32; 8]; 8] = core::array::from_fn(|r| core::array::from_fn(|c| (8 * r + c) as f32));
+    /// assert_eq!(f32::transpose8(rows)[3][5], 43.0);
+    /// ```
+    #[inline]
+    fn transpose8(rows: [[Self; 8]; 8]) -> [[Self; 8]; 8] {
+        core::array::from_fn(|c| core::array::from_fn(|r| rows[r][c]))
+    }
 }
 
 impl Real for f32 {
@@ -93,6 +105,11 @@ impl Real for f32 {
     #[inline]
     fn is_finite(self) -> bool {
         f32::is_finite(self)
+    }
+    #[cfg(not(target_os = "none"))]
+    #[inline]
+    fn transpose8(rows: [[f32; 8]; 8]) -> [[f32; 8]; 8] {
+        wide::f32x8::transpose(rows.map(wide::f32x8::from)).map(|v| v.to_array())
     }
 }
 

@@ -98,6 +98,8 @@ pub struct Workspace<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize
     caches: Vec<M::Cache<K>>,
     outs: Vec<SMatrix<T, O, K>>,
     q_cache: M::Cache<K>,
+    /// The transpose of the parameters a backward pass runs through, when they are not `θ0`.
+    t: M::Transposed,
     dy: SMatrix<T, O, K>,
     w: M,
     hv: M,
@@ -129,6 +131,7 @@ impl<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize
             caches: vec![M::new_cache(); steps],
             outs: vec![SMatrix::zeros(); steps],
             q_cache: M::new_cache(),
+            t: M::zeros().transposed(),
             dy: SMatrix::zeros(),
             w: M::zeros(),
             hv: M::zeros(),
@@ -173,7 +176,13 @@ pub fn task_meta_grad<
     let theta_s = if s == 0 { theta0 } else { &ws.thetas[s - 1] };
     let out = theta_s.forward(&task.xq, &mut ws.q_cache);
     let query_loss = loss.value_grad(&out, &task.yq, ws.samples, Some(&mut ws.dy));
-    theta_s.backward(&task.xq, &mut ws.q_cache, &ws.dy, g_theta, None);
+    let t_s = if s == 0 {
+        theta0_t
+    } else {
+        theta_s.transpose_to(&mut ws.t);
+        Some(&ws.t)
+    };
+    theta_s.backward_with(t_s, &task.xq, &mut ws.q_cache, &ws.dy, g_theta, None);
     if let Some(ga) = g_alpha.as_deref_mut() {
         ga.fill_with(|_| T::ZERO);
     }
@@ -271,7 +280,12 @@ fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const
             .loss
             .value_grad(&ws.outs[t], &task.ys, ws.samples, Some(&mut ws.dy));
         // The gradient goes straight into the next step's buffer, as on the device.
-        let t_t = if t == 0 { theta0_t } else { None };
+        let t_t = if t == 0 {
+            theta0_t
+        } else {
+            theta.transpose_to(&mut ws.t);
+            Some(&ws.t)
+        };
         theta.backward_with(t_t, &task.xs, &mut ws.caches[t], &ws.dy, &mut next[0], None);
         if keep_grads {
             ws.grads[t].clone_from(&next[0]);

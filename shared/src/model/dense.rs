@@ -3,7 +3,10 @@
 
 use nalgebra::{SMatrix, SVector};
 
-use super::kernels::{add_mul, add_mul_at, add_mul_bt, mul_at, mul_at_transposed, mul_bt, zeros};
+use super::kernels::{
+    add_mul, add_mul_at, add_mul_bt, mul_at, mul_at_transposed, mul_bt, transpose, transpose_into,
+    zeros,
+};
 use super::{Layers, Params, Zeroed};
 use crate::math::Real;
 
@@ -179,7 +182,11 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
     type Transposed = SMatrix<T, I, O>;
 
     fn transposed(&self) -> Self::Transposed {
-        self.w.transpose()
+        transpose(&self.w)
+    }
+
+    fn transpose_to(&self, t: &mut Self::Transposed) {
+        transpose_into::<T, O, I>(self.w.as_slice(), t.as_mut_slice(), I);
     }
 
     fn shape(f: &mut dyn FnMut(usize)) {

@@ -2,6 +2,7 @@
 
 use nalgebra::SMatrix;
 
+use super::kernels::{transpose, transpose_into};
 use super::{Dense, Layers, Params, Zeroed};
 use crate::math::Real;
 
@@ -99,7 +100,12 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
     type Transposed = (SMatrix<T, I, H>, R::Transposed);
 
     fn transposed(&self) -> Self::Transposed {
-        (self.layer.w.transpose(), self.rest.transposed())
+        (transpose(&self.layer.w), self.rest.transposed())
+    }
+
+    fn transpose_to(&self, t: &mut Self::Transposed) {
+        transpose_into::<T, I, H>(self.layer.w.as_slice(), t.0.as_mut_slice(), I);
+        self.rest.transpose_to(&mut t.1);
     }
 
     fn shape(f: &mut dyn FnMut(usize)) {

@@ -269,6 +269,64 @@ fn add_mul_bt_cols<
     l
 }
 
+/// `wᵀ`, built 8 × 8 tiles at a time ([`Real::transpose8`]): vector shuffles on the host.
+///
+/// ```
+/// use nalgebra::SMatrix;
+/// use shared::model::kernels::transpose;
+/// let w = SMatrix::<f32, 9, 11>::from_fn(|i, j| (i * 11 + j) as f32);
+/// assert_eq!(transpose(&w), w.transpose());
+/// ```
+#[inline]
+pub fn transpose<T: Real, const O: usize, const I: usize>(
+    w: &SMatrix<T, O, I>,
+) -> SMatrix<T, I, O> {
+    let mut t = zeros::<T, I, O>();
+    transpose_into::<T, O, I>(w.as_slice(), t.as_mut_slice(), I);
+    t
+}
+
+/// Writes `w` (`O × I`, column-major) transposed into `out`: its row `i` at
+/// `out[i · stride..][..I]` (`stride ≥ I`; the values between rows are left as they are).
+///
+/// ```
+/// use nalgebra::SMatrix;
+/// use shared::model::kernels::transpose_into;
+/// let w = SMatrix::<f32, 2, 3>::new(1.0, 2.0, 3.0, 4.0, 5.0, 6.0);
+/// let mut out = [0.0; 8];
+/// transpose_into::<f32, 2, 3>(w.as_slice(), &mut out, 4);
+/// assert_eq!(out, [1.0, 2.0, 3.0, 0.0, 4.0, 5.0, 6.0, 0.0]);
+/// ```
+#[inline]
+pub fn transpose_into<T: Real, const O: usize, const I: usize>(
+    w: &[T],
+    out: &mut [T],
+    stride: usize,
+) {
+    const T8: usize = 8;
+    let (o8, i8) = (O / T8 * T8, I / T8 * T8);
+    for c0 in (0..i8).step_by(T8) {
+        for r0 in (0..o8).step_by(T8) {
+            // Tile row `c` is column `c0 + c` of `w` over rows `r0..r0 + 8`.
+            let tile: [[T; T8]; T8] = core::array::from_fn(|c| {
+                let col = &w[(c0 + c) * O + r0..][..T8];
+                core::array::from_fn(|r| col[r])
+            });
+            for (r, row) in T::transpose8(tile).iter().enumerate() {
+                out[(r0 + r) * stride + c0..][..T8].copy_from_slice(row);
+            }
+        }
+    }
+    // What the tiles leave: the last `O − o8` rows of every column, and the last `I − i8`
+    // columns of the other rows.
+    for c in 0..I {
+        let from = if c < i8 { o8 } else { 0 };
+        for (r, &v) in w[c * O..(c + 1) * O].iter().enumerate().skip(from) {
+            out[r * stride + c] = v;
+        }
+    }
+}
+
 /// Columns of `w` transposed at a time in [`add_mul_at`]: a small block on a microcontroller
 /// (it lives on the stack), a wider one on the host (fewer passes, wider vectors). The block
 /// size changes the order of the loops, never the order of any sum, so both give the same bits.
@@ -381,10 +439,9 @@ fn add_mul_at_blocked<
     let d = d.as_slice();
     let out = out.as_mut_slice();
     if B >= I {
-        // All of `w` at once, written straight into the block.
-        let tb: [[T; B]; O] = core::array::from_fn(|i| {
-            core::array::from_fn(|c| if c < I { w[c * O + i] } else { T::ZERO })
-        });
+        // All of `w` at once.
+        let mut tb = [[T::ZERO; B]; O];
+        transpose_into::<T, O, I>(w, tb.as_flattened_mut(), B);
         at_block::<T, O, I, K, B, ADD>(tb.as_flattened(), B, 0, B, 0, I, d, out);
         return;
     }
@@ -630,6 +687,24 @@ mod tests {
         check::<15, 9, 1>();
         check::<17, 50, 11>();
         check::<70, 3, 7>();
+    }
+
+    /// Tiles and edges together move every value to its place, whatever the shape.
+    #[test]
+    fn transpose_matches_nalgebra_for_every_shape() {
+        fn check<const O: usize, const I: usize>() {
+            let w32 = SMatrix::<f32, O, I>::from_fn(|i, j| (i * 1000 + j) as f32 - 0.5);
+            assert_eq!(transpose(&w32), w32.transpose(), "{O}x{I} f32");
+            let w64 = SMatrix::<f64, O, I>::from_fn(|i, j| (i * 1000 + j) as f64 - 0.5);
+            assert_eq!(transpose(&w64), w64.transpose(), "{O}x{I} f64");
+        }
+        check::<8, 8>();
+        check::<40, 40>();
+        check::<16, 24>();
+        check::<1, 40>();
+        check::<40, 1>();
+        check::<13, 17>();
+        check::<9, 7>();
     }
 
     #[test]

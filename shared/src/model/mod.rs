@@ -162,10 +162,22 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
     /// Every layer's weights transposed, `Wᵀ`: what a backward pass needs for `∂L/∂x`, kept by
     /// a caller that runs many backward passes through the same parameters (the trainer's
     /// support passes through `θ0`) so each does not transpose them again.
-    type Transposed: Clone;
+    type Transposed: Clone + core::fmt::Debug + PartialEq;
 
     /// `Wᵀ` of every layer.
     fn transposed(&self) -> Self::Transposed;
+
+    /// [`Layers::transposed`] written into `t`, for a caller that keeps the buffer.
+    ///
+    /// ```
+    /// use shared::model::{Layers, Params, SinusoidNet};
+    /// let mut net = SinusoidNet::zeros();
+    /// net.fill_with(|k| k as f32);
+    /// let mut t = SinusoidNet::zeros().transposed();
+    /// net.transpose_to(&mut t);
+    /// assert_eq!(t, net.transposed());
+    /// ```
+    fn transpose_to(&self, t: &mut Self::Transposed);
 
     /// [`Layers::backward`], given `t = self.transposed()` when the caller keeps it: the same
     /// bits either way.
