@@ -420,7 +420,7 @@ impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Part<
             self.theta.fill_with(|k| baton.theta[k]);
             self.alpha.clone_from(&baton.alpha);
         }
-        self.theta_t = self.theta.transposed();
+        self.theta.transpose_to(&mut self.theta_t);
         let mb = job.config.meta_batch;
         let first = self.t == 0;
         if first {
