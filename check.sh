@@ -36,11 +36,15 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings (host workspace and firmware)"
 cargo clippy --workspace --all-targets -- -D warnings
 for board in device/firmware/boards/*/; do
-    # Both log transports: semihosting (QEMU, the default) and RTT (a probe on hardware), and
-    # every binary of the board (mps2-an386: the sinusoid and the 5- and 20-way Omniglot
-    # classifier firmware; the tests build and boot them all).
+    # Both log transports: semihosting (QEMU, the default) and RTT with panic-probe (a probe
+    # on hardware). The served model is chosen by TINYADAPT_FIRMWARE at build time; the tests
+    # build and boot the sinusoid, CSV-shaped and Omniglot firmware.
     (cd "$board" && cargo clippy --release --bins -- -D warnings \
         && cargo clippy --release --bins --no-default-features --features rtt -- -D warnings)
+done
+for example in device/firmware/examples/*/; do
+    # What a user copies: their own firmware on the device crate (the tests boot it).
+    (cd "$example" && cargo clippy --release --bins -- -D warnings)
 done
 
 step "no_std builds of shared and device for ${THUMB_TARGETS[*]}"

@@ -638,7 +638,7 @@ impl<const X: usize> Stage<X> {
         let at = usize::from(offset);
         let n = values.len() / 4;
         let continues = at == 0 || at == usize::from(self.filled);
-        if !continues || values.len() % 4 != 0 || at + n > Self::limit(inputs) {
+        if !continues || !values.len().is_multiple_of(4) || at + n > Self::limit(inputs) {
             return Err(LinkError::Stage {
                 filled: self.filled,
                 expected: inputs as u16,

@@ -160,7 +160,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     }
     if a.device {
         let blob = crate::device_bench::maml_blob(1000)?;
-        let rows = crate::qemu::Emulated::ALL
+        let rows = crate::link::qemu::Emulated::ALL
             .iter()
             .map(|&on| crate::device_bench::measure(on, &blob))
             .collect::<Result<Vec<_>>>()?;

@@ -11,9 +11,10 @@ use crate::algo::Algo;
 use crate::bench::paper_config;
 use crate::eval::{self, EvalConfig};
 use crate::flops;
+use crate::link::firmware;
+use crate::link::qemu::{Emulated, Flash, Qemu};
 use crate::model::SinusoidNet;
 use crate::on_device::{self, run_task};
-use crate::qemu::{build_firmware, Emulated, Flash, Qemu};
 use crate::run_dir::RunDir;
 use crate::train::{train, Progress};
 
@@ -100,7 +101,7 @@ fn run_once(on: Emulated, elf: &std::path::Path, blob: &[u8]) -> Result<(u64, u6
 
 /// Measures `on` with a MAML sinusoid `w*` (K = 10).
 pub fn measure(on: Emulated, blob: &[u8]) -> Result<BoardCost> {
-    let elf = build_firmware(on)?;
+    let elf = firmware::build(on.board(), &shared::catalogue::Firmware::SINUSOID)?;
     let ElfSizes {
         code_flash,
         static_ram,

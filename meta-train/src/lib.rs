@@ -4,7 +4,6 @@
 
 pub mod algo;
 pub mod bench;
-pub mod csv_eval;
 pub mod csv_train;
 pub mod device_bench;
 pub mod eval;
@@ -13,12 +12,12 @@ pub mod fewshot;
 pub mod figures;
 pub mod flops;
 pub mod inspect;
+pub mod link;
 pub mod model;
 pub mod on_device;
 pub mod optim;
 pub mod output;
 pub mod plot;
-pub mod qemu;
 pub mod relay;
 pub mod run_dir;
 pub mod tasks;

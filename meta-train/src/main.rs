@@ -6,16 +6,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use meta_train::algo::Algo;
-use meta_train::csv_eval::{self, CsvEvalConfig};
 use meta_train::csv_train;
+use meta_train::eval::csv::{self, CsvEvalConfig};
+use meta_train::eval::csv_on_device;
 use meta_train::eval::{self, EvalConfig, KResult};
+use meta_train::link::firmware;
+use meta_train::link::qemu::{self, Emulated, Flash, Qemu};
+use meta_train::link::On;
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
-use meta_train::qemu::{self, Emulated, Flash, Qemu};
 use meta_train::run_dir::{self, RunDir};
 use meta_train::tasks::csv::CsvTasks;
 use meta_train::train::{train, Progress, TrainConfig, Trained};
 use meta_train::{bench, export, figures, on_device, say, with_k};
 use shared::board::Board;
+use shared::catalogue::Firmware;
 use shared::wstar::Blob;
 
 /// Meta-train few-shot learners on the host; adapt them on microcontrollers.
@@ -57,6 +61,20 @@ enum Command {
         /// Folder for the files.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+    },
+    /// Build the firmware for a w* blob's model (its shape and sample capacity decide the
+    /// firmware's types) for a board; print the ELF, its code flash and RAM, and how to flash
+    /// it and the w*.
+    Firmware {
+        /// The blob.
+        blob: PathBuf,
+        /// Board: mps2-an386 or lm3s6965evb.
+        #[arg(long, value_parser = board_name)]
+        board: &'static Board,
+        /// Samples the device holds (default: the smallest of 1, 2, 5, 10, 20, 32 that holds the
+        /// K the w* was trained with; the host simulates those).
+        #[arg(long)]
+        k: Option<u16>,
     },
     /// Measure meta-iterations per second, GFLOP/s and peak memory; with --quality, the
     /// post-adaptation error of MAML and Meta-SGD trained with the paper's setup.
@@ -126,10 +144,11 @@ struct TrainArgs {
     /// other value evaluates the file's held-out tasks.
     #[arg(long, default_value_t = 600)]
     eval_tasks: usize,
-    /// Then flash w* into an emulated board and evaluate there too, next to the host
-    /// simulation, with the parity verdict.
-    #[arg(long, value_enum, conflicts_with = "tasks")]
-    on: Option<Emulated>,
+    /// Then flash w* into a board and evaluate there too, next to the host simulation, with
+    /// the parity verdict: qemu-an386 or qemu-lm3s6965 (the firmware for the w* is built and
+    /// booted under QEMU), or a serial port (/dev/ttyACM0, COM3) of a board flashed with it.
+    #[arg(long, value_parser = on_arg)]
+    on: Option<On>,
     /// Held-out tasks of the on-device evaluation (the first of the host's).
     #[arg(long, default_value_t = 100)]
     device_tasks: usize,
@@ -165,10 +184,12 @@ struct EvalArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Run every adaptation and prediction in the firmware on an emulated board (QEMU) instead
-    /// of the host, and compare each task bit for bit with the host simulation.
-    #[arg(long, value_enum)]
-    on: Option<Emulated>,
+    /// Run every adaptation and prediction in the firmware on a board instead of the host, and
+    /// compare each task bit for bit with the host simulation: qemu-an386 or qemu-lm3s6965
+    /// (built and booted under QEMU), or a serial port (/dev/ttyACM0, COM3) of a board
+    /// flashed with the firmware `meta-train firmware` builds for the w*, and the w*.
+    #[arg(long, value_parser = on_arg)]
+    on: Option<On>,
     /// Firmware ELF for --on (default: build the board's firmware from this source tree).
     #[arg(long, requires = "on")]
     firmware: Option<PathBuf>,
@@ -201,6 +222,20 @@ fn board_name(name: &str) -> Result<&'static Board, String> {
         let names: Vec<_> = shared::board::BOARDS.iter().map(|b| b.name).collect();
         format!("unknown board {name:?}; boards: {}", names.join(", "))
     })
+}
+
+fn on_arg(s: &str) -> Result<On, String> {
+    On::parse(s).map_err(|e| e.to_string())
+}
+
+/// The emulated board `on` names; the sinusoid and Omniglot evaluations run under QEMU.
+fn emulated(on: &On) -> Result<Emulated> {
+    match on {
+        On::Qemu(e) => Ok(*e),
+        On::Serial(p) => anyhow::bail!(
+            "--on {p}: the sinusoid and Omniglot evaluations run on an emulated board (qemu-an386, qemu-lm3s6965); a serial port serves CSV-task blobs (--tasks FILE.csv)"
+        ),
+    }
 }
 
 fn threads(n: Option<usize>) -> Result<()> {
@@ -276,10 +311,11 @@ fn run_train(a: TrainArgs) -> Result<()> {
     if let Some(file) = &a.tasks {
         return run_train_csv(&a, file);
     }
-    if let Some(on) = a.on {
+    if let Some(on) = &a.on {
         // Fail before training, not after it: the emulator and the firmware come first.
-        qemu::check_qemu()?;
-        qemu::build_firmware(on)?;
+        let on = emulated(on)?;
+        qemu::ensure_qemu()?;
+        firmware::build(on.board(), &Firmware::SINUSOID)?;
     }
     let config = train_config(&a);
     let out = a.out.clone().unwrap_or_else(|| {
@@ -313,7 +349,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
         );
         say!("{}", eval::table(&results).trim_end());
     }
-    if let Some(on) = a.on {
+    if let Some(on) = &a.on {
+        let on = emulated(on)?;
         let cfg = EvalConfig {
             tasks: a.device_tasks,
             seed: a.seed,
@@ -348,8 +385,8 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         TasksArg::Count(n) => *n,
     };
     if parsed.as_ref().is_some_and(|b| b.body().is_some()) {
-        if let Some(on) = a.on {
-            return run_fewshot_on_device(on, &bytes, tasks, &a);
+        if let Some(on) = &a.on {
+            return run_fewshot_on_device(emulated(on)?, &bytes, tasks, &a);
         }
         return meta_train::fewshot::run::eval_blob(
             &bytes,
@@ -373,7 +410,8 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         seed: a.seed,
         test_points: a.test_points,
     };
-    if let Some(on) = a.on {
+    if let Some(on) = &a.on {
+        let on = emulated(on)?;
         let (r, logs) = run_on_device(on, a.firmware.as_deref(), &blob, &cfg)?;
         if a.logs {
             for line in logs {
@@ -432,6 +470,10 @@ fn run_train_csv(a: &TrainArgs, file: &Path) -> Result<()> {
             format!("runs/csv-{stem}-{:?}-k{}-seed{}", a.algorithm, a.k, a.seed).to_lowercase(),
         )
     });
+    if let Some(On::Qemu(_)) = &a.on {
+        // Fail before training, not after it.
+        qemu::ensure_qemu()?;
+    }
     let run = RunDir::create(out)?;
     let trained = csv_train::train_csv(&config, file, a.holdout, &run, a.resume, progress(a))?;
     report_trained(&run, &trained)?;
@@ -441,9 +483,20 @@ fn run_train_csv(a: &TrainArgs, file: &Path) -> Result<()> {
             draws: a.draws,
             seed: a.seed,
         };
-        let r = csv_eval::evaluate_csv(&trained.blob, &tasks, &cfg)?;
+        let r = csv::evaluate_csv(&trained.blob, &tasks, &cfg)?;
         run.write_atomic("eval.json", serde_json::to_string_pretty(&r)?.as_bytes())?;
-        say!("\n{}", csv_eval::table(&r).trim_end());
+        say!("\n{}", csv::table(&r).trim_end());
+        if let Some(on) = &a.on {
+            let r = csv_on_device::evaluate(on, None, &trained.blob, &tasks, &cfg)?;
+            run.write_atomic(
+                "eval-on-device.json",
+                serde_json::to_string_pretty(&r)?.as_bytes(),
+            )?;
+            say!("\n{}", csv_on_device::report(&r).trim_end());
+            if !r.parity.holds() {
+                anyhow::bail!("the device and the host simulation disagree");
+            }
+        }
     }
     Ok(())
 }
@@ -451,8 +504,10 @@ fn run_train_csv(a: &TrainArgs, file: &Path) -> Result<()> {
 /// `eval BLOB --tasks FILE.csv`: the held-out tasks of the file, adapted through the device
 /// runtime.
 fn run_eval_csv(blob: &[u8], file: &Path, a: &EvalArgs) -> Result<()> {
-    if a.on.is_some() || a.plot.is_some() || a.episode.is_some() {
-        anyhow::bail!("--tasks FILE.csv evaluates on the host; --on, --plot and --episode are for the sinusoid and image blobs");
+    if a.plot.is_some() || a.episode.is_some() {
+        anyhow::bail!(
+            "--plot and --episode are for the sinusoid and image blobs, not with --tasks FILE.csv"
+        );
     }
     let tasks = CsvTasks::load(file)?;
     let cfg = CsvEvalConfig {
@@ -460,12 +515,25 @@ fn run_eval_csv(blob: &[u8], file: &Path, a: &EvalArgs) -> Result<()> {
         draws: a.draws,
         seed: a.seed,
     };
-    let r = csv_eval::evaluate_csv(blob, &tasks, &cfg)
+    if let Some(on) = &a.on {
+        let r = csv_on_device::evaluate(on, a.firmware.as_deref(), blob, &tasks, &cfg)
+            .with_context(|| format!("evaluating {}", a.blob.display()))?;
+        if a.json {
+            say!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            say!("{}", csv_on_device::report(&r).trim_end());
+        }
+        if !r.parity.holds() {
+            anyhow::bail!("the device and the host simulation disagree");
+        }
+        return Ok(());
+    }
+    let r = csv::evaluate_csv(blob, &tasks, &cfg)
         .with_context(|| format!("evaluating {}", a.blob.display()))?;
     if a.json {
         say!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        say!("{}", csv_eval::table(&r).trim_end());
+        say!("{}", csv::table(&r).trim_end());
     }
     Ok(())
 }
@@ -481,7 +549,7 @@ fn run_fewshot_on_device(on: Emulated, blob: &[u8], tasks: usize, a: &EvalArgs) 
             "the Omniglot classifier firmware is built for qemu-an386 (its 256 KiB of RAM)"
         );
     }
-    qemu::check_qemu()?;
+    qemu::ensure_qemu()?;
     let small1 = Omniglot::load(a.omniglot.join("images_background_small1.zip"))?;
     let small2 = Omniglot::load(a.omniglot.join("images_background_small2.zip"))?;
     let pools = Pools::from_small(&small1, &small2, 0.2, a.seed);
@@ -511,10 +579,10 @@ fn run_on_device(
     blob: &[u8],
     cfg: &EvalConfig,
 ) -> Result<(on_device::OnDevice, Vec<String>)> {
-    qemu::check_qemu()?;
+    qemu::ensure_qemu()?;
     let elf = match firmware {
         Some(p) => p.to_path_buf(),
-        None => qemu::build_firmware(on)?,
+        None => firmware::build(on.board(), &Firmware::SINUSOID)?,
     };
     let mut device = Qemu::boot(on, &elf, Flash::Blob(blob))?;
     let bar = indicatif::ProgressBar::new(2 * cfg.tasks as u64).with_style(
@@ -559,6 +627,14 @@ fn main() -> Result<()> {
             let e = export::export(&bytes, board, slot, generation, &out)
                 .with_context(|| format!("{}", blob.display()))?;
             say!("{}", export::instructions(board, &e).trim_end());
+            Ok(())
+        }
+        Command::Firmware { blob, board, k } => {
+            let bytes = std::fs::read(&blob)
+                .with_context(|| format!("cannot read w* blob {}", blob.display()))?;
+            let fw = firmware::for_blob(&bytes, k).with_context(|| blob.display().to_string())?;
+            let elf = firmware::build(board, &fw)?;
+            say!("{}", firmware::describe(board, &fw, &elf)?.trim_end());
             Ok(())
         }
         Command::Bench(a) => bench::run(&a),

@@ -15,7 +15,7 @@ use shared::link::{
 use shared::model::{Params, SinusoidNet};
 
 use crate::eval::{self, EvalConfig, HeldOut, KResult, TaskTrace, EVAL_STEPS};
-use crate::qemu::Qemu;
+use crate::link::qemu::Qemu;
 
 /// Something that adapts like the firmware.
 pub trait Target {

@@ -675,7 +675,7 @@ where
         relay.publish(ck.iteration);
         interval_loss += f64::from(loss);
         interval_n += 1;
-        if ck.iteration % config.log_every == 0 || ck.iteration == config.iterations {
+        if ck.iteration.is_multiple_of(config.log_every) || ck.iteration == config.iterations {
             let row = MetricRow {
                 iteration: ck.iteration,
                 meta_loss: (interval_loss / interval_n as f64) as f32,
@@ -686,7 +686,8 @@ where
             interval_loss = 0.0;
             interval_n = 0;
         }
-        if ck.iteration % config.checkpoint_every == 0 || ck.iteration == config.iterations {
+        if ck.iteration.is_multiple_of(config.checkpoint_every) || ck.iteration == config.iterations
+        {
             save(run, ck, &blob_with::<M, I, O>(ck, job.source.loss(), norm)?)?;
         }
         bar.inc(1);

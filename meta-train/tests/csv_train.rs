@@ -7,8 +7,8 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use meta_train::algo::Algo;
-use meta_train::csv_eval::{evaluate_csv, CsvEval, CsvEvalConfig};
 use meta_train::csv_train::{self, train_csv};
+use meta_train::eval::csv::{evaluate_csv, CsvEval, CsvEvalConfig};
 use meta_train::run_dir::RunDir;
 use meta_train::tasks::csv::CsvTasks;
 use meta_train::train::{Progress, TrainConfig, Trained};

@@ -461,7 +461,7 @@ impl<const C: usize> BodySpec<C> {
             };
             conv_forward(c, w, at, &src[..c.inputs()], &mut dst[..c.outputs()], patch);
         }
-        let last: &'s [T] = if C % 2 == 0 { odd } else { even };
+        let last: &'s [T] = if C.is_multiple_of(2) { odd } else { even };
         Ok(&last[..self.features()])
     }
 

@@ -16,6 +16,7 @@ extern crate alloc;
 
 pub mod board;
 pub mod body;
+pub mod catalogue;
 pub mod inner;
 pub mod link;
 pub mod loss;

@@ -24,7 +24,7 @@ use meta_train::fewshot::on_device::{
     OmniglotOnDevice, PIXELS,
 };
 use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
-use meta_train::qemu::{Flash, Qemu};
+use meta_train::link::qemu::{Flash, Qemu};
 use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::Omniglot;
 use shared::body::{Views, SHIFTS};

@@ -21,7 +21,7 @@ use meta_train::on_device::{run_task, DeviceTrace, HostSim};
 mod common;
 
 use common::{boot, call, next_response};
-use meta_train::qemu::{Emulated, Flash, Qemu};
+use meta_train::link::qemu::{Emulated, Flash, Qemu};
 use shared::link::{put_floats, LinkError, Request, Response, Status, FIRMWARE_K, MAX_FRAME};
 use shared::loss::Loss;
 use shared::model::{Mlp1, Params, SinusoidNet};

@@ -10,7 +10,7 @@ use meta_train::on_device::{run_task, HostSim};
 mod common;
 
 use common::boot;
-use meta_train::qemu::{Emulated, Flash, Qemu};
+use meta_train::link::qemu::{Emulated, Flash, Qemu};
 use rand::{Rng, SeedableRng};
 use shared::link::{Request, Response, Status, FIRMWARE_K};
 use shared::model::SinusoidNet;

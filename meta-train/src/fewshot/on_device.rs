@@ -42,10 +42,12 @@ use shared::wstar::Blob;
 use super::eval::OmniglotClassifier;
 use super::{FEATURES, OMNIGLOT_BODY};
 use crate::device_bench::{elf_sizes, ElfSizes};
-use crate::qemu::{build_firmware_of, Emulated, Firmware, Flash, Qemu};
+use crate::link::firmware;
+use crate::link::qemu::{Emulated, Flash, Qemu};
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
 use crate::tasks::Stream;
+use shared::catalogue::Firmware;
 
 /// Values of one image.
 pub const PIXELS: usize = OMNIGLOT_BODY.inputs();
@@ -68,14 +70,14 @@ pub struct ClassifierFirmware {
 impl ClassifierFirmware {
     /// The 5-way classifier, up to 25 support images (5-way 1- and 5-shot).
     pub const FIVE_WAY: ClassifierFirmware = ClassifierFirmware {
-        firmware: Firmware::Omniglot,
+        firmware: Firmware::OMNIGLOT_5WAY,
         way: 5,
         capacity: 25,
         within_alphabet: false,
     };
     /// The 20-way classifier, up to 20 support images (20-way 1-shot).
     pub const TWENTY_WAY: ClassifierFirmware = ClassifierFirmware {
-        firmware: Firmware::Omniglot20,
+        firmware: Firmware::OMNIGLOT_20WAY,
         way: 20,
         capacity: 20,
         within_alphabet: true,
@@ -132,7 +134,7 @@ impl ClassifierFirmware {
 
     /// Builds it (release) if needed and returns its ELF.
     pub fn build(self) -> Result<PathBuf> {
-        build_firmware_of(Emulated::An386, self.firmware)
+        firmware::build(Emulated::An386.board(), &self.firmware)
     }
 }
 
@@ -745,7 +747,7 @@ pub fn evaluate_on(
     let n = episodes.len().max(1) as f64;
     Ok(OmniglotOnDevice {
         board: qemu.board().name.into(),
-        firmware: firmware.firmware.binary(qemu.board()).unwrap_or_default(),
+        firmware: firmware.firmware.to_string(),
         capacity: firmware.capacity,
         parity,
         accuracy: acc / n,

@@ -475,7 +475,7 @@ pub fn train<const N: usize, const K: usize>(
         ck.iteration += 1;
         done += 1;
         bar.inc(1);
-        if done % 10 == 0 {
+        if done.is_multiple_of(10) {
             let now = Instant::now();
             rate = 10.0 * config.meta_batch as f64 / (now - tick).as_secs_f64();
             tick = now;

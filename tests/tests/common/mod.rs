@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use meta_train::fewshot::on_device::ClassifierFirmware;
-use meta_train::qemu::{build_firmware, Emulated, Flash, Qemu};
+use meta_train::link::firmware;
+use meta_train::link::qemu::{Emulated, Flash, Qemu};
+use shared::catalogue::Firmware;
 use shared::link::{Request, Response};
 
 /// Most time one request may take before the firmware counts as hung.
@@ -21,8 +23,10 @@ pub fn firmware(on: Emulated) -> &'static Path {
         .iter()
         .position(|&b| b == on)
         .expect("a known board");
-    ELF[i]
-        .get_or_init(|| build_firmware(on).unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name)))
+    ELF[i].get_or_init(|| {
+        firmware::build(on.board(), &Firmware::SINUSOID)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name))
+    })
 }
 
 /// Boots the firmware on `on` with `flash` in its `w*` slots; requests time out after
@@ -30,7 +34,7 @@ pub fn firmware(on: Emulated) -> &'static Path {
 pub fn boot(on: Emulated, flash: Flash<'_>) -> Qemu {
     let mut q = Qemu::boot(on, firmware(on), flash)
         .unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name));
-    q.timeout = TIMEOUT;
+    q.link().timeout = TIMEOUT;
     q
 }
 
@@ -63,7 +67,7 @@ pub fn boot_omniglot(flash: Flash<'_>) -> Qemu {
 pub fn boot_classifier(firmware: ClassifierFirmware, flash: Flash<'_>) -> Qemu {
     let mut q = Qemu::boot(Emulated::An386, classifier_firmware(firmware), flash)
         .unwrap_or_else(|e| panic!("mps2-an386 {:?} firmware: {e:#}", firmware.firmware));
-    q.timeout = TIMEOUT;
+    q.link().timeout = TIMEOUT;
     q
 }
 

@@ -1,4 +1,5 @@
-//! Clock ticks for measurements, from SysTick: 24 bits in hardware, widened by counting wraps.
+//! Clock ticks for measurements, from SysTick: 24 bits in hardware, widened by counting wraps
+//! ([`tick`], called from the board's SysTick handler).
 //!
 //! A measurement restarts the counter, so its tick boundaries fall at the same instruction on
 //! every run; under QEMU with `-icount` virtual time advances a fixed amount per instruction,
@@ -9,7 +10,6 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
-use cortex_m_rt::exception;
 
 const RELOAD: u32 = 0x00FF_FFFF;
 const PERIOD: u64 = RELOAD as u64 + 1;
@@ -58,7 +58,15 @@ fn elapsed() -> u64 {
     }
 }
 
-#[exception]
-fn SysTick() {
+/// Counts a SysTick wrap: the board's SysTick exception handler calls this (the crate owns
+/// no handler, so the board keeps SysTick for itself if it likes, as long as it forwards).
+///
+/// ```ignore
+/// #[cortex_m_rt::exception]
+/// fn SysTick() {
+///     app::clock::tick();
+/// }
+/// ```
+pub fn tick() {
     WRAPS.fetch_add(1, Ordering::AcqRel);
 }

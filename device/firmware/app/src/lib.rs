@@ -1,109 +1,43 @@
-//! The tinyadapt firmware, for any board: it serves the `device` runtime over the board's UART.
+//! The tinyadapt firmware for any board: it serves a `device` model over the board's serial
+//! port.
 //!
 //! At reset it picks the newest valid `w*` of the two slots in the board's flash region
-//! (written there separately from the firmware; see `shared::slots`), then answers [`shared::link`] requests forever: push samples, adapt, predict,
-//! reset, read parameters and memory use. Every refusal is a typed reply; nothing a host sends
-//! stops it. A board package is `main` calling [`run`] with its UART, its
-//! [`shared::board::Board`] and the server: [`sinusoid`] (the MAML sinusoid adapter),
-//! [`omniglot`] (the 5-way Omniglot image classifier, its body in the `w*` slot) or
-//! [`omniglot20`] (the 20-way one).
+//! (written there separately from the firmware; see `shared::slots`), then answers
+//! [`shared::link`] requests forever: push samples, adapt, predict, reset, read parameters and
+//! memory use. Every refusal is a typed reply; nothing a host sends stops it.
 //!
-//! `defmt` logs leave by semihosting (feature `semihosting`, QEMU) or RTT (feature `rtt`, a
-//! debug probe). Under semihosting a panic or a fault ends QEMU with exit code 1 so a test sees
-//! it; on hardware it resets the MCU.
+//! The crate owns no global handler and takes no peripheral, so it sits beside any HAL,
+//! embassy or panic-probe. The board package (a `main.rs` of a few lines) picks the panic
+//! handler and the `defmt` transport, hands in its serial port (anything with the
+//! [`embedded_io`] traits: a HAL's UART, or the polled drivers in [`uart`]) and its SysTick,
+//! and forwards the SysTick exception to [`clock::tick`]:
+//!
+//! ```ignore
+//! #[cortex_m_rt::entry]
+//! fn main() -> ! {
+//!     let cp = cortex_m::Peripherals::take().unwrap();
+//!     let uart = app::uart::Cmsdk::new(0x4000_4000);
+//!     app::run(uart, &BOARD, model::FIRMWARE, model::server(), cp.SYST)
+//! }
+//! #[cortex_m_rt::exception]
+//! fn SysTick() {
+//!     app::clock::tick();
+//! }
+//! ```
+//!
+//! The served model's type comes from the firmware's name (`TINYADAPT_FIRMWARE`, see
+//! `shared::catalogue`), which the board's build script turns into `model.rs`.
 #![no_std]
 
 pub mod clock;
-mod fault;
 pub mod stack;
 pub mod uart;
 
-#[cfg(feature = "rtt")]
-use defmt_rtt as _;
-#[cfg(feature = "semihosting")]
-use defmt_semihosting as _;
-
-use device::server::{LinkServer, Platform, Served, Server};
-use device::ImageClassifier;
+use cortex_m::peripheral::SYST;
+use device::server::{LinkServer, Platform, Served};
+use embedded_io::{Read, Write};
 use shared::board::Board;
-use shared::body::OMNIGLOT_BODY;
-use shared::link::{Memory, FIRMWARE_K, MAX_FRAME};
-use shared::model::SinusoidNet;
-use static_cell::{ConstStaticCell, StaticCell};
-
-/// The sinusoid firmware's server: the MAML sinusoid net, one input, one output,
-/// [`FIRMWARE_K`] samples.
-pub type FirmwareServer = Server<'static, SinusoidNet, 1, 1, FIRMWARE_K>;
-
-/// An Omniglot classifier: [`OMNIGLOT_BODY`] (28×28 images, 128 features) under an `N`-way
-/// head adapted on up to `K` support images.
-pub type OmniglotClassifierOf<const N: usize, const K: usize> = ImageClassifier<
-    'static,
-    5,
-    { OMNIGLOT_BODY.features() },
-    N,
-    K,
-    { OMNIGLOT_BODY.scratch_len() },
->;
-
-/// The server of an [`OmniglotClassifierOf`]: the classifier and a stage for one image.
-pub type OmniglotServerOf<const N: usize, const K: usize> =
-    LinkServer<'static, OmniglotClassifierOf<N, K>, { OMNIGLOT_BODY.inputs() }>;
-
-/// The Omniglot firmware's classifier: 5-way, up to 25 support images (5-shot).
-pub type OmniglotClassifier = OmniglotClassifierOf<5, 25>;
-
-/// The Omniglot firmware's server.
-pub type OmniglotServer = OmniglotServerOf<5, 25>;
-
-/// The 20-way Omniglot firmware's classifier: 20-way, up to 20 support images (1-shot).
-pub type Omniglot20Classifier = OmniglotClassifierOf<20, 20>;
-
-/// The 20-way Omniglot firmware's server.
-pub type Omniglot20Server = OmniglotServerOf<20, 20>;
-
-/// The sinusoid server lives in a `static`, never on the stack.
-static SINUSOID: ConstStaticCell<FirmwareServer> = ConstStaticCell::new(FirmwareServer::UNLOADED);
-
-/// The Omniglot servers are built in place at boot, in `.bss`: a constant server is not all
-/// zeros (the classifier's body description, the refusal reasons), so a constant would put
-/// its 43 KB (5-way) or 60 KB (20-way) in `.data`, in flash too. A firmware links only the
-/// one it serves.
-static OMNIGLOT: StaticCell<OmniglotServer> = StaticCell::new();
-
-/// The 20-way server (see [`OMNIGLOT`]).
-static OMNIGLOT20: StaticCell<Omniglot20Server> = StaticCell::new();
-
-/// The sinusoid server (call once).
-pub fn sinusoid() -> &'static mut FirmwareServer {
-    SINUSOID.take()
-}
-
-/// The 5-way Omniglot server (call once).
-pub fn omniglot() -> &'static mut OmniglotServer {
-    unloaded_classifier(&OMNIGLOT)
-}
-
-/// The 20-way Omniglot server (call once).
-pub fn omniglot20() -> &'static mut Omniglot20Server {
-    unloaded_classifier(&OMNIGLOT20)
-}
-
-/// An Omniglot server with no `w*`, built in place in `cell` (the cell panics if it was
-/// taken before: each server is taken once, at boot).
-fn unloaded_classifier<const N: usize, const K: usize>(
-    cell: &'static StaticCell<OmniglotServerOf<N, K>>,
-) -> &'static mut OmniglotServerOf<N, K> {
-    cell.init_with(|| LinkServer::unloaded(ImageClassifier::unloaded(OMNIGLOT_BODY)))
-}
-
-/// A byte-wide serial port.
-pub trait Serial {
-    /// Waits for a byte.
-    fn read(&mut self) -> u8;
-    /// Sends a byte (waits while the transmitter is full).
-    fn write(&mut self, byte: u8);
-}
+use shared::link::{Memory, MAX_FRAME};
 
 struct OnBoard {
     clock: clock::Clock,
@@ -119,19 +53,26 @@ impl Platform for OnBoard {
     }
 }
 
-/// Serves the `w*` in `board`'s region over `uart` with `server`, forever.
+/// Serves the `w*` in `board`'s region over `serial` with `server`, forever; `syst` times
+/// each adaptation and prediction (forward the SysTick exception to [`clock::tick`]).
+/// `firmware` is the firmware's name (`model::FIRMWARE`), for the boot log.
+///
+/// A serial error (an overrun, a framing error) is logged and the byte dropped: the host's
+/// request then fails to decode or times out, and the next one is served.
 pub fn run<T: Served<'static>, const X: usize>(
-    mut uart: impl Serial,
+    mut serial: impl Read + Write,
     board: &Board,
+    firmware: &str,
     server: &'static mut LinkServer<'static, T, X>,
+    syst: SYST,
 ) -> ! {
-    let cp = cortex_m::Peripherals::take().expect("peripherals are taken once, here");
     let mut platform = OnBoard {
-        clock: clock::Clock::start(cp.SYST),
+        clock: clock::Clock::start(syst),
     };
     // Refused slots are logged here and reported by Status; requests that need a blob get
     // the reason when no slot serves.
-    let selection = server.load_slots([slot(board, 0), slot(board, 1)]);
+    defmt::info!("{=str}: firmware {=str}", board.name, firmware);
+    let selection = server.load_slots(wstar_slots(board));
     for (i, why) in selection.refused.iter().enumerate() {
         if let Some(e) = why {
             defmt::warn!("{=str}: w* slot {=usize} refused: {}", board.name, i, e);
@@ -150,14 +91,34 @@ pub fn run<T: Served<'static>, const X: usize>(
         None => defmt::warn!("{=str}: no usable w* in either slot", board.name),
     }
     let mut out = [0u8; MAX_FRAME];
+    let mut byte = [0u8; 1];
     loop {
-        let byte = uart.read();
-        if let Some(frame) = server.feed(byte, &mut out, &mut platform) {
-            for &b in frame {
-                uart.write(b);
+        match serial.read(&mut byte) {
+            Ok(1) => {}
+            Ok(_) => continue,
+            Err(e) => {
+                defmt::warn!("serial read error: {}", defmt::Debug2Format(&e));
+                continue;
+            }
+        }
+        if let Some(frame) = server.feed(byte[0], &mut out, &mut platform) {
+            if let Err(e) = serial.write_all(frame).and_then(|()| serial.flush()) {
+                defmt::warn!("serial write error: {}", defmt::Debug2Format(&e));
             }
         }
     }
+}
+
+/// The two `w*` slots (A, B) of `board`'s flash, as bytes: what a firmware that runs its own
+/// loop hands `device::slots::select` or an adapter, without unsafe code of its own.
+///
+/// ```ignore
+/// let [a, _] = app::wstar_slots(&device::board::MPS2_AN386);
+/// let (_generation, blob) = device::slots::slot_blob::<Net, 3, 2>(a)?;
+/// adapter.load(blob)?;
+/// ```
+pub fn wstar_slots(board: &Board) -> [&'static [u8]; 2] {
+    [slot(board, 0), slot(board, 1)]
 }
 
 /// `w*` slot `i` of `board`'s flash.

@@ -1,6 +1,10 @@
-//! Polled UART drivers for the boards' serial ports.
+//! Polled UART drivers for the emulated boards' serial ports, behind the [`embedded_io`]
+//! traits a HAL's UART implements too. Reads block until a byte arrives; writes until the
+//! transmitter takes it. Neither fails.
 
-use crate::Serial;
+use core::convert::Infallible;
+
+use embedded_io::{ErrorType, Read, Write};
 
 fn read(addr: usize) -> u32 {
     // SAFETY: callers pass the address of a UART register of this board.
@@ -33,13 +37,13 @@ impl Cmsdk {
     }
 }
 
-impl Serial for Cmsdk {
-    fn read(&mut self) -> u8 {
+impl Polled for Cmsdk {
+    fn get(&mut self) -> u8 {
         while read(self.base + Self::STATE) & Self::RX_FULL == 0 {}
         read(self.base + Self::DATA) as u8
     }
 
-    fn write(&mut self, byte: u8) {
+    fn put(&mut self, byte: u8) {
         while read(self.base + Self::STATE) & Self::TX_FULL != 0 {}
         write(self.base + Self::DATA, u32::from(byte));
     }
@@ -71,14 +75,56 @@ impl Stellaris {
     }
 }
 
-impl Serial for Stellaris {
-    fn read(&mut self) -> u8 {
+impl Polled for Stellaris {
+    fn get(&mut self) -> u8 {
         while read(self.base + Self::FR) & Self::RXFE != 0 {}
         read(self.base + Self::DR) as u8
     }
 
-    fn write(&mut self, byte: u8) {
+    fn put(&mut self, byte: u8) {
         while read(self.base + Self::FR) & Self::TXFF != 0 {}
         write(self.base + Self::DR, u32::from(byte));
     }
 }
+
+/// A byte-wide polled UART: the one thing each driver here writes.
+trait Polled {
+    /// Waits for a byte.
+    fn get(&mut self) -> u8;
+    /// Sends a byte (waits while the transmitter is full).
+    fn put(&mut self, byte: u8);
+}
+
+macro_rules! embedded_io_for {
+    ($($uart:ty),*) => {$(
+        impl ErrorType for $uart {
+            type Error = Infallible;
+        }
+
+        impl Read for $uart {
+            /// Waits for one byte: a request arrives byte by byte.
+            fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+                match buf.first_mut() {
+                    Some(b) => {
+                        *b = self.get();
+                        Ok(1)
+                    }
+                    None => Ok(0),
+                }
+            }
+        }
+
+        impl Write for $uart {
+            fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+                buf.iter().for_each(|&b| self.put(b));
+                Ok(buf.len())
+            }
+
+            fn flush(&mut self) -> Result<(), Infallible> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+embedded_io_for!(Cmsdk, Stellaris);

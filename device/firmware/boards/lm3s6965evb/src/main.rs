@@ -1,14 +1,31 @@
-//! tinyadapt firmware for the lm3s6965evb board.
+//! tinyadapt firmware for the lm3s6965evb board (TI LM3S6965EVB, Cortex-M3, under QEMU): serves the model named at build
+//! time (`TINYADAPT_FIRMWARE`, default the sinusoid adapter) on UART0.
 #![no_std]
 #![no_main]
 
-use app::uart::Stellaris;
+#[cfg(feature = "semihosting")]
+use qemu_rt as _;
+#[cfg(feature = "rtt")]
+use {defmt_rtt as _, panic_probe as _};
+
+mod model {
+    include!(concat!(env!("OUT_DIR"), "/model.rs"));
+}
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
+    let cp = cortex_m::Peripherals::take().expect("taken once, here");
+    let uart = app::uart::Stellaris::new(0x4000_C000);
     app::run(
-        Stellaris::new(0x4000_C000),
+        uart,
         &shared::board::LM3S6965EVB,
-        app::sinusoid(),
+        model::FIRMWARE,
+        model::server(),
+        cp.SYST,
     )
+}
+
+#[cortex_m_rt::exception]
+fn SysTick() {
+    app::clock::tick();
 }

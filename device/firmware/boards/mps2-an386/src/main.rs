@@ -1,14 +1,31 @@
-//! tinyadapt firmware for the mps2-an386 board: the MAML sinusoid adapter.
+//! tinyadapt firmware for the mps2-an386 board (Arm MPS2 AN386, Cortex-M4F, under QEMU): serves the model named at build
+//! time (`TINYADAPT_FIRMWARE`, default the sinusoid adapter) on UART0.
 #![no_std]
 #![no_main]
 
-use app::uart::Cmsdk;
+#[cfg(feature = "semihosting")]
+use qemu_rt as _;
+#[cfg(feature = "rtt")]
+use {defmt_rtt as _, panic_probe as _};
+
+mod model {
+    include!(concat!(env!("OUT_DIR"), "/model.rs"));
+}
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
+    let cp = cortex_m::Peripherals::take().expect("taken once, here");
+    let uart = app::uart::Cmsdk::new(0x4000_4000);
     app::run(
-        Cmsdk::new(0x4000_4000),
+        uart,
         &shared::board::MPS2_AN386,
-        app::sinusoid(),
+        model::FIRMWARE,
+        model::server(),
+        cp.SYST,
     )
+}
+
+#[cortex_m_rt::exception]
+fn SysTick() {
+    app::clock::tick();
 }

@@ -7,6 +7,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared::model::Layers;
 
+pub mod csv;
+pub mod csv_on_device;
+
 use crate::tasks::sinusoid::Sinusoid;
 use crate::tasks::{rng_for, Stream};
 

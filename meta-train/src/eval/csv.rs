@@ -17,6 +17,7 @@ use crate::csv_train::{check_shape, dims, loss_of, split_tasks, target_values};
 use crate::eval::{cell, Cell, EVAL_STEPS};
 use crate::model::{CsvNet, CSV_HIDDEN, CSV_MAX_K};
 use crate::tasks::csv::{CsvTask, CsvTasks, Row, Target};
+
 use crate::tasks::{rng_for, Stream};
 
 /// Which held-out episodes to evaluate.
@@ -50,93 +51,156 @@ pub struct CsvEval {
 }
 
 /// One episode's metric and guard after each number of steps.
-struct Trace {
-    metric: Vec<f64>,
-    guard: Vec<Option<Guard>>,
+pub(crate) struct Trace {
+    /// The metric after each step count.
+    pub metric: Vec<f64>,
+    /// What stopped adaptation by then, if anything.
+    pub guard: Vec<Option<Guard>>,
+}
+
+/// What an evaluation of a blob on a task file runs, checked: the blob fits the file.
+pub(crate) struct Plan<'t> {
+    /// Feature columns and outputs.
+    pub inputs: usize,
+    pub outputs: usize,
+    /// Support samples per episode (the blob's trained K).
+    pub k: usize,
+    /// Step counts measured after (0, 1, 5, 10 and the trained steps).
+    pub steps: Vec<u16>,
+    /// The held-out tasks.
+    pub held: &'t [CsvTask],
+}
+
+impl<'t> Plan<'t> {
+    /// Checks `blob` against `tasks` (shape, loss, K) and picks the held-out tasks.
+    pub fn new(blob: &[u8], tasks: &'t CsvTasks, cfg: &CsvEvalConfig) -> Result<Self> {
+        let parsed = Blob::parse(blob).map_err(|e| anyhow!("{e}"))?;
+        let meta = &parsed.meta;
+        let (inputs, outputs) = dims(tasks);
+        let shape: Vec<usize> = meta.shape.iter().map(|&w| w as usize).collect();
+        if shape != [inputs, CSV_HIDDEN, CSV_HIDDEN, outputs] {
+            let widths: Vec<String> = shape.iter().map(usize::to_string).collect();
+            bail!(
+                "{}: {inputs} feature columns and {outputs} outputs need a {inputs}-{CSV_HIDDEN}-{CSV_HIDDEN}-{outputs} model; the w* model is {}",
+                tasks.file,
+                widths.join("-")
+            );
+        }
+        check_shape(tasks)?;
+        if meta.loss != loss_of(tasks) {
+            let kind = |l: Loss| match l {
+                Loss::Mse => "regression (MSE)",
+                Loss::SoftmaxCrossEntropy => "classification (softmax cross-entropy)",
+            };
+            bail!(
+                "{} holds {} tasks; the w* was trained for {}",
+                tasks.file,
+                kind(loss_of(tasks)),
+                kind(meta.loss)
+            );
+        }
+        let k = usize::from(meta.trained_k);
+        if k == 0 || k > CSV_MAX_K {
+            bail!("the w* was trained with K = {k}; CSV models take K from 1 to {CSV_MAX_K}");
+        }
+        if cfg.draws == 0 {
+            bail!("--draws must be at least 1");
+        }
+        tasks.require_episodes(k)?;
+        let (_, held) = split_tasks(tasks, cfg.holdout)?;
+        if held.is_empty() {
+            bail!(
+                "{}: --holdout {} holds out no task: nothing to evaluate on",
+                tasks.file,
+                cfg.holdout
+            );
+        }
+        let mut steps: Vec<u16> = EVAL_STEPS.to_vec();
+        steps.push(meta.steps);
+        steps.sort_unstable();
+        steps.dedup();
+        Ok(Self {
+            inputs,
+            outputs,
+            k,
+            steps,
+            held,
+        })
+    }
+
+    /// The episodes: each held-out task `draws` times, numbered.
+    pub fn episodes(&self, cfg: &CsvEvalConfig) -> Vec<(usize, &'t CsvTask)> {
+        (0..self.held.len() * cfg.draws)
+            .map(|e| (e, &self.held[e / cfg.draws]))
+            .collect()
+    }
+
+    /// The result from each episode's metric and guard after each of [`Plan::steps`].
+    pub fn summarise(&self, tasks: &CsvTasks, cfg: &CsvEvalConfig, traces: &[Trace]) -> CsvEval {
+        let cells = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(c, &steps)| {
+                let v: Vec<f64> = traces.iter().map(|t| t.metric[c]).collect();
+                let guards: Vec<Option<Guard>> = traces.iter().map(|t| t.guard[c]).collect();
+                cell(steps, &v, &guards)
+            })
+            .collect();
+        let classes = match &tasks.target {
+            Target::Classification { classes } => Some(classes.len()),
+            Target::Regression { .. } => None,
+        };
+        CsvEval {
+            file: tasks.file.clone(),
+            metric: if classes.is_some() { "accuracy" } else { "mse" }.into(),
+            k: self.k,
+            tasks: self.held.iter().map(|t| t.name.clone()).collect(),
+            draws: cfg.draws,
+            chance: classes.map(|c| 1.0 / c as f64),
+            cells,
+        }
+    }
 }
 
 /// Evaluates `blob` on the held-out tasks of `tasks`.
 pub fn evaluate_csv(blob: &[u8], tasks: &CsvTasks, cfg: &CsvEvalConfig) -> Result<CsvEval> {
-    let parsed = Blob::parse(blob).map_err(|e| anyhow!("{e}"))?;
-    let meta = &parsed.meta;
-    let (inputs, outputs) = dims(tasks);
-    let shape: Vec<usize> = meta.shape.iter().map(|&w| w as usize).collect();
-    if shape != [inputs, CSV_HIDDEN, CSV_HIDDEN, outputs] {
-        let widths: Vec<String> = shape.iter().map(usize::to_string).collect();
-        bail!(
-            "{}: {inputs} feature columns and {outputs} outputs need a {inputs}-{CSV_HIDDEN}-{CSV_HIDDEN}-{outputs} model; the w* model is {}",
-            tasks.file,
-            widths.join("-")
-        );
-    }
-    check_shape(tasks)?;
-    if meta.loss != loss_of(tasks) {
-        let kind = |l: Loss| match l {
-            Loss::Mse => "regression (MSE)",
-            Loss::SoftmaxCrossEntropy => "classification (softmax cross-entropy)",
-        };
-        bail!(
-            "{} holds {} tasks; the w* was trained for {}",
-            tasks.file,
-            kind(loss_of(tasks)),
-            kind(meta.loss)
-        );
-    }
-    let k = usize::from(meta.trained_k);
-    if k == 0 || k > CSV_MAX_K {
-        bail!("the w* was trained with K = {k}; CSV models take K from 1 to {CSV_MAX_K}");
-    }
-    if cfg.draws == 0 {
-        bail!("--draws must be at least 1");
-    }
-    tasks.require_episodes(k)?;
-    let (_, held) = split_tasks(tasks, cfg.holdout)?;
-    if held.is_empty() {
-        bail!(
-            "{}: --holdout {} holds out no task: nothing to evaluate on",
-            tasks.file,
-            cfg.holdout
-        );
-    }
-    let mut steps: Vec<u16> = EVAL_STEPS.to_vec();
-    steps.push(meta.steps);
-    steps.sort_unstable();
-    steps.dedup();
-    let episodes: Vec<(usize, &CsvTask)> = (0..held.len() * cfg.draws)
-        .map(|e| (e, &held[e / cfg.draws]))
-        .collect();
+    let plan = Plan::new(blob, tasks, cfg)?;
+    let (inputs, outputs, k, steps) = (plan.inputs, plan.outputs, plan.k, &plan.steps);
+    let episodes = plan.episodes(cfg);
     let traces: Vec<Trace> = crate::with_csv_shape!(inputs, outputs, I, O => {
         episodes
             .par_iter()
-            .map(|&(e, task)| episode::<I, O>(blob, tasks, task, k, &steps, cfg.seed, e))
+            .map(|&(e, task)| episode::<I, O>(blob, tasks, task, k, steps, cfg.seed, e))
             .collect::<Result<Vec<_>>>()
     })?;
-    let cells = steps
-        .iter()
-        .enumerate()
-        .map(|(c, &steps)| {
-            let v: Vec<f64> = traces.iter().map(|t| t.metric[c]).collect();
-            let guards: Vec<Option<Guard>> = traces.iter().map(|t| t.guard[c]).collect();
-            cell(steps, &v, &guards)
-        })
-        .collect();
-    let classes = match &tasks.target {
-        Target::Classification { classes } => Some(classes.len()),
-        Target::Regression { .. } => None,
-    };
-    Ok(CsvEval {
-        file: tasks.file.clone(),
-        metric: if classes.is_some() { "accuracy" } else { "mse" }.into(),
-        k,
-        tasks: held.iter().map(|t| t.name.clone()).collect(),
-        draws: cfg.draws,
-        chance: classes.map(|c| 1.0 / c as f64),
-        cells,
-    })
+    Ok(plan.summarise(tasks, cfg, &traces))
 }
 
-/// Episode `index` on `task`: K support samples drawn from it, the rest of its samples (its
-/// `test` rows with a fixed split) predicted after each of `steps`.
+/// Episode `index` on `task`: K support rows drawn from it, and the rows it is judged on
+/// (its `test` rows with a fixed split, the rest of its rows otherwise).
+pub(crate) fn draw<'t>(
+    tasks: &CsvTasks,
+    task: &'t CsvTask,
+    k: usize,
+    seed: u64,
+    index: usize,
+) -> (Vec<&'t Row>, Vec<&'t Row>) {
+    let mut rng = rng_for(seed, Stream::Eval, index as u64);
+    let picks = sample(&mut rng, task.train.len(), k).into_vec();
+    let support = picks.iter().map(|&i| &task.train[i]).collect();
+    let test = if tasks.has_split {
+        task.test.iter().collect()
+    } else {
+        (0..task.train.len())
+            .filter(|i| !picks.contains(i))
+            .map(|i| &task.train[i])
+            .collect()
+    };
+    (support, test)
+}
+
+/// Episode `index` on `task`, adapted by the device runtime in this process.
 fn episode<const I: usize, const O: usize>(
     blob: &[u8],
     tasks: &CsvTasks,
@@ -146,17 +210,7 @@ fn episode<const I: usize, const O: usize>(
     seed: u64,
     index: usize,
 ) -> Result<Trace> {
-    let mut rng = rng_for(seed, Stream::Eval, index as u64);
-    let picks = sample(&mut rng, task.train.len(), k).into_vec();
-    let support = picks.iter().map(|&i| &task.train[i]);
-    let test: Vec<&Row> = if tasks.has_split {
-        task.test.iter().collect()
-    } else {
-        (0..task.train.len())
-            .filter(|i| !picks.contains(i))
-            .map(|i| &task.train[i])
-            .collect()
-    };
+    let (support, test) = draw(tasks, task, k, seed, index);
     let mut a = Adapter::<CsvNet<I, O>, I, O, CSV_MAX_K>::new(blob).map_err(|e| anyhow!("{e}"))?;
     for row in support {
         let mut s = Sample {

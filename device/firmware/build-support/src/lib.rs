@@ -1,0 +1,39 @@
+//! The build script of a board package, in one call: it writes `memory.x` from the
+//! [`Board`] (so the linker, the firmware, the exporter and the tests share one `w*` address)
+//! and `model.rs` from the firmware named in `TINYADAPT_FIRMWARE` (see
+//! [`shared::catalogue`]; default [`DEFAULT`]), which the board's `main.rs` includes.
+//!
+//! A board package's `build.rs` is one line in `main`:
+//!
+//! ```no_run
+//! tinyadapt_fw_build::generate(&shared::board::MPS2_AN386);
+//! ```
+
+use std::path::PathBuf;
+use std::{env, fs};
+
+use shared::board::Board;
+use shared::catalogue::Firmware;
+
+/// The environment variable naming the firmware to build (`mlp-2-40-40-3-k10`, `omniglot5`…).
+pub const FIRMWARE_VAR: &str = "TINYADAPT_FIRMWARE";
+
+/// The firmware built when [`FIRMWARE_VAR`] is unset.
+pub const DEFAULT: Firmware = Firmware::SINUSOID;
+
+/// Writes `memory.x` and `model.rs` into `OUT_DIR` and tells cargo when to run again. A
+/// firmware name that does not parse stops the build with the reason.
+pub fn generate(board: &Board) {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::write(out.join("memory.x"), board.memory_x()).expect("OUT_DIR is writable");
+    let firmware = match env::var(FIRMWARE_VAR) {
+        Ok(name) => name.parse::<Firmware>().unwrap_or_else(|e| {
+            panic!("{FIRMWARE_VAR}={name:?}: {e}");
+        }),
+        Err(_) => DEFAULT,
+    };
+    fs::write(out.join("model.rs"), firmware.rust_source()).expect("OUT_DIR is writable");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-env-changed={FIRMWARE_VAR}");
+    println!("cargo:rerun-if-changed=build.rs");
+}

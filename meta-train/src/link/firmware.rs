@@ -1,0 +1,215 @@
+//! Builds the firmware for a board and a catalogue entry ([`shared::catalogue::Firmware`]):
+//! `cargo build --release` in the board's package with `TINYADAPT_FIRMWARE` set, so the
+//! board's build script writes the model's types. Each built ELF is kept under its own name
+//! (`device/firmware/target/models/BOARD/FIRMWARE.elf`), and builds take a lock, so tests
+//! and commands building different models side by side never get each other's ELF.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use shared::board::Board;
+use shared::catalogue::{Firmware, Model};
+use shared::wstar::Blob;
+
+use super::loopback::CAPACITIES;
+
+/// The firmware workspace in this source tree.
+pub fn firmware_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../device/firmware");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+/// The board packages: `device/firmware/boards/NAME`.
+pub fn board_package(board: &Board) -> PathBuf {
+    firmware_dir().join("boards").join(board.name)
+}
+
+/// The firmware that serves `blob`, holding `capacity` samples; by default the smallest
+/// capacity the host simulates that holds the blob's trained K (a dense model), or the named
+/// Omniglot firmware of its classes.
+///
+/// ```
+/// use meta_train::link::firmware::for_blob;
+/// use shared::model::{Mlp2, Params};
+/// use shared::wstar::{encode, Meta};
+/// type Net = Mlp2<f32, 2, 40, 40, 3>;
+/// let mut meta = Meta::new::<Net, 2, 3>(shared::loss::Loss::SoftmaxCrossEntropy, 2);
+/// meta.trained_k = 6;
+/// let blob = encode(&meta, &vec![0.1; Net::PARAMS], &[0.1], &[0.0; 2], &[1.0; 2], &[0.0; 3], &[1.0; 3]).unwrap();
+/// assert_eq!(for_blob(&blob, None)?.to_string(), "mlp-2-40-40-3-k10");
+/// assert_eq!(for_blob(&blob, Some(6))?.to_string(), "mlp-2-40-40-3-k6");
+/// # anyhow::Ok(())
+/// ```
+pub fn for_blob(blob: &[u8], capacity: Option<u16>) -> Result<Firmware> {
+    let parsed = Blob::parse(blob).map_err(|e| anyhow::anyhow!("w*: {e}"))?;
+    let mut fw = Firmware::for_blob(&parsed, capacity).map_err(|e| anyhow::anyhow!("w*: {e}"))?;
+    if capacity.is_none() {
+        fw.capacity = match fw.model {
+            Model::Omniglot { ways } => Firmware::NAMED
+                .iter()
+                .find(|(_, f)| f.model == Model::Omniglot { ways })
+                .map_or(fw.capacity, |(_, f)| f.capacity),
+            _ => CAPACITIES
+                .into_iter()
+                .find(|&c| c >= fw.capacity)
+                .unwrap_or(fw.capacity),
+        };
+    }
+    Ok(fw)
+}
+
+/// Builds `firmware` for `board` (release) if needed and returns its ELF.
+pub fn build(board: &Board, firmware: &Firmware) -> Result<PathBuf> {
+    let package = board_package(board);
+    if !package.join("Cargo.toml").exists() {
+        bail!(
+            "{} has no firmware package (looked for {}); the packages are in {}",
+            board.name,
+            package.display(),
+            firmware_dir().join("boards").display()
+        );
+    }
+    let bin = format!("tinyadapt-fw-{}", board.name);
+    let target_dir = firmware_dir().join("target");
+    std::fs::create_dir_all(&target_dir)?;
+    let lock = File::create(target_dir.join("tinyadapt-build.lock"))?;
+    lock.lock().context("locking the firmware build")?;
+    let elf = build_package(&package, &bin, board.target, Some(firmware))?;
+    let kept_dir = target_dir.join("models").join(board.name);
+    std::fs::create_dir_all(&kept_dir)?;
+    let kept = kept_dir.join(format!("{firmware}.elf"));
+    let partial = kept_dir.join(format!("{firmware}.elf.partial"));
+    std::fs::copy(&elf, &partial)
+        .with_context(|| format!("the firmware build left no ELF at {}", elf.display()))?;
+    std::fs::rename(&partial, &kept)?;
+    Ok(kept)
+}
+
+/// Builds the binary `bin` of the firmware package at `package` for `target` (release),
+/// serving `firmware` when given (`TINYADAPT_FIRMWARE`), and returns cargo's ELF. Used for the
+/// board packages and the example packages (`device/firmware/examples/`).
+pub fn build_package(
+    package: &Path,
+    bin: &str,
+    target: &str,
+    firmware: Option<&Firmware>,
+) -> Result<PathBuf> {
+    ensure_target(target)?;
+    let target_dir = firmware_dir().join("target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(package)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            bin,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    if let Some(f) = firmware {
+        cmd.env("TINYADAPT_FIRMWARE", f.to_string());
+    }
+    // The host build's settings must not leak into the firmware build.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().with_context(|| {
+        format!(
+            "cannot run cargo to build the firmware in {}",
+            package.display()
+        )
+    })?;
+    if !status.success() {
+        let what = firmware.map_or_else(|| bin.to_string(), |f| format!("the {f} firmware"));
+        bail!(
+            "building {what} failed (cargo build --release in {}); if the linker says a region overflowed, the model does not fit the board",
+            package.display()
+        );
+    }
+    Ok(target_dir.join(target).join("release").join(bin))
+}
+
+/// Adds the board's Rust target with `rustup target add` when it is missing (the toolchain
+/// file names `stable` only, so a fresh machine has no thumb targets).
+fn ensure_target(target: &str) -> Result<()> {
+    let Ok(out) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return Ok(()); // no rustup: the toolchain is managed otherwise; cargo will tell
+    };
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == target)
+    {
+        return Ok(());
+    }
+    eprintln!("adding the Rust target {target} (rustup target add {target})");
+    let status = Command::new("rustup")
+        .args(["target", "add", target])
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .status()
+        .context("running rustup target add")?;
+    if !status.success() {
+        bail!("`rustup target add {target}` failed; the firmware cannot be built without it");
+    }
+    Ok(())
+}
+
+/// What `meta-train firmware` prints: the ELF, its code flash and static RAM against the
+/// board's, and how to flash it and a `w*`.
+pub fn describe(board: &Board, firmware: &Firmware, elf: &Path) -> Result<String> {
+    let sizes = crate::device_bench::elf_sizes(&std::fs::read(elf)?)?;
+    let slot = board.slot(0);
+    let mut s = format!(
+        "firmware {firmware} for the {}:\n  {}\n\
+         code flash {} B of {} B; static RAM {} B of {} B (the stack takes the rest)\n\
+         w* slot A at {:#010x}, {} B (slot B follows it)\n",
+        board.description,
+        elf.display(),
+        sizes.code_flash,
+        board.code.length,
+        sizes.static_ram,
+        board.ram.length,
+        slot.origin,
+        slot.length,
+    );
+    s.push_str(&format!(
+        "the model's type, for a firmware of your own on the device crate (device/README.md):\n  type Model = {};\n",
+        firmware.rust_type()
+    ));
+    s.push_str(&format!(
+        "write the w* for the slot (a .bin and an Intel HEX):\n  meta-train export BLOB --board {}\n",
+        board.name
+    ));
+    if let Some(chip) = board.probe_rs_chip {
+        s.push_str(&format!(
+            "flash the firmware and the w* (probe-rs):\n  probe-rs download --chip {chip} {}\n  \
+             probe-rs download --chip {chip} --binary-format bin --base-address {:#x} wstar-slot-a.bin\n",
+            elf.display(),
+            slot.origin
+        ));
+    }
+    if let Some(machine) = board.qemu_machine {
+        s.push_str(&format!(
+            "run it under QEMU (the link on stdio, the defmt log by semihosting):\n  \
+             qemu-system-arm -machine {machine} -display none -monitor none -serial stdio \
+             -semihosting-config enable=on,target=native -kernel {} \
+             -device loader,file=wstar-slot-a.bin,addr={:#x}\n  \
+             or: meta-train eval BLOB --tasks FILE.csv --on qemu-... (builds and boots it)\n",
+            elf.display(),
+            slot.origin
+        ));
+    }
+    Ok(s)
+}

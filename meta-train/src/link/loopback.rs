@@ -1,0 +1,161 @@
+//! The device runtime in-process: a [`LinkServer`] of the `device` crate, fed the link's bytes
+//! directly. This is the host simulation of a firmware, for any model the host has compiled:
+//! the same server, model type and capacity as the firmware ([`Loopback::open`] takes the
+//! firmware's catalogue entry), so the two agree bit for bit.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use device::server::{LinkServer, Platform, Served};
+use device::{Adapter, ImageClassifier};
+use shared::body::OMNIGLOT_BODY;
+use shared::catalogue::{Firmware, Model};
+use shared::link::{Memory, MAX_FRAME};
+
+use super::client::Port;
+use crate::model::CsvNet;
+
+/// The host as a [`Platform`]: no clock (0 ticks), no stack measurement.
+struct Host;
+
+impl Platform for Host {
+    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
+        (f(), 0)
+    }
+
+    fn memory(&self) -> Memory {
+        Memory {
+            stack_peak: 0,
+            stack_size: 0,
+        }
+    }
+}
+
+/// A server, whatever it serves.
+trait Feed {
+    fn feed_byte(&mut self, byte: u8, out: &mut [u8; MAX_FRAME]) -> Option<usize>;
+}
+
+impl<'w, T: Served<'w>, const X: usize> Feed for LinkServer<'w, T, X> {
+    fn feed_byte(&mut self, byte: u8, out: &mut [u8; MAX_FRAME]) -> Option<usize> {
+        self.feed(byte, out, &mut Host).map(<[u8]>::len)
+    }
+}
+
+/// The device runtime behind a [`Port`], in this process.
+pub struct Loopback<'w> {
+    name: String,
+    server: Box<dyn Feed + 'w>,
+    out: VecDeque<u8>,
+}
+
+/// Capacities the host simulates for the dense models: the firmware's `K` must be one.
+pub const CAPACITIES: [u16; 6] = [1, 2, 5, 10, 20, 32];
+
+/// Calls `$body` with `const $K: usize` bound to `$k` when it is one of [`CAPACITIES`].
+macro_rules! with_capacity {
+    ($k:expr, $K:ident => $body:expr) => {
+        match $k {
+            1 => { const $K: usize = 1; $body }
+            2 => { const $K: usize = 2; $body }
+            5 => { const $K: usize = 5; $body }
+            10 => { const $K: usize = 10; $body }
+            20 => { const $K: usize = 20; $body }
+            32 => { const $K: usize = 32; $body }
+            k => bail!("the host simulates dense firmware with a capacity of {CAPACITIES:?} samples, not {k}"),
+        }
+    };
+}
+
+impl<'w> Loopback<'w> {
+    /// The server of `firmware`, serving the newest valid `w*` of `slots` (slot images, see
+    /// `shared::slots::slot_image`), as the firmware does at boot.
+    pub fn open(firmware: &Firmware, slots: [&'w [u8]; 2]) -> Result<Self> {
+        let k = firmware.capacity;
+        let server: Box<dyn Feed + 'w> = match firmware.model {
+            Model::Mlp2 {
+                inputs,
+                hidden: [40, 40],
+                outputs,
+            } => crate::with_csv_shape!(usize::from(inputs), usize::from(outputs), I, O => {
+                with_capacity!(k, K => Ok(adapter::<CsvNet<I, O>, I, O, K>(slots)))
+            })?,
+            Model::Omniglot { ways: 5 } if k == 5 => classifier::<5, 5>(slots),
+            Model::Omniglot { ways: 5 } if k == 25 => classifier::<5, 25>(slots),
+            Model::Omniglot { ways: 20 } if k == 20 => classifier::<20, 20>(slots),
+            _ => bail!(
+                "the host has no simulation of the firmware {firmware}: it simulates I-40-40-O \
+                 networks of the compiled CSV shapes with {CAPACITIES:?} samples, and the \
+                 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers"
+            ),
+        };
+        Ok(Self {
+            name: format!("the host simulation of {firmware}"),
+            server,
+            out: VecDeque::new(),
+        })
+    }
+}
+
+fn adapter<'w, M, const I: usize, const O: usize, const K: usize>(
+    slots: [&'w [u8]; 2],
+) -> Box<dyn Feed + 'w>
+where
+    M: shared::model::Layers<f32, I, O> + 'w,
+{
+    let mut s = Box::new(LinkServer::<Adapter<'w, M, I, O, K>, I>::unloaded(
+        Adapter::UNLOADED,
+    ));
+    s.load_slots(slots);
+    s
+}
+
+fn classifier<'w, const N: usize, const K: usize>(slots: [&'w [u8]; 2]) -> Box<dyn Feed + 'w> {
+    type C<'w, const N: usize, const K: usize> =
+        ImageClassifier<'w, 5, { OMNIGLOT_BODY.features() }, N, K, { OMNIGLOT_BODY.scratch_len() }>;
+    let mut s = Box::new(
+        LinkServer::<C<'w, N, K>, { OMNIGLOT_BODY.inputs() }>::unloaded(C::unloaded(OMNIGLOT_BODY)),
+    );
+    s.load_slots(slots);
+    s
+}
+
+impl Write for Loopback<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut frame = [0u8; MAX_FRAME];
+        for &b in buf {
+            if let Some(n) = self.server.feed_byte(b, &mut frame) {
+                self.out.extend(&frame[..n]);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for Loopback<'_> {
+    /// The responses so far; with none pending, the link reads as closed (the server answers
+    /// each request as its last byte is written, so a missing answer is never late).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.out.len());
+        for (b, v) in buf.iter_mut().zip(self.out.drain(..n)) {
+            *b = v;
+        }
+        Ok(n)
+    }
+}
+
+impl Port for Loopback<'_> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,408 @@
+//! What a firmware serves, written once: the model type and the sample capacity, as a
+//! [`Firmware`] with a short name (`mlp-2-40-40-3-k10`, `omniglot-5way-k25`).
+//!
+//! The board packages' build scripts turn the name in `TINYADAPT_FIRMWARE` into the firmware's
+//! Rust types ([`Firmware::rust_source`]); the host derives the name from a `w*` blob
+//! ([`Firmware::for_blob`]), builds that firmware, and simulates it with the same types; the
+//! tests boot the [named](Firmware::NAMED) ones. So a user's blob decides the firmware's types,
+//! and nobody edits a constant to serve a new shape.
+//!
+//! ```
+//! use shared::catalogue::{Firmware, Model};
+//! let f: Firmware = "mlp-2-40-40-3-k10".parse().unwrap();
+//! assert_eq!(f.model, Model::Mlp2 { inputs: 2, hidden: [40, 40], outputs: 3 });
+//! assert_eq!(f.capacity, 10);
+//! assert_eq!(f.to_string(), "mlp-2-40-40-3-k10");
+//! assert_eq!("sinusoid".parse::<Firmware>(), Ok(Firmware::SINUSOID));
+//! assert!("mlp-2-40-k10".parse::<Firmware>().is_err()); // no output width
+//! ```
+
+use core::fmt;
+use core::str::FromStr;
+
+use crate::body::OMNIGLOT_BODY;
+use crate::wstar::{Blob, BodyShape};
+
+/// The model a firmware serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// A dense ReLU network with one hidden layer (`shared::model::Mlp1`).
+    Mlp1 {
+        /// Inputs.
+        inputs: u16,
+        /// Hidden units.
+        hidden: u16,
+        /// Outputs (classes, for a classifier).
+        outputs: u16,
+    },
+    /// A dense ReLU network with two hidden layers (`shared::model::Mlp2`).
+    Mlp2 {
+        /// Inputs.
+        inputs: u16,
+        /// Hidden units of each layer.
+        hidden: [u16; 2],
+        /// Outputs (classes, for a classifier).
+        outputs: u16,
+    },
+    /// The Omniglot image classifier: [`OMNIGLOT_BODY`] (kept in the `w*` slot, in flash)
+    /// under a `ways`-way dense head that adapts (`device::ImageClassifier`).
+    Omniglot {
+        /// Classes.
+        ways: u16,
+    },
+}
+
+/// A firmware: the model it serves and how many samples it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Firmware {
+    /// The model.
+    pub model: Model,
+    /// Samples (support images) the device holds: its adapter's `K`.
+    pub capacity: u16,
+}
+
+/// Why a name or a blob gives no firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CatalogueError {
+    /// The name is not `mlp-…-k<K>`, `omniglot-<N>way-k<K>` nor a [named](Firmware::NAMED)
+    /// firmware.
+    Name,
+    /// A dense model with this many layer widths: firmware is built for one or two hidden
+    /// layers (3 or 4 widths).
+    Layers(usize),
+    /// The blob has a convolutional body other than [`OMNIGLOT_BODY`].
+    Body,
+    /// A width or capacity of 0, or one above `u16::MAX`.
+    Size,
+}
+
+impl fmt::Display for CatalogueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CatalogueError::Name => write!(
+                f,
+                "a firmware is named mlp-I-H-O-kK, mlp-I-H1-H2-O-kK, omniglot-Nway-kK or one of {}",
+                NAMES
+            ),
+            CatalogueError::Layers(n) => write!(
+                f,
+                "a dense model with {n} layer widths: firmware is built for one or two hidden layers"
+            ),
+            CatalogueError::Body => write!(
+                f,
+                "a convolutional body other than the Omniglot body: no firmware is built for it"
+            ),
+            CatalogueError::Size => write!(f, "widths and capacity must be from 1 to 65535"),
+        }
+    }
+}
+
+/// The named firmwares, for the error message.
+const NAMES: &str = "sinusoid, omniglot5, omniglot20";
+
+impl Firmware {
+    /// The MAML sinusoid adapter: 1-40-40-1, 10 samples.
+    pub const SINUSOID: Firmware = Firmware {
+        model: Model::Mlp2 {
+            inputs: 1,
+            hidden: [40, 40],
+            outputs: 1,
+        },
+        capacity: 10,
+    };
+
+    /// The 5-way Omniglot classifier, up to 25 support images (5-way 5-shot).
+    pub const OMNIGLOT_5WAY: Firmware = Firmware {
+        model: Model::Omniglot { ways: 5 },
+        capacity: 25,
+    };
+
+    /// The 20-way Omniglot classifier, up to 20 support images (20-way 1-shot).
+    pub const OMNIGLOT_20WAY: Firmware = Firmware {
+        model: Model::Omniglot { ways: 20 },
+        capacity: 20,
+    };
+
+    /// The firmwares known by a short name, as `(name, firmware)`.
+    pub const NAMED: [(&'static str, Firmware); 3] = [
+        ("sinusoid", Firmware::SINUSOID),
+        ("omniglot5", Firmware::OMNIGLOT_5WAY),
+        ("omniglot20", Firmware::OMNIGLOT_20WAY),
+    ];
+
+    /// The firmware that serves `blob`'s model, holding `capacity` samples (default: the K
+    /// the blob was trained with).
+    ///
+    /// ```
+    /// use shared::catalogue::Firmware;
+    /// use shared::model::{Mlp1, Params};
+    /// use shared::wstar::{encode, Blob, Meta};
+    /// type Net = Mlp1<f32, 3, 16, 2>;
+    /// let mut meta = Meta::new::<Net, 3, 2>(shared::loss::Loss::Mse, 1);
+    /// meta.trained_k = 5;
+    /// let theta = vec![0.1; Net::PARAMS];
+    /// let bytes = encode(&meta, &theta, &[0.1], &[0.0; 3], &[1.0; 3], &[0.0; 2], &[1.0; 2]).unwrap();
+    /// let blob = Blob::parse(&bytes).unwrap();
+    /// assert_eq!(Firmware::for_blob(&blob, None).unwrap().to_string(), "mlp-3-16-2-k5");
+    /// assert_eq!(Firmware::for_blob(&blob, Some(8)).unwrap().capacity, 8);
+    /// ```
+    pub fn for_blob(blob: &Blob<'_>, capacity: Option<u16>) -> Result<Self, CatalogueError> {
+        let shape = &blob.meta.shape;
+        let capacity = capacity.unwrap_or(blob.meta.trained_k);
+        let width = |w: u32| u16::try_from(w).ok().filter(|&w| w > 0);
+        let model = match blob.body() {
+            Some((body, _)) if *body == BodyShape::of(&OMNIGLOT_BODY) => Model::Omniglot {
+                ways: shape
+                    .last()
+                    .copied()
+                    .and_then(width)
+                    .ok_or(CatalogueError::Size)?,
+            },
+            Some(_) => return Err(CatalogueError::Body),
+            None => {
+                let mut w = [0u16; 4];
+                for (slot, &v) in w.iter_mut().zip(shape.iter()) {
+                    *slot = width(v).ok_or(CatalogueError::Size)?;
+                }
+                match shape.len() {
+                    3 => Model::Mlp1 {
+                        inputs: w[0],
+                        hidden: w[1],
+                        outputs: w[2],
+                    },
+                    4 => Model::Mlp2 {
+                        inputs: w[0],
+                        hidden: [w[1], w[2]],
+                        outputs: w[3],
+                    },
+                    n => return Err(CatalogueError::Layers(n)),
+                }
+            }
+        };
+        if capacity == 0 {
+            return Err(CatalogueError::Size);
+        }
+        Ok(Firmware { model, capacity })
+    }
+
+    /// Values of one input (an image's pixels for the classifier).
+    pub const fn inputs(&self) -> usize {
+        match self.model {
+            Model::Mlp1 { inputs, .. } | Model::Mlp2 { inputs, .. } => inputs as usize,
+            Model::Omniglot { .. } => OMNIGLOT_BODY.inputs(),
+        }
+    }
+
+    /// Outputs (classes).
+    pub const fn outputs(&self) -> usize {
+        match self.model {
+            Model::Mlp1 { outputs, .. } | Model::Mlp2 { outputs, .. } => outputs as usize,
+            Model::Omniglot { ways } => ways as usize,
+        }
+    }
+}
+
+impl fmt::Display for Firmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.model {
+            Model::Mlp1 {
+                inputs,
+                hidden,
+                outputs,
+            } => write!(f, "mlp-{inputs}-{hidden}-{outputs}")?,
+            Model::Mlp2 {
+                inputs,
+                hidden: [h1, h2],
+                outputs,
+            } => write!(f, "mlp-{inputs}-{h1}-{h2}-{outputs}")?,
+            Model::Omniglot { ways } => write!(f, "omniglot-{ways}way")?,
+        }
+        write!(f, "-k{}", self.capacity)
+    }
+}
+
+impl FromStr for Firmware {
+    type Err = CatalogueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((_, f)) = Firmware::NAMED.iter().find(|(n, _)| *n == s) {
+            return Ok(*f);
+        }
+        let (model, k) = s.rsplit_once("-k").ok_or(CatalogueError::Name)?;
+        let number = |v: &str| match v.parse::<u16>() {
+            Ok(0) => Err(CatalogueError::Size),
+            Ok(n) => Ok(n),
+            Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                Err(CatalogueError::Size)
+            }
+            Err(_) => Err(CatalogueError::Name),
+        };
+        let capacity = number(k)?;
+        let model = if let Some(ways) = model
+            .strip_prefix("omniglot-")
+            .and_then(|m| m.strip_suffix("way"))
+        {
+            Model::Omniglot {
+                ways: number(ways)?,
+            }
+        } else {
+            let widths = model.strip_prefix("mlp-").ok_or(CatalogueError::Name)?;
+            let mut w = [0u16; 4];
+            let mut n = 0;
+            for part in widths.split('-') {
+                let v = number(part)?;
+                if n < w.len() {
+                    w[n] = v;
+                }
+                n += 1;
+            }
+            match n {
+                3 => Model::Mlp1 {
+                    inputs: w[0],
+                    hidden: w[1],
+                    outputs: w[2],
+                },
+                4 => Model::Mlp2 {
+                    inputs: w[0],
+                    hidden: [w[1], w[2]],
+                    outputs: w[3],
+                },
+                n => return Err(CatalogueError::Layers(n)),
+            }
+        };
+        Ok(Firmware { model, capacity })
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Firmware {
+    /// The Rust items a board package's build script writes for this firmware (`model.rs`,
+    /// included by the board's `main.rs`): `Model` (the served model's type), `Server` (its
+    /// link server) and `server()`, which returns the one server, built in RAM at boot.
+    ///
+    /// An adapter's server is a constant of all zeros, so it is placed in `.bss`; the image
+    /// classifier's is built in place (a constant of it is not all zeros and would go to
+    /// `.data`, its size in flash too).
+    ///
+    /// ```
+    /// let src = shared::catalogue::Firmware::SINUSOID.rust_source();
+    /// assert!(src.contains("Adapter<'static, device::Mlp2<f32, 1, 40, 40, 1>, 1, 1, 10>"));
+    /// ```
+    pub fn rust_source(&self) -> alloc::string::String {
+        let (model, stage, cell) = self.rust_parts();
+        alloc::format!(
+            "// Generated by the board's build.rs from the firmware `{self}` \
+             (shared::catalogue::Firmware::rust_source): do not edit.\n\
+             /// The firmware this build serves.\n\
+             pub const FIRMWARE: &str = \"{self}\";\n\
+             /// The served model.\n\
+             pub type Model = {model};\n\
+             /// Its link server, with a stage for one input.\n\
+             pub type Server = device::server::LinkServer<'static, Model, {stage}>;\n\
+             /// The server, with no `w*` loaded yet (call once, at boot).\n\
+             pub fn server() -> &'static mut Server {{\n{cell}}}\n"
+        )
+    }
+
+    /// The served model's Rust type, for a firmware that uses the `device` crate directly.
+    ///
+    /// ```
+    /// let f: shared::catalogue::Firmware = "mlp-3-16-2-k5".parse().unwrap();
+    /// assert_eq!(f.rust_type(), "device::Adapter<'static, device::Mlp1<f32, 3, 16, 2>, 3, 2, 5>");
+    /// ```
+    pub fn rust_type(&self) -> alloc::string::String {
+        self.rust_parts().0
+    }
+
+    /// The model's type, the stage's length and the server's cell.
+    fn rust_parts(&self) -> (alloc::string::String, alloc::string::String, &'static str) {
+        let k = self.capacity;
+        match self.model {
+            Model::Mlp1 {
+                inputs: i,
+                hidden: h,
+                outputs: o,
+            } => (
+                alloc::format!(
+                    "device::Adapter<'static, device::Mlp1<f32, {i}, {h}, {o}>, {i}, {o}, {k}>"
+                ),
+                alloc::format!("{i}"),
+                CONST_CELL,
+            ),
+            Model::Mlp2 {
+                inputs: i,
+                hidden: [h1, h2],
+                outputs: o,
+            } => (
+                alloc::format!(
+                    "device::Adapter<'static, device::Mlp2<f32, {i}, {h1}, {h2}, {o}>, {i}, {o}, {k}>"
+                ),
+                alloc::format!("{i}"),
+                CONST_CELL,
+            ),
+            Model::Omniglot { ways: n } => (
+                alloc::format!(
+                    "device::ImageClassifier<'static, {c}, {{ device::body::OMNIGLOT_BODY.features() }}, {n}, {k}, {{ device::body::OMNIGLOT_BODY.scratch_len() }}>",
+                    c = OMNIGLOT_BODY.channels.len()
+                ),
+                "{ device::body::OMNIGLOT_BODY.inputs() }".into(),
+                BUILT_CELL,
+            ),
+        }
+    }
+}
+
+/// An adapter's server: a constant of zeros, in `.bss`.
+#[cfg(feature = "alloc")]
+const CONST_CELL: &str = "    static SERVER: static_cell::ConstStaticCell<Server> =\n        \
+    static_cell::ConstStaticCell::new(Server::unloaded(Model::UNLOADED));\n    SERVER.take()\n";
+
+/// The image classifier's server: built in place at boot, in `.bss`.
+#[cfg(feature = "alloc")]
+const BUILT_CELL: &str =
+    "    static SERVER: static_cell::StaticCell<Server> = static_cell::StaticCell::new();\n    \
+    SERVER.init_with(|| Server::unloaded(Model::unloaded(device::body::OMNIGLOT_BODY)))\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::string::ToString;
+
+    #[test]
+    fn names_round_trip() {
+        for s in [
+            "mlp-1-40-40-1-k10",
+            "mlp-6-40-40-5-k32",
+            "mlp-3-16-2-k1",
+            "omniglot-5way-k25",
+            "omniglot-20way-k20",
+        ] {
+            let f: Firmware = s.parse().unwrap();
+            assert_eq!(f.to_string(), s);
+        }
+        for (name, f) in Firmware::NAMED {
+            assert_eq!(name.parse::<Firmware>(), Ok(f));
+        }
+    }
+
+    #[test]
+    fn bad_names_are_typed_errors() {
+        let cases = [
+            ("", CatalogueError::Name),
+            ("mlp-1-40-40-1", CatalogueError::Name),
+            ("mlp-1-40-40-1-k0", CatalogueError::Size),
+            ("mlp-1-40-40-1-k70000", CatalogueError::Size),
+            ("mlp-1-0-1-k3", CatalogueError::Size),
+            ("mlp-1-k3", CatalogueError::Layers(1)),
+            ("mlp-1-2-3-4-5-k3", CatalogueError::Layers(5)),
+            ("mlp-1-x-1-k3", CatalogueError::Name),
+            ("cnn-1-2-3-k3", CatalogueError::Name),
+            ("omniglot-way-k3", CatalogueError::Name),
+        ];
+        for (s, e) in cases {
+            assert_eq!(s.parse::<Firmware>(), Err(e), "{s:?}");
+        }
+    }
+}

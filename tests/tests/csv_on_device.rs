@@ -1,0 +1,288 @@
+//! A user's own CSV-trained models in the firmware built for them: `train --tasks FILE.csv`,
+//! then `eval BLOB --tasks FILE.csv --on BOARD` on both emulated boards and over a serial port
+//! (the firmware's UART on a pseudo-terminal, opened as a board's USB-serial port is), each
+//! next to the host simulation, bit for bit; and the errors of a wrong blob, an absent and a
+//! silent port.
+
+mod common;
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use meta_train::link::firmware;
+use meta_train::link::qemu::{Emulated, Flash, Qemu};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use tinyadapt_tests::{meta_train, run};
+
+/// A task family of the user's: `features` inputs, `outputs` outputs (classes, when
+/// `classes`), trained with K samples.
+struct Family {
+    name: &'static str,
+    features: usize,
+    outputs: usize,
+    classes: bool,
+    k: usize,
+}
+
+const FAMILIES: [Family; 3] = [
+    // Gestures: three blobs in the plane whose labels each user permutes.
+    Family {
+        name: "gestures",
+        features: 2,
+        outputs: 3,
+        classes: true,
+        k: 6,
+    },
+    // A sensor: two readings, each a per-device linear function of three inputs.
+    Family {
+        name: "sensor",
+        features: 3,
+        outputs: 2,
+        classes: false,
+        k: 10,
+    },
+    // A calibration curve of six inputs: a per-device weighting.
+    Family {
+        name: "calibration",
+        features: 6,
+        outputs: 1,
+        classes: false,
+        k: 5,
+    },
+];
+
+fn write_tasks(f: &Family, path: &Path) {
+    let mut rng = ChaCha8Rng::seed_from_u64(f.features as u64);
+    let cols: Vec<String> = (0..f.features).map(|i| format!("x{i}")).collect();
+    let mut s = String::new();
+    if f.classes {
+        let names: Vec<String> = (0..f.outputs).map(|c| format!("c{c}")).collect();
+        writeln!(s, "# classes: {}", names.join(",")).unwrap();
+        writeln!(s, "task,{},label", cols.join(",")).unwrap();
+        for t in 0..20 {
+            let mut perm: Vec<usize> = (0..f.outputs).collect();
+            perm.shuffle(&mut rng);
+            for _ in 0..32 {
+                let c = rng.gen_range(0..f.outputs);
+                let angle = c as f32 * std::f32::consts::TAU / f.outputs as f32;
+                let x: Vec<String> = (0..f.features)
+                    .map(|i| {
+                        let centre = if i % 2 == 0 { angle.cos() } else { angle.sin() };
+                        (2.0 * centre + rng.gen_range(-0.9..0.9)).to_string()
+                    })
+                    .collect();
+                writeln!(s, "u{t},{},{}", x.join(","), names[perm[c]]).unwrap();
+            }
+        }
+    } else {
+        let ys: Vec<String> = (0..f.outputs).map(|i| format!("y{i}")).collect();
+        writeln!(s, "task,{},{}", cols.join(","), ys.join(",")).unwrap();
+        for t in 0..20 {
+            let w: Vec<f32> = (0..f.features * f.outputs)
+                .map(|_| rng.gen_range(-1.0..1.0))
+                .collect();
+            for _ in 0..32 {
+                let x: Vec<f32> = (0..f.features).map(|_| rng.gen_range(-2.0..2.0)).collect();
+                let y: Vec<String> = (0..f.outputs)
+                    .map(|o| {
+                        let dot: f32 = (0..f.features).map(|i| w[o * f.features + i] * x[i]).sum();
+                        (dot + 0.5).to_string()
+                    })
+                    .collect();
+                let x: Vec<String> = x.iter().map(f32::to_string).collect();
+                writeln!(s, "d{t},{},{}", x.join(","), y.join(",")).unwrap();
+            }
+        }
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+/// Trains `f` on its task file in `dir`; returns the task file and the blob.
+fn train(f: &Family, dir: &Path) -> (PathBuf, PathBuf) {
+    let tasks = dir.join(format!("{}.csv", f.name));
+    write_tasks(f, &tasks);
+    let run_dir = dir.join(f.name);
+    let alpha = if f.classes { "0.5" } else { "0.05" };
+    let out = run(meta_train()
+        .args(["train", "--quiet", "--eval-tasks", "0", "--tasks"])
+        .arg(&tasks)
+        .args(["--k", &f.k.to_string(), "--steps", "2", "--alpha", alpha])
+        .args([
+            "--algorithm",
+            "fomaml",
+            "--meta-batch",
+            "8",
+            "--iterations",
+            "400",
+        ])
+        .arg("--run")
+        .arg(&run_dir));
+    assert!(out.status.success(), "training {} failed", f.name);
+    (tasks, run_dir.join("wstar.bin"))
+}
+
+/// `eval BLOB --tasks FILE --on ON --json`.
+fn eval_on(blob: &Path, tasks: &Path, on: &str) -> std::process::Output {
+    run(meta_train()
+        .arg("eval")
+        .arg(blob)
+        .arg("--tasks")
+        .arg(tasks)
+        .args(["--draws", "3", "--on", on, "--json"]))
+}
+
+/// Checks an on-device evaluation: bit-identical, the same metrics, adaptation helps, costs.
+fn check(f: &Family, json: &Value, exact_instructions: bool) {
+    let p = &json["parity"];
+    assert!(p["runs"].as_u64().unwrap() >= 3, "{json}");
+    assert_eq!(p["identical"], p["runs"], "{}: {json}", f.name);
+    assert!(p["values"].as_u64().unwrap() > 100, "{json}");
+    assert_eq!(json["on_device"]["cells"], json["on_host"]["cells"]);
+    let cells = json["on_device"]["cells"].as_array().unwrap();
+    let mean = |steps: u64| {
+        cells.iter().find(|c| c["steps"] == steps).unwrap()["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    if f.classes {
+        assert!(mean(2) > mean(0) + 0.2, "{}: {json}", f.name);
+    } else {
+        assert!(mean(2) < mean(0), "{}: {json}", f.name);
+    }
+    assert_eq!(json["instructions"], exact_instructions);
+    assert!(json["per_step"].as_u64().unwrap() > 1000, "{json}");
+    assert!(json["adapter_bytes"].as_u64().unwrap() > 0);
+    if exact_instructions {
+        assert!(json["stack_peak"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn csv_models_of_three_shapes_adapt_in_their_firmware_on_both_boards_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in &FAMILIES {
+        let (tasks, blob) = train(f, dir.path());
+        for on in Emulated::ALL {
+            let out = eval_on(&blob, &tasks, on.name());
+            assert!(out.status.success(), "{} on {}", f.name, on.name());
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+            check(f, &json, true);
+            let expected = format!("mlp-{}-40-40-{}-k", f.features, f.outputs);
+            assert!(
+                json["firmware"].as_str().unwrap().starts_with(&expected),
+                "{json}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_serial_transport_reaches_the_firmware_on_a_pseudo_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = &FAMILIES[0];
+    let (tasks, blob) = train(f, dir.path());
+    let bytes = std::fs::read(&blob).unwrap();
+    let fw = firmware::for_blob(&bytes, None).unwrap();
+    let elf = firmware::build(Emulated::An386.board(), &fw).unwrap();
+    let (_qemu, pty) = Qemu::boot_on_pty(Emulated::An386, &elf, Flash::Blob(&bytes)).unwrap();
+    let port = pty.canonicalize().unwrap();
+    let out = eval_on(&blob, &tasks, port.to_str().unwrap());
+    assert!(out.status.success(), "eval over {}", port.display());
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Ticks, not instructions: over a serial port the host cannot know the clock's relation.
+    check(f, &json, false);
+    assert!(json["device"].as_str().unwrap().contains("serial port"));
+
+    // A blob of another shape than the firmware serves is refused, naming both.
+    let (other_tasks, other_blob) = train(&FAMILIES[1], dir.path());
+    let out = eval_on(&other_blob, &other_tasks, port.to_str().unwrap());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("serves a different model or w*") && err.contains("mlp-3-40-40-2-k10"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_absent_or_silent_serial_port_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = &FAMILIES[2];
+    let (tasks, blob) = train(f, dir.path());
+    let out = eval_on(&blob, &tasks, "/dev/tinyadapt-absent");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("serial port /dev/tinyadapt-absent"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("stack backtrace"),
+        "{err}"
+    );
+
+    // A terminal nobody answers on: the time-out names the port.
+    let mut silent = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os,pty,sys,time\nm,s=pty.openpty()\nprint(os.ttyname(s),flush=True)\ntime.sleep(60)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(silent.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let out = eval_on(&blob, &tasks, line.trim());
+    silent.kill().ok();
+    silent.wait().ok();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(line.trim()) && err.contains("no response within"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_example_firmware_adapts_a_csv_model_from_its_flash_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    // The example serves a 3-40-40-2 model trained with K = 10: the sensor family's.
+    let (_, blob) = train(&FAMILIES[1], dir.path());
+    let bytes = std::fs::read(&blob).unwrap();
+    let elf = firmware::build_package(
+        &firmware::firmware_dir().join("examples/sensor"),
+        "tinyadapt-example-sensor",
+        Emulated::An386.board().target,
+        None,
+    )
+    .unwrap();
+    let mut q = Qemu::boot(Emulated::An386, &elf, Flash::Blob(&bytes)).unwrap();
+    let start = std::time::Instant::now();
+    let logs = loop {
+        let logs = q.logs().unwrap();
+        if logs.iter().any(|l| l.contains("done")) || start.elapsed().as_secs() > 30 {
+            break logs;
+        }
+        assert!(
+            q.exited().unwrap().is_none(),
+            "the example faulted: {logs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let text = logs.join("\n");
+    assert!(text.contains("w* loaded"), "{text}");
+    let adapted = logs
+        .iter()
+        .find(|l| l.contains("adapted: loss"))
+        .expect("adapted");
+    let losses: Vec<f32> = adapted
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(losses.len() == 2 && losses[1] < losses[0], "{adapted}");
+    assert!(text.contains("reading 12: predicted"), "{text}");
+}
