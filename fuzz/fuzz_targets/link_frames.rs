@@ -13,7 +13,11 @@ use std::sync::OnceLock;
 
 use device::server::{Platform, Server};
 use libfuzzer_sys::fuzz_target;
-use shared::link::{Memory, Response, FIRMWARE_K, MAX_FRAME};
+use shared::catalogue::Firmware;
+use shared::link::{Memory, Response, MAX_FRAME};
+
+/// Samples the sinusoid firmware holds.
+const FIRMWARE_K: usize = Firmware::SINUSOID.capacity as usize;
 use shared::model::SinusoidNet;
 use shared::slots::slot_image;
 

@@ -84,18 +84,18 @@ pub fn elf_sizes(elf: &[u8]) -> Result<ElfSizes> {
 /// One boot: (instructions per step, per prediction, stack peak).
 fn run_once(on: Emulated, elf: &std::path::Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
     let mut qemu = Qemu::boot(on, elf, Flash::Blob(blob))?;
-    qemu.check_serving()?;
+    on_device::check_serving(qemu.link())?;
     let cfg = EvalConfig {
         tasks: 1,
         seed: 0,
         test_points: 10,
     };
-    let trace = run_task(&mut qemu, eval::held_out(&cfg, 0, 10))?;
-    let cost = on_device::cost_of(&qemu, &trace);
+    let trace = run_task(qemu.link(), eval::held_out(&cfg, 0, 10))?;
+    let cost = on_device::cost_of(qemu.link(), &trace);
     let (Some(step), Some(pred)) = (cost.per_step, cost.per_prediction) else {
         bail!("the guard stopped the benchmark task before its 4th step; no per-step count");
     };
-    let memory = qemu.memory()?;
+    let memory = on_device::memory(qemu.link())?;
     Ok((step, pred, u64::from(memory.stack_peak)))
 }
 

@@ -592,13 +592,27 @@ fn run_on_device(
         .expect("valid template"),
     );
     bar.set_message(format!("on {}", on.board().name));
-    let r = on_device::evaluate(&mut device, blob, cfg, |n| bar.set_position(n as u64))?;
+    let r = on_device::evaluate(device.link(), on.board().name, blob, cfg, |n| {
+        bar.set_position(n as u64)
+    })?;
     bar.finish_and_clear();
     Ok((r, device.logs()?))
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// A user error (a missing file, a corrupt blob, a device that does not answer) prints its
+/// message and its causes, never a backtrace, whatever `RUST_BACKTRACE` says.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Train(a) => run_train(a),
         Command::TrainFewshot(a) => meta_train::fewshot::run::run(&a),
         Command::Eval(a) => run_eval(a),

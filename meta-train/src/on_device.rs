@@ -1,208 +1,96 @@
-//! The held-out evaluation run on a device over the link, next to the host's simulation of
-//! that device: the same requests, the same `device` code, compared bit for bit.
+//! The held-out sinusoid evaluation run on a device over the link, next to the host's
+//! simulation of that device: the same requests, the same `device` code, compared bit for bit.
 //!
-//! A [`Target`] is anything that adapts like the firmware: the firmware under QEMU ([`Qemu`])
-//! or the `device` crate compiled for the host ([`HostSim`], an adapter with the firmware's
-//! capacity). [`run_task`] drives either through one held-out task exactly as
+//! A [`Target`] is anything that adapts like the firmware; every [`Link`] is one: the firmware
+//! under QEMU or on a serial port, and the host simulation, the sinusoid firmware's server
+//! in-process ([`host_sim`]). [`run_task`] drives either through one held-out task exactly as
 //! [`eval::eval_task`] does, and keeps every prediction and the final parameters as bits.
 
-use anyhow::{anyhow, bail, Result};
-use device::{AdaptReport, Adapter, Sample, StepLimit};
+use anyhow::{bail, Result};
+use device::{AdaptReport, StepLimit};
 use serde::Serialize;
-use shared::link::{
-    floats, put_floats, LinkError, Request, Response, FIRMWARE_K, PARAMS_PER_FRAME,
-};
+use shared::catalogue::Firmware;
 use shared::model::{Params, SinusoidNet};
 
 use crate::eval::{self, EvalConfig, HeldOut, KResult, TaskTrace, EVAL_STEPS};
-use crate::link::qemu::Qemu;
+use crate::link::{Link, Loopback, Port};
 
 /// Something that adapts like the firmware.
 pub trait Target {
     /// Starts a task: drops the samples, resets to `θ0`, pushes `support`.
     fn begin(&mut self, support: &[(f32, f32)]) -> Result<()>;
     /// Runs `steps` more inner steps (unchecked: the guard decides); returns the report and the
-    /// clock ticks it took, when the target counts them.
-    fn adapt(&mut self, steps: u16) -> Result<(AdaptReport, Option<u64>)>;
+    /// clock ticks it took.
+    fn adapt(&mut self, steps: u16) -> Result<(AdaptReport, u64)>;
     /// Predicts `y` at `x`, and the ticks it took.
-    fn predict(&mut self, x: f32) -> Result<(f32, Option<u64>)>;
+    fn predict(&mut self, x: f32) -> Result<(f32, u64)>;
     /// Predicts `y` at each of `xs`.
-    fn predict_many(&mut self, xs: &[f32]) -> Result<Vec<f32>> {
-        xs.iter().map(|&x| Ok(self.predict(x)?.0)).collect()
-    }
+    fn predict_many(&mut self, xs: &[f32]) -> Result<Vec<f32>>;
     /// The live parameters.
     fn params(&mut self) -> Result<Vec<f32>>;
 }
 
-/// The host's simulation of the firmware: the `device` adapter with the firmware's capacity.
-pub struct HostSim<'b> {
-    adapter: Adapter<'b, SinusoidNet, 1, 1, FIRMWARE_K>,
+/// The host's simulation of the sinusoid firmware serving `slot` (a slot image, see
+/// `shared::slots::slot_image`): its server, in this process.
+///
+/// ```
+/// use meta_train::on_device::{host_sim, Target};
+/// let erased = [0xFFu8; 64];
+/// let mut sim = host_sim(&erased)?;
+/// assert!(sim.begin(&[(0.5, 1.0)]).is_err()); // nothing flashed: refused
+/// # anyhow::Ok(())
+/// ```
+pub fn host_sim(slot: &[u8]) -> Result<Link<Loopback<'_>>> {
+    Ok(Link::new(Loopback::open(&Firmware::SINUSOID, [slot, &[]])?))
 }
 
-impl<'b> HostSim<'b> {
-    /// Loads `blob`.
-    pub fn new(blob: &'b [u8]) -> Result<Self> {
-        Ok(Self {
-            adapter: Adapter::new(blob).map_err(|e| anyhow!("{e}"))?,
-        })
-    }
-}
-
-impl Target for HostSim<'_> {
+impl<P: Port> Target for Link<P> {
     fn begin(&mut self, support: &[(f32, f32)]) -> Result<()> {
-        self.adapter.clear_samples();
-        self.adapter.reset();
+        self.clear()?;
+        self.reset()?;
         for &(x, y) in support {
-            self.adapter
-                .push(Sample { x: [x], y: [y] })
-                .map_err(|e| anyhow!("{e}"))?;
+            self.push(&[x], &[y])?;
         }
         Ok(())
     }
 
-    fn adapt(&mut self, steps: u16) -> Result<(AdaptReport, Option<u64>)> {
-        let r = self
-            .adapter
-            .adapt_steps(steps, StepLimit::Unchecked)
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok((r, None))
+    fn adapt(&mut self, steps: u16) -> Result<(AdaptReport, u64)> {
+        Link::adapt(self, Some(steps), StepLimit::Unchecked)
     }
 
-    fn predict(&mut self, x: f32) -> Result<(f32, Option<u64>)> {
-        let y = self.adapter.predict(&[x]).map_err(|e| anyhow!("{e}"))?;
-        Ok((y[0], None))
-    }
-
-    fn params(&mut self) -> Result<Vec<f32>> {
-        let mut v = Vec::with_capacity(SinusoidNet::PARAMS);
-        self.adapter
-            .params()
-            .for_each(&mut |_, s| v.extend_from_slice(s));
-        Ok(v)
-    }
-}
-
-fn refused(e: LinkError) -> anyhow::Error {
-    anyhow!("the device refused: {e}")
-}
-
-fn unexpected(r: &Response<'_>) -> anyhow::Error {
-    anyhow!("unexpected response from the device: {r:?}")
-}
-
-impl Qemu {
-    /// Checks that the firmware serves a blob for the sinusoid net with the capacity the host
-    /// simulation has.
-    pub fn check_serving(&mut self) -> Result<()> {
-        let mut buf = Vec::new();
-        match self.call(&Request::Status, &mut buf)? {
-            Response::Status(s) => {
-                if let Err(e) = s.blob {
-                    bail!("{}: no usable w*: {e}", self.board().name);
-                }
-                if usize::from(s.capacity) != FIRMWARE_K {
-                    bail!(
-                        "the firmware holds {} samples, the host simulation {FIRMWARE_K}",
-                        s.capacity
-                    );
-                }
-                Ok(())
-            }
-            r => Err(unexpected(&r)),
-        }
-    }
-}
-
-impl Target for Qemu {
-    fn begin(&mut self, support: &[(f32, f32)]) -> Result<()> {
-        let mut buf = Vec::new();
-        for req in [Request::ClearSamples, Request::Reset] {
-            match self.call(&req, &mut buf)? {
-                Response::Cleared | Response::Reset => {}
-                Response::Error(e) => return Err(refused(e)),
-                r => return Err(unexpected(&r)),
-            }
-        }
-        for &(x, y) in support {
-            let (mut xb, mut yb) = ([0u8; 4], [0u8; 4]);
-            let req = Request::Push {
-                x: put_floats(&[x], &mut xb),
-                y: put_floats(&[y], &mut yb),
-            };
-            match self.call(&req, &mut buf)? {
-                Response::Pushed { .. } => {}
-                Response::Error(e) => return Err(refused(e)),
-                r => return Err(unexpected(&r)),
-            }
-        }
-        Ok(())
-    }
-
-    fn adapt(&mut self, steps: u16) -> Result<(AdaptReport, Option<u64>)> {
-        let mut buf = Vec::new();
-        let req = Request::Adapt {
-            steps: Some(steps),
-            limit: StepLimit::Unchecked,
-        };
-        match self.call(&req, &mut buf)? {
-            Response::Adapted { report, ticks } => Ok((report, Some(ticks))),
-            Response::Error(e) => Err(refused(e)),
-            r => Err(unexpected(&r)),
-        }
-    }
-
-    fn predict(&mut self, x: f32) -> Result<(f32, Option<u64>)> {
-        let mut buf = Vec::new();
-        let mut xb = [0u8; 4];
-        let req = Request::Predict {
-            x: put_floats(&[x], &mut xb),
-        };
-        match self.call(&req, &mut buf)? {
-            Response::Prediction { y, ticks } => {
-                let y = floats(y)
-                    .next()
-                    .ok_or_else(|| anyhow!("empty prediction"))?;
-                Ok((y, Some(ticks)))
-            }
-            Response::Error(e) => Err(refused(e)),
-            r => Err(unexpected(&r)),
+    fn predict(&mut self, x: f32) -> Result<(f32, u64)> {
+        let (y, ticks) = Link::predict(self, &[x])?;
+        match y.first() {
+            Some(&y) => Ok((y, ticks)),
+            None => bail!("{}: an empty prediction", self.port().name()),
         }
     }
 
     fn predict_many(&mut self, xs: &[f32]) -> Result<Vec<f32>> {
-        let mut ys = Vec::with_capacity(xs.len());
-        let mut buf = Vec::new();
-        for chunk in xs.chunks(usize::from(PARAMS_PER_FRAME)) {
-            let mut xb = vec![0u8; 4 * chunk.len()];
-            let req = Request::PredictMany {
-                xs: put_floats(chunk, &mut xb),
-            };
-            match self.call(&req, &mut buf)? {
-                Response::Predictions { ys: y, .. } => ys.extend(floats(y)),
-                Response::Error(e) => return Err(refused(e)),
-                r => return Err(unexpected(&r)),
-            }
-        }
-        Ok(ys)
+        Link::predict_many(self, xs, 1, 1)
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
-        let mut v = Vec::with_capacity(SinusoidNet::PARAMS);
-        let mut buf = Vec::new();
-        while v.len() < SinusoidNet::PARAMS {
-            let count = (SinusoidNet::PARAMS - v.len()).min(usize::from(PARAMS_PER_FRAME));
-            let req = Request::ReadParams {
-                offset: v.len() as u32,
-                count: count as u16,
-            };
-            match self.call(&req, &mut buf)? {
-                Response::Params { values, .. } => v.extend(floats(values)),
-                Response::Error(e) => return Err(refused(e)),
-                r => return Err(unexpected(&r)),
-            }
-        }
-        Ok(v)
+        Link::params(self, SinusoidNet::PARAMS)
     }
+}
+
+/// Checks that the device serves a blob for the sinusoid net with the capacity of the
+/// sinusoid firmware, which the host simulation has.
+pub fn check_serving<P: Port>(device: &mut Link<P>) -> Result<()> {
+    let s = device.status()?;
+    if let Err(e) = s.blob {
+        bail!("{}: no usable w*: {e}", device.port().name());
+    }
+    if s.capacity != Firmware::SINUSOID.capacity {
+        bail!(
+            "{} holds {} samples, the sinusoid firmware {}",
+            device.port().name(),
+            s.capacity,
+            Firmware::SINUSOID.capacity
+        );
+    }
+    Ok(())
 }
 
 /// One task run through a target.
@@ -216,10 +104,10 @@ pub struct DeviceTrace {
     pub params: Vec<u32>,
     /// Every adaptation report, in order.
     pub reports: Vec<AdaptReport>,
-    /// Ticks of each adaptation call and the steps it kept (when the target counts ticks).
+    /// Ticks of each adaptation call and the steps it kept.
     pub adapt_ticks: Vec<(u64, u16)>,
     /// Ticks of the first prediction.
-    pub predict_ticks: Option<u64>,
+    pub predict_ticks: u64,
 }
 
 impl DeviceTrace {
@@ -250,9 +138,7 @@ pub fn run_task(target: &mut impl Target, held: HeldOut) -> Result<DeviceTrace> 
         if s > done && guard.is_none() {
             let (r, ticks) = target.adapt(s - done)?;
             guard = r.cause;
-            if let Some(t) = ticks {
-                adapt_ticks.push((t, r.steps));
-            }
+            adapt_ticks.push((ticks, r.steps));
             reports.push(r);
             done = s;
         }
@@ -335,35 +221,26 @@ pub struct DeviceMemory {
     pub adapter_bytes: u32,
 }
 
-impl Qemu {
-    /// Stack high-water mark and the adapter's size, as the firmware reports them.
-    pub fn memory(&mut self) -> Result<DeviceMemory> {
-        let mut buf = Vec::new();
-        let stack_peak = match self.call(&Request::Memory, &mut buf)? {
-            Response::Memory(m) => m.stack_peak,
-            r => return Err(unexpected(&r)),
-        };
-        let adapter_bytes = match self.call(&Request::Status, &mut buf)? {
-            Response::Status(s) => s.adapter_bytes,
-            r => return Err(unexpected(&r)),
-        };
-        Ok(DeviceMemory {
-            stack_peak,
-            adapter_bytes,
-        })
-    }
+/// Stack high-water mark and the adapter's size, as the device reports them.
+pub fn memory<P: Port>(device: &mut Link<P>) -> Result<DeviceMemory> {
+    Ok(DeviceMemory {
+        stack_peak: device.memory()?.stack_peak,
+        adapter_bytes: device.status()?.adapter_bytes,
+    })
 }
 
-/// Evaluates `blob` on the device behind `qemu` for K = 5 and 10, and the host simulation
-/// alongside, task by task.
-pub fn evaluate(
-    qemu: &mut Qemu,
+/// Evaluates `blob` on `device` for K = 5 and 10, and the host simulation alongside, task by
+/// task.
+pub fn evaluate<P: Port>(
+    device: &mut Link<P>,
+    board: &str,
     blob: &[u8],
     cfg: &EvalConfig,
     mut progress: impl FnMut(usize),
 ) -> Result<OnDevice> {
-    qemu.check_serving()?;
-    let mut sim = HostSim::new(blob)?;
+    check_serving(device)?;
+    let image = shared::slots::slot_image(blob, 1);
+    let mut sim = host_sim(&image)?;
     let mut parity = Parity::default();
     let mut cost = Cost::default();
     let (mut results, mut host) = (Vec::new(), Vec::new());
@@ -372,14 +249,14 @@ pub fn evaluate(
         let mut traces = Vec::with_capacity(cfg.tasks);
         let mut host_traces = Vec::with_capacity(cfg.tasks);
         for i in 0..cfg.tasks {
-            let on_device = run_task(qemu, eval::held_out(cfg, i, k))?;
+            let on_device = run_task(device, eval::held_out(cfg, i, k))?;
             let on_host = run_task(&mut sim, eval::held_out(cfg, i, k))?;
             parity.tasks += 1;
             parity.predictions += on_device.predictions.len();
             parity.params += on_device.params.len();
             parity.identical += usize::from(on_device.same_as(&on_host));
             if k == 10 && cost.per_step.is_none() {
-                cost = cost_of(qemu, &on_device);
+                cost = cost_of(device, &on_device);
             }
             traces.push(on_device.trace);
             host_traces.push(on_host.trace);
@@ -390,28 +267,23 @@ pub fn evaluate(
         host.push(eval::summarise(k, &host_traces));
     }
     Ok(OnDevice {
-        board: qemu.board().name.into(),
+        board: board.into(),
         results,
         host,
         parity,
         cost,
-        memory: qemu.memory()?,
+        memory: memory(device)?,
     })
 }
 
 /// Per-step and per-prediction instructions from a trace whose adaptation ran 1, 4 and 5
 /// steps: a call costs `c + n·s`, so two calls that kept `n1 ≠ n2` steps give `s`.
-pub fn cost_of(qemu: &Qemu, t: &DeviceTrace) -> Cost {
-    let per_step = t.adapt_ticks.windows(2).find_map(|w| {
-        let ((t1, n1), (t2, n2)) = (w[0], w[1]);
-        (n1 != n2 && n1 > 0 && n2 > 0).then(|| {
-            let s = (t2 as i128 - t1 as i128) / (i128::from(n2) - i128::from(n1));
-            qemu.instructions(s.max(0) as u64)
-        })
-    });
+/// On a device whose port knows instructions (QEMU); the clock ticks otherwise.
+pub fn cost_of<P: Port>(device: &Link<P>, t: &DeviceTrace) -> Cost {
+    let count = |ticks: u64| device.instructions(ticks).unwrap_or(ticks);
     Cost {
-        per_step,
-        per_prediction: t.predict_ticks.map(|p| qemu.instructions(p)),
+        per_step: eval::step_ticks(&t.adapt_ticks).map(count),
+        per_prediction: Some(count(t.predict_ticks)),
     }
 }
 

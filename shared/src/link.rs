@@ -24,10 +24,6 @@ use crate::wstar::BlobError;
 /// Largest frame either side sends: COBS overhead and the delimiter included.
 pub const MAX_FRAME: usize = 512;
 
-/// Samples the sinusoid firmware holds (its adapter's K): the largest K the sinusoid `w*` is
-/// evaluated with. The host's simulation of the firmware uses the same capacity.
-pub const FIRMWARE_K: usize = 10;
-
 /// Parameters per [`Response::Params`] frame.
 pub const PARAMS_PER_FRAME: u16 = 96;
 

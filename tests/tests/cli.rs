@@ -62,6 +62,17 @@ fn train_writes_a_run_folder_that_eval_and_inspect_read() {
     ] {
         assert!(run_dir.join(f).is_file(), "{f} missing from the run folder");
     }
+    // Ordinary permissions, as any other program's files in that folder get.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let plain = run_dir.join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        for f in ["config.json", "metrics.csv", "checkpoint.bin", "wstar.bin"] {
+            assert_eq!(mode(&run_dir.join(f)), mode(&plain), "{f}");
+        }
+    }
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["iterations"], 1000);
@@ -113,6 +124,21 @@ fn train_writes_a_run_folder_that_eval_and_inspect_read() {
     assert!(text.contains("1-40-40-1"), "{text}");
     assert!(text.contains("1761 parameters"), "{text}");
     assert!(text.contains("device RAM"), "{text}");
+}
+
+#[test]
+fn a_user_error_prints_its_message_and_no_backtrace() {
+    let out = run(meta_train()
+        .args(["inspect", "no/such/wstar.bin"])
+        .env("RUST_BACKTRACE", "1"));
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: cannot read w* blob no/such/wstar.bin:"),
+        "{err}"
+    );
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 #[test]

@@ -106,7 +106,9 @@ fn episodes(count: u64, seed: u64) -> Vec<Episode> {
 }
 
 fn status(q: &mut Qemu) -> Status {
-    q.status().unwrap_or_else(|e| panic!("Status: {e:#}"))
+    q.link()
+        .status()
+        .unwrap_or_else(|e| panic!("Status: {e:#}"))
 }
 
 /// Stages `values` from `offset` in one request.
@@ -141,8 +143,10 @@ fn not_faulted(q: &mut Qemu) {
 /// Fails unless the firmware serves a whole 5-shot episode bit-identically to the host.
 fn still_serves(q: &mut Qemu) {
     let e = &episodes(2, 7)[1];
-    let on_device = trace_episode(q, e).unwrap_or_else(|e| panic!("no longer serving: {e:#}"));
-    let mut host = HostClassifier::new(blob()).expect("the blob loads");
+    let on_device =
+        trace_episode(q.link(), e).unwrap_or_else(|e| panic!("no longer serving: {e:#}"));
+    let image = shared::slots::slot_image(blob(), 1);
+    let mut host = HostClassifier::new(&image).expect("the blob loads");
     let on_host = trace_episode(&mut host, e).expect("host classifier");
     assert!(
         on_device.same_as(&on_host),
@@ -336,7 +340,7 @@ fn omniglot_faults_on_an386() {
     );
     assert_eq!(status(&mut q).staged, 0);
     // A stale stage: a used image cannot be used again.
-    q.stage(image).unwrap();
+    q.link().stage(image).unwrap();
     let mut buf = Vec::new();
     let first = q.call(&Request::ClassifyStaged, &mut buf).unwrap();
     assert!(matches!(first, Response::Classified { .. }), "{first:?}");
@@ -344,18 +348,18 @@ fn omniglot_faults_on_an386() {
     // A NaN pixel.
     let mut nan = image.clone();
     nan[400] = f32::NAN;
-    q.stage(&nan).unwrap();
+    q.link().stage(&nan).unwrap();
     assert_eq!(
         call(&mut q, &Request::PushStaged { label: 1 }),
         Response::Error(LinkError::Push(PushErrorKind::NonFinite))
     );
-    q.stage(&nan).unwrap();
+    q.link().stage(&nan).unwrap();
     assert_eq!(
         call(&mut q, &Request::ClassifyStaged),
         Response::Error(LinkError::Adapt(AdaptError::NonFiniteInput))
     );
     // A label outside the classes.
-    q.stage(image).unwrap();
+    q.link().stage(image).unwrap();
     assert_eq!(
         call(&mut q, &Request::PushStaged { label: 5 }),
         Response::Error(LinkError::Push(PushErrorKind::Shape))

@@ -3,7 +3,7 @@
 //!
 //! - parity: on 50 held-out sinusoid tasks (K = 10) the firmware's predictions, adapted
 //!   parameters and adaptation reports are bit-identical to the `device` crate compiled for the
-//!   host ([`HostSim`]);
+//!   host (the sinusoid firmware's server in-process, `on_device::host_sim`);
 //! - faults: a blank, missing, foreign or corrupt `w*`; truncated, garbage and overlong frames;
 //!   NaN, out-of-range, wrongly sized and surplus samples; adaptation with no samples or past the trained
 //!   steps. Each is answered with the typed refusal the link promises, and afterwards the
@@ -17,14 +17,15 @@ use std::time::Instant;
 use device::{AdaptError, PushErrorKind, StepLimit};
 use meta_train::eval::{held_out, EvalConfig};
 use meta_train::fewshot::on_device::ClassifierFirmware;
-use meta_train::on_device::{run_task, DeviceTrace, HostSim};
+use meta_train::on_device::{check_serving, host_sim, run_task, DeviceTrace};
 mod common;
 
-use common::{boot, call, next_response};
+use common::{boot, call, next_response, FIRMWARE_K};
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
-use shared::link::{put_floats, LinkError, Request, Response, Status, FIRMWARE_K, MAX_FRAME};
+use shared::link::{put_floats, LinkError, Request, Response, Status, MAX_FRAME};
 use shared::loss::Loss;
 use shared::model::{Mlp1, Params, SinusoidNet};
+use shared::slots::slot_image;
 use shared::wstar::{encode, signature, Blob, BlobError, Meta};
 
 /// A real Meta-SGD `w*` for the sinusoid net, trained for one inner step.
@@ -79,9 +80,10 @@ fn still_serves(q: &mut Qemu) {
         seed: 11,
         test_points: 3,
     };
-    let on_device = run_task(q, held_out(&cfg, 0, FIRMWARE_K))
+    let on_device = run_task(q.link(), held_out(&cfg, 0, FIRMWARE_K))
         .unwrap_or_else(|e| panic!("{name}: no longer serving: {e:#}"));
-    let mut sim = HostSim::new(BLOB).expect("the fixture loads");
+    let image = slot_image(BLOB, 1);
+    let mut sim = host_sim(&image).expect("the fixture loads");
     let on_host = run_task(&mut sim, held_out(&cfg, 0, FIRMWARE_K)).expect("host simulation");
     assert!(
         on_device.same_as(&on_host),
@@ -150,13 +152,13 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
     for on in Emulated::ALL {
         let name = on.board().name;
         let mut q = boot(on, Flash::Blob(BLOB));
-        q.check_serving()
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        let mut sim = HostSim::new(BLOB).expect("the fixture loads");
+        check_serving(q.link()).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let image = slot_image(BLOB, 1);
+        let mut sim = host_sim(&image).expect("the fixture loads");
         let start = Instant::now();
         let (mut moved, mut guarded) = (0, 0);
         for i in 0..cfg.tasks {
-            let on_device = run_task(&mut q, held_out(&cfg, i, FIRMWARE_K))
+            let on_device = run_task(q.link(), held_out(&cfg, i, FIRMWARE_K))
                 .unwrap_or_else(|e| panic!("{name}: task {i}: {e:#}"));
             let on_host =
                 run_task(&mut sim, held_out(&cfg, i, FIRMWARE_K)).expect("host simulation");

@@ -6,13 +6,13 @@
 use std::time::Instant;
 
 use meta_train::eval::{held_out, EvalConfig};
-use meta_train::on_device::{run_task, HostSim};
+use meta_train::on_device::{host_sim, run_task};
 mod common;
 
-use common::boot;
+use common::{boot, FIRMWARE_K};
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
 use rand::{Rng, SeedableRng};
-use shared::link::{Request, Response, Status, FIRMWARE_K};
+use shared::link::{Request, Response, Status};
 use shared::model::SinusoidNet;
 use shared::slots::{select, slot_image, SLOT_HEADER_LEN};
 use shared::wstar::BlobError;
@@ -40,9 +40,10 @@ fn serves_bit_exactly(q: &mut Qemu, task: usize) {
         test_points: 8,
     };
     let on_device =
-        run_task(q, held_out(&cfg, task, FIRMWARE_K)).unwrap_or_else(|e| panic!("{e:#}"));
+        run_task(q.link(), held_out(&cfg, task, FIRMWARE_K)).unwrap_or_else(|e| panic!("{e:#}"));
+    let image = shared::slots::slot_image(BLOB, 1);
     let on_host = run_task(
-        &mut HostSim::new(BLOB).unwrap(),
+        &mut host_sim(&image).unwrap(),
         held_out(&cfg, task, FIRMWARE_K),
     )
     .unwrap();

@@ -175,7 +175,7 @@ pub fn evaluate_on<P: Port>(
             params: status.params as usize,
         };
         let (d, h) = run_both(&mut episode, device, &mut host, &mut parity)?;
-        per_step = per_step.or_else(|| step_ticks(&d.adapt_ticks));
+        per_step = per_step.or_else(|| super::step_ticks(&d.adapt_ticks));
         per_prediction.get_or_insert(d.predict_ticks);
         on_device.push(d.trace);
         on_host.push(h.trace);
@@ -195,18 +195,6 @@ pub fn evaluate_on<P: Port>(
         instructions: exact,
         adapter_bytes: status.adapter_bytes,
         stack_peak: memory.stack_peak,
-    })
-}
-
-/// Ticks of one inner step, from two adaptation calls that kept different numbers of steps:
-/// a call costs `c + n·s`.
-pub fn step_ticks(calls: &[(u64, u16)]) -> Option<u64> {
-    calls.windows(2).find_map(|w| {
-        let ((t1, n1), (t2, n2)) = (w[0], w[1]);
-        (n1 != n2 && n1 > 0 && n2 > 0).then(|| {
-            let s = (t2 as i128 - t1 as i128) / (i128::from(n2) - i128::from(n1));
-            s.max(0) as u64
-        })
     })
 }
 

@@ -245,3 +245,15 @@ pub fn table(results: &[KResult]) -> String {
     );
     s
 }
+
+/// Ticks of one inner step, from two adaptation calls that kept different numbers of steps:
+/// a call costs `c + n·s`.
+pub fn step_ticks(calls: &[(u64, u16)]) -> Option<u64> {
+    calls.windows(2).find_map(|w| {
+        let ((t1, n1), (t2, n2)) = (w[0], w[1]);
+        (n1 != n2 && n1 > 0 && n2 > 0).then(|| {
+            let s = (t2 as i128 - t1 as i128) / (i128::from(n2) - i128::from(n1));
+            s.max(0) as u64
+        })
+    })
+}

@@ -33,17 +33,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
-use device::server::Served;
 use device::{AdaptReport, StepLimit};
 use serde::Serialize;
-use shared::link::{floats, put_floats, LinkError, Request, Response, Status, STAGE_PER_FRAME};
 use shared::wstar::Blob;
 
-use super::eval::OmniglotClassifier;
 use super::{FEATURES, OMNIGLOT_BODY};
 use crate::device_bench::{elf_sizes, ElfSizes};
-use crate::link::firmware;
 use crate::link::qemu::{Emulated, Flash, Qemu};
+use crate::link::{firmware, Link, Loopback, Port};
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
 use crate::tasks::Stream;
@@ -162,23 +159,22 @@ pub trait ImageTarget {
     fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)>;
 }
 
-/// The host's run of a firmware's classifier: `device::ImageClassifier` with the shape and
-/// capacity of the firmware that serves the blob ([`ClassifierFirmware::for_blob`]).
+/// The host's run of a firmware's classifier: the server of the firmware that serves the
+/// blob ([`ClassifierFirmware::for_blob`]), in this process, behind a [`Link`].
 pub struct HostClassifier<'b> {
     firmware: ClassifierFirmware,
-    c: Box<dyn ImageTarget + 'b>,
+    link: Link<Loopback<'b>>,
 }
 
 impl<'b> HostClassifier<'b> {
-    /// Loads `blob` into the classifier of its firmware.
-    pub fn new(blob: &'b [u8]) -> Result<Self> {
+    /// The classifier of the firmware of the blob in `image` (a slot image, see
+    /// `shared::slots::slot_image`).
+    pub fn new(image: &'b [u8]) -> Result<Self> {
+        let (_, blob) = shared::slots::parse_slot(image).map_err(|e| anyhow!("w* slot: {e}"))?;
+        let blob = shared::wstar::in_region(blob).map_err(|e| anyhow!("w*: {e}"))?;
         let firmware = ClassifierFirmware::for_blob(blob)?;
-        let c: Box<dyn ImageTarget + 'b> = match (firmware.way, firmware.capacity) {
-            (5, 25) => OnHost::<5, 25>::load(blob)?,
-            (20, 20) => OnHost::<20, 20>::load(blob)?,
-            (w, k) => bail!("no host classifier for {w} classes and {k} images"),
-        };
-        Ok(Self { firmware, c })
+        let link = Link::new(Loopback::open(&firmware.firmware, [image, &[]])?);
+        Ok(Self { firmware, link })
     }
 
     /// The firmware whose classifier this is.
@@ -189,213 +185,79 @@ impl<'b> HostClassifier<'b> {
 
 impl ImageTarget for HostClassifier<'_> {
     fn begin(&mut self) -> Result<()> {
-        self.c.begin()
+        self.link.begin()
     }
 
     fn push(&mut self, image: &[f32], label: usize) -> Result<Option<u64>> {
-        self.c.push(image, label)
+        ImageTarget::push(&mut self.link, image, label)
     }
 
     fn adapt(&mut self) -> Result<(AdaptReport, Option<u64>)> {
-        self.c.adapt()
+        ImageTarget::adapt(&mut self.link)
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
-        self.c.params()
+        ImageTarget::params(&mut self.link)
     }
 
     fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)> {
-        self.c.classify(image)
+        self.link.classify(image)
     }
 }
 
-/// The device's classifier of `N` classes and `K` support images, on the host.
-struct OnHost<'b, const N: usize, const K: usize>(OmniglotClassifier<'b, N, K>);
-
-impl<'b, const N: usize, const K: usize> OnHost<'b, N, K> {
-    fn load(blob: &'b [u8]) -> Result<Box<Self>> {
-        let mut c = Box::new(OnHost(OmniglotClassifier::unloaded(OMNIGLOT_BODY)));
-        c.0.load(blob).map_err(|e| anyhow!("{e}"))?;
-        Ok(c)
+/// Checks that `device` serves a classifier blob with the shape and capacity of `firmware`'s
+/// classifier.
+pub fn check_classifier<P: Port>(device: &mut Link<P>, firmware: ClassifierFirmware) -> Result<()> {
+    let s = device.status()?;
+    if let Err(e) = s.blob {
+        bail!("{}: no usable w*: {e}", device.port().name());
     }
+    let shape = (s.inputs, s.outputs, s.capacity);
+    let want = (PIXELS as u16, firmware.way as u16, firmware.capacity as u16);
+    if shape != want {
+        bail!(
+            "the firmware takes {} inputs, {} classes, {} samples; the host classifier {}, {}, {}",
+            shape.0,
+            shape.1,
+            shape.2,
+            want.0,
+            want.1,
+            want.2
+        );
+    }
+    Ok(())
 }
 
-impl<const N: usize, const K: usize> ImageTarget for OnHost<'_, N, K> {
+impl<P: Port> ImageTarget for Link<P> {
     fn begin(&mut self) -> Result<()> {
-        self.0.clear_samples();
-        self.0.reset();
-        Ok(())
+        self.clear()?;
+        self.reset()
     }
 
     fn push(&mut self, image: &[f32], label: usize) -> Result<Option<u64>> {
-        self.0
-            .push(image, label)
-            .map_err(|e| anyhow!("support image of class {label} refused: {e}"))?;
-        Ok(None)
+        let (_, ticks) = self.push_input(image, u16::try_from(label)?)?;
+        Ok(Some(ticks))
     }
 
     fn adapt(&mut self) -> Result<(AdaptReport, Option<u64>)> {
-        let r = self.0.adapt().map_err(|e| anyhow!("adaptation: {e}"))?;
-        Ok((r, None))
-    }
-
-    fn params(&mut self) -> Result<Vec<f32>> {
-        let mut v = Vec::with_capacity((FEATURES + 1) * N);
-        self.0.visit_params(&mut |s| v.extend_from_slice(s));
-        Ok(v)
-    }
-
-    fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)> {
-        let c = self
-            .0
-            .classify(image)
-            .map_err(|e| anyhow!("query refused: {e}"))?;
-        Ok((
-            Classification {
-                label: c.label,
-                scores: c.scores.to_vec(),
-            },
-            None,
-        ))
-    }
-}
-
-fn refused(e: LinkError) -> anyhow::Error {
-    anyhow!("the device refused: {e}")
-}
-
-fn unexpected(r: &Response<'_>) -> anyhow::Error {
-    anyhow!("unexpected response from the device: {r:?}")
-}
-
-impl Qemu {
-    /// The firmware's status.
-    pub fn status(&mut self) -> Result<Status> {
-        let mut buf = Vec::new();
-        match self.call(&Request::Status, &mut buf)? {
-            Response::Status(s) => Ok(s),
-            r => Err(unexpected(&r)),
-        }
-    }
-
-    /// Checks that the firmware serves a classifier blob with the shape and capacity of
-    /// `firmware`'s classifier.
-    pub fn check_classifier(&mut self, firmware: ClassifierFirmware) -> Result<()> {
-        let s = self.status()?;
-        if let Err(e) = s.blob {
-            bail!("{}: no usable w*: {e}", self.board().name);
-        }
-        let shape = (s.inputs, s.outputs, s.capacity);
-        let want = (PIXELS as u16, firmware.way as u16, firmware.capacity as u16);
-        if shape != want {
-            bail!(
-                "the firmware takes {} inputs, {} classes, {} samples; the host classifier {}, {}, {}",
-                shape.0, shape.1, shape.2, want.0, want.1, want.2
-            );
-        }
-        Ok(())
-    }
-
-    /// Stages `values` in [`STAGE_PER_FRAME`]-value parts; fails unless the stage ends full.
-    pub fn stage(&mut self, values: &[f32]) -> Result<()> {
-        let part = usize::from(STAGE_PER_FRAME);
-        let mut buf = Vec::new();
-        let mut bytes = vec![0u8; 4 * part];
-        let mut filled = 0usize;
-        for (k, chunk) in values.chunks(part).enumerate() {
-            let req = Request::Stage {
-                offset: u16::try_from(k * part)?,
-                values: put_floats(chunk, &mut bytes),
-            };
-            match self.call(&req, &mut buf)? {
-                Response::Staged { filled: f } => filled = usize::from(f),
-                Response::Error(e) => return Err(refused(e)),
-                r => return Err(unexpected(&r)),
-            }
-        }
-        if filled != values.len() {
-            bail!("{filled} of {} values staged", values.len());
-        }
-        Ok(())
-    }
-}
-
-impl ImageTarget for Qemu {
-    fn begin(&mut self) -> Result<()> {
-        let mut buf = Vec::new();
-        for req in [Request::ClearSamples, Request::Reset] {
-            match self.call(&req, &mut buf)? {
-                Response::Cleared | Response::Reset => {}
-                Response::Error(e) => return Err(refused(e)),
-                r => return Err(unexpected(&r)),
-            }
-        }
-        Ok(())
-    }
-
-    fn push(&mut self, image: &[f32], label: usize) -> Result<Option<u64>> {
-        self.stage(image)?;
-        let mut buf = Vec::new();
-        let req = Request::PushStaged {
-            label: u16::try_from(label)?,
-        };
-        match self.call(&req, &mut buf)? {
-            Response::PushedStaged { ticks, .. } => Ok(Some(ticks)),
-            Response::Error(e) => Err(refused(e)),
-            r => Err(unexpected(&r)),
-        }
-    }
-
-    fn adapt(&mut self) -> Result<(AdaptReport, Option<u64>)> {
-        let mut buf = Vec::new();
-        let req = Request::Adapt {
-            steps: None,
-            limit: StepLimit::Trained,
-        };
-        match self.call(&req, &mut buf)? {
-            Response::Adapted { report, ticks } => Ok((report, Some(ticks))),
-            Response::Error(e) => Err(refused(e)),
-            r => Err(unexpected(&r)),
-        }
+        let (report, ticks) = Link::adapt(self, None, StepLimit::Trained)?;
+        Ok((report, Some(ticks)))
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
         let n = self.status()?.params as usize;
-        let mut v = Vec::with_capacity(n);
-        let mut buf = Vec::new();
-        while v.len() < n {
-            let count = (n - v.len()).min(usize::from(shared::link::PARAMS_PER_FRAME));
-            let req = Request::ReadParams {
-                offset: v.len() as u32,
-                count: count as u16,
-            };
-            match self.call(&req, &mut buf)? {
-                Response::Params { values, .. } => v.extend(floats(values)),
-                Response::Error(e) => return Err(refused(e)),
-                r => return Err(unexpected(&r)),
-            }
-        }
-        Ok(v)
+        Link::params(self, n)
     }
 
     fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)> {
-        self.stage(image)?;
-        let mut buf = Vec::new();
-        match self.call(&Request::ClassifyStaged, &mut buf)? {
-            Response::Classified {
-                label,
+        let (label, scores, ticks) = self.classify_input(image)?;
+        Ok((
+            Classification {
+                label: usize::from(label),
                 scores,
-                ticks,
-            } => Ok((
-                Classification {
-                    label: usize::from(label),
-                    scores: floats(scores).collect(),
-                },
-                Some(ticks),
-            )),
-            Response::Error(e) => Err(refused(e)),
-            r => Err(unexpected(&r)),
-        }
+            },
+            Some(ticks),
+        ))
     }
 }
 
@@ -448,7 +310,8 @@ impl EpisodeTrace {
 ///     support: (0..5).map(image).collect(),
 ///     query: (0..5).rev().map(image).collect(),
 /// };
-/// let mut host = HostClassifier::new(&blob)?;
+/// let image = shared::slots::slot_image(&blob, 1);
+/// let mut host = HostClassifier::new(&image)?;
 /// let t = trace_episode(&mut host, &episode)?;
 /// assert_eq!((t.shot, t.labels.len(), t.scores.len()), (1, 5, 25));
 /// assert!(t.same_as(&trace_episode(&mut host, &episode)?)); // every episode starts afresh
@@ -707,9 +570,10 @@ pub fn evaluate_on(
     episodes: &[Episode],
     mut progress: impl FnMut(usize),
 ) -> Result<OmniglotOnDevice> {
-    let mut host = HostClassifier::new(blob)?;
+    let image = shared::slots::slot_image(blob, 1);
+    let mut host = HostClassifier::new(&image)?;
     let firmware = host.firmware();
-    qemu.check_classifier(firmware)?;
+    check_classifier(qemu.link(), firmware)?;
     let ElfSizes {
         code_flash,
         static_ram,
@@ -723,7 +587,7 @@ pub fn evaluate_on(
     let (mut adapt1, mut adapt5, mut push, mut classify) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, e) in episodes.iter().enumerate() {
-        let d = trace_episode(qemu, e)?;
+        let d = trace_episode(qemu.link(), e)?;
         let h = trace_episode(&mut host, e)?;
         parity.episodes += 1;
         parity.identical += usize::from(d.same_as(&h));
@@ -743,7 +607,7 @@ pub fn evaluate_on(
         classify.extend(d.classify_ticks);
         progress(i + 1);
     }
-    let memory = qemu.memory()?;
+    let memory = crate::on_device::memory(qemu.link())?;
     let n = episodes.len().max(1) as f64;
     Ok(OmniglotOnDevice {
         board: qemu.board().name.into(),

@@ -13,6 +13,9 @@ use meta_train::link::qemu::{Emulated, Flash, Qemu};
 use shared::catalogue::Firmware;
 use shared::link::{Request, Response};
 
+/// Samples the sinusoid firmware holds (the largest K its `w*` is evaluated with).
+pub const FIRMWARE_K: usize = Firmware::SINUSOID.capacity as usize;
+
 /// Most time one request may take before the firmware counts as hung.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
