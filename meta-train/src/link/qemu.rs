@@ -98,10 +98,10 @@ pub fn ensure_qemu() -> Result<()> {
         &["update", "-qq"][..],
         &["install", "-y", "-qq", "qemu-system-arm"],
     ] {
+        let words: Vec<&str> = pre.iter().chain(args).copied().collect();
         eprintln!(
-            "qemu-system-arm is missing: running {program} {} {}",
-            pre.join(" "),
-            args.join(" ")
+            "qemu-system-arm is missing: running {program} {}",
+            words.join(" ")
         );
         let ok = Command::new(program)
             .args(pre)
