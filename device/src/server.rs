@@ -8,14 +8,9 @@
 //! slices.
 //!
 //! ```
-//! use device::server::{Platform, Server};
-//! use shared::link::{Memory, Request, Response, MAX_FRAME};
+//! use device::server::{Server, Untimed};
+//! use shared::link::{Request, Response, MAX_FRAME};
 //! type Net = shared::model::Mlp1<f32, 1, 4, 1>;
-//! struct Host;
-//! impl Platform for Host {
-//!     fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) { (f(), 0) }
-//!     fn memory(&self) -> Memory { Memory { stack_peak: 0, stack_size: 0 } }
-//! }
 //! let erased = [0xFFu8; 256]; // nothing flashed in either slot
 //! let mut server = Server::<Net, 1, 1, 4>::new([&erased, &erased]);
 //! let mut frame = [0u8; MAX_FRAME];
@@ -23,7 +18,7 @@
 //! let mut reply = [0u8; MAX_FRAME];
 //! let mut answered = 0;
 //! for &b in bytes.iter() {
-//!     if let Some(out) = server.feed(b, &mut reply, &mut Host) {
+//!     if let Some(out) = server.feed(b, &mut reply, &mut Untimed) {
 //!         let mut copy = out.to_vec();
 //!         let r: Response = postcard::from_bytes_cobs(&mut copy).unwrap();
 //!         assert!(matches!(r, Response::Status(s) if s.blob.is_err()));
@@ -69,6 +64,29 @@ pub trait Platform {
     fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64);
     /// Stack use so far.
     fn memory(&self) -> Memory;
+}
+
+/// A [`Platform`] without a clock or a painted stack: the host running the server in-process
+/// (the host simulation of a firmware). Every measurement is 0 ticks, the stack 0 bytes.
+///
+/// ```
+/// use device::server::{Platform, Untimed};
+/// assert_eq!(Untimed.measure(|| 6 * 7), (42, 0));
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Untimed;
+
+impl Platform for Untimed {
+    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
+        (f(), 0)
+    }
+
+    fn memory(&self) -> Memory {
+        Memory {
+            stack_peak: 0,
+            stack_size: 0,
+        }
+    }
 }
 
 /// What a model is, for [`Request::Status`].

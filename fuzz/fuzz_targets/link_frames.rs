@@ -11,10 +11,10 @@
 
 use std::sync::OnceLock;
 
-use device::server::{Platform, Server};
+use device::server::{Server, Untimed};
 use libfuzzer_sys::fuzz_target;
 use shared::catalogue::Firmware;
-use shared::link::{Memory, Response, MAX_FRAME};
+use shared::link::{Response, MAX_FRAME};
 
 /// Samples the sinusoid firmware holds.
 const FIRMWARE_K: usize = Firmware::SINUSOID.capacity as usize;
@@ -57,22 +57,6 @@ fn slot(kind: u8, generation: u32) -> (&'static [u8], bool) {
     }
 }
 
-/// A board without a clock or a painted stack.
-struct Host;
-
-impl Platform for Host {
-    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
-        (f(), 0)
-    }
-
-    fn memory(&self) -> Memory {
-        Memory {
-            stack_peak: 0,
-            stack_size: 0,
-        }
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&select, bytes)) = data.split_first() else {
         return;
@@ -90,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
     for &b in bytes {
         let expect_response = b == 0 && in_frame > 0;
         in_frame = if b == 0 { 0 } else { in_frame + 1 };
-        let frame = server.feed(b, &mut out, &mut Host);
+        let frame = server.feed(b, &mut out, &mut Untimed);
         assert_eq!(
             frame.is_some(),
             expect_response,

@@ -52,6 +52,37 @@ pub enum Model {
     },
 }
 
+impl Model {
+    /// The dense model of these layer widths (input, hidden…, output): one or two hidden
+    /// layers; the first width error, or [`CatalogueError::Layers`], otherwise.
+    fn dense(
+        widths: impl Iterator<Item = Result<u16, CatalogueError>>,
+    ) -> Result<Self, CatalogueError> {
+        let mut w = [0u16; 4];
+        let mut n = 0;
+        for v in widths {
+            let v = v?;
+            if let Some(slot) = w.get_mut(n) {
+                *slot = v;
+            }
+            n += 1;
+        }
+        match n {
+            3 => Ok(Model::Mlp1 {
+                inputs: w[0],
+                hidden: w[1],
+                outputs: w[2],
+            }),
+            4 => Ok(Model::Mlp2 {
+                inputs: w[0],
+                hidden: [w[1], w[2]],
+                outputs: w[3],
+            }),
+            n => Err(CatalogueError::Layers(n)),
+        }
+    }
+}
+
 /// A firmware: the model it serves and how many samples it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Firmware {
@@ -160,25 +191,7 @@ impl Firmware {
                     .ok_or(CatalogueError::Size)?,
             },
             Some(_) => return Err(CatalogueError::Body),
-            None => {
-                let mut w = [0u16; 4];
-                for (slot, &v) in w.iter_mut().zip(shape.iter()) {
-                    *slot = width(v).ok_or(CatalogueError::Size)?;
-                }
-                match shape.len() {
-                    3 => Model::Mlp1 {
-                        inputs: w[0],
-                        hidden: w[1],
-                        outputs: w[2],
-                    },
-                    4 => Model::Mlp2 {
-                        inputs: w[0],
-                        hidden: [w[1], w[2]],
-                        outputs: w[3],
-                    },
-                    n => return Err(CatalogueError::Layers(n)),
-                }
-            }
+            None => Model::dense(shape.iter().map(|&v| width(v).ok_or(CatalogueError::Size)))?,
         };
         if capacity == 0 {
             return Err(CatalogueError::Size);
@@ -248,28 +261,7 @@ impl FromStr for Firmware {
             }
         } else {
             let widths = model.strip_prefix("mlp-").ok_or(CatalogueError::Name)?;
-            let mut w = [0u16; 4];
-            let mut n = 0;
-            for part in widths.split('-') {
-                let v = number(part)?;
-                if n < w.len() {
-                    w[n] = v;
-                }
-                n += 1;
-            }
-            match n {
-                3 => Model::Mlp1 {
-                    inputs: w[0],
-                    hidden: w[1],
-                    outputs: w[2],
-                },
-                4 => Model::Mlp2 {
-                    inputs: w[0],
-                    hidden: [w[1], w[2]],
-                    outputs: w[3],
-                },
-                n => return Err(CatalogueError::Layers(n)),
-            }
+            Model::dense(widths.split('-').map(number))?
         };
         Ok(Firmware { model, capacity })
     }

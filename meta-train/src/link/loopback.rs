@@ -8,30 +8,14 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use device::server::{LinkServer, Platform, Served};
+use device::server::{LinkServer, Served, Untimed};
 use device::{Adapter, ImageClassifier};
 use shared::body::OMNIGLOT_BODY;
 use shared::catalogue::{Firmware, Model};
-use shared::link::{Memory, MAX_FRAME};
+use shared::link::MAX_FRAME;
 
 use super::client::Port;
 use crate::model::CsvNet;
-
-/// The host as a [`Platform`]: no clock (0 ticks), no stack measurement.
-struct Host;
-
-impl Platform for Host {
-    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
-        (f(), 0)
-    }
-
-    fn memory(&self) -> Memory {
-        Memory {
-            stack_peak: 0,
-            stack_size: 0,
-        }
-    }
-}
 
 /// A server, whatever it serves.
 trait Feed {
@@ -40,7 +24,7 @@ trait Feed {
 
 impl<'w, T: Served<'w>, const X: usize> Feed for LinkServer<'w, T, X> {
     fn feed_byte(&mut self, byte: u8, out: &mut [u8; MAX_FRAME]) -> Option<usize> {
-        self.feed(byte, out, &mut Host).map(<[u8]>::len)
+        self.feed(byte, out, &mut Untimed).map(<[u8]>::len)
     }
 }
 
