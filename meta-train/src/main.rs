@@ -18,7 +18,6 @@ use meta_train::run_dir::{self, RunDir};
 use meta_train::tasks::csv::CsvTasks;
 use meta_train::train::{train, Progress, TrainConfig, Trained};
 use meta_train::{bench, export, figures, on_device, say, with_k};
-use shared::board::Board;
 use shared::catalogue::Firmware;
 use shared::wstar::Blob;
 
@@ -49,9 +48,9 @@ enum Command {
     Export {
         /// The blob.
         blob: PathBuf,
-        /// Board: mps2-an386, lm3s6965evb (QEMU) or nrf52840-dk.
-        #[arg(long, value_parser = board_name)]
-        board: &'static Board,
+        /// Board: mps2-an386, lm3s6965evb (QEMU), nrf52840-dk, or a board file (FILE.toml).
+        #[arg(long, value_parser = target_arg)]
+        board: firmware::Target,
         /// Slot: a or b. An update goes to the slot not serving, with a higher generation.
         #[arg(long, default_value = "a", value_parser = ["a", "b"])]
         slot: String,
@@ -68,9 +67,9 @@ enum Command {
     Firmware {
         /// The blob.
         blob: PathBuf,
-        /// Board: mps2-an386 or lm3s6965evb.
-        #[arg(long, value_parser = board_name)]
-        board: &'static Board,
+        /// Board: mps2-an386, lm3s6965evb, or a board file (FILE.toml) naming its package.
+        #[arg(long, value_parser = target_arg)]
+        board: firmware::Target,
         /// Samples the device holds (default: the smallest of 1, 2, 5, 10, 20, 32 that holds the
         /// K the w* was trained with; the host simulates those).
         #[arg(long)]
@@ -217,11 +216,8 @@ fn tasks_arg(s: &str) -> Result<TasksArg, String> {
         .map_or_else(|_| TasksArg::File(s.into()), TasksArg::Count))
 }
 
-fn board_name(name: &str) -> Result<&'static Board, String> {
-    shared::board::by_name(name).ok_or_else(|| {
-        let names: Vec<_> = shared::board::BOARDS.iter().map(|b| b.name).collect();
-        format!("unknown board {name:?}; boards: {}", names.join(", "))
-    })
+fn target_arg(s: &str) -> Result<firmware::Target, String> {
+    firmware::Target::parse(s).map_err(|e| format!("{e:#}"))
 }
 
 fn on_arg(s: &str) -> Result<On, String> {
@@ -234,6 +230,10 @@ fn emulated(on: &On) -> Result<Emulated> {
         On::Qemu(e) => Ok(*e),
         On::Serial(p) => anyhow::bail!(
             "--on {p}: the sinusoid and Omniglot evaluations run on an emulated board (qemu-an386, qemu-lm3s6965); a serial port serves CSV-task blobs (--tasks FILE.csv)"
+        ),
+        On::Board(t) => anyhow::bail!(
+            "--on {}: the sinusoid and Omniglot evaluations run on qemu-an386 or qemu-lm3s6965; a board file serves CSV-task blobs (--tasks FILE.csv)",
+            t.file.as_deref().unwrap_or(std::path::Path::new(t.board.name)).display()
         ),
     }
 }
@@ -638,6 +638,7 @@ fn run(command: Command) -> Result<()> {
             let bytes = std::fs::read(&blob)
                 .with_context(|| format!("cannot read w* blob {}", blob.display()))?;
             let slot = usize::from(slot == "b");
+            let board = board.board;
             let e = export::export(&bytes, board, slot, generation, &out)
                 .with_context(|| format!("{}", blob.display()))?;
             say!("{}", export::instructions(board, &e).trim_end());
@@ -647,8 +648,8 @@ fn run(command: Command) -> Result<()> {
             let bytes = std::fs::read(&blob)
                 .with_context(|| format!("cannot read w* blob {}", blob.display()))?;
             let fw = firmware::for_blob(&bytes, k).with_context(|| blob.display().to_string())?;
-            let elf = firmware::build(board, &fw)?;
-            say!("{}", firmware::describe(board, &fw, &elf)?.trim_end());
+            let elf = firmware::build_for(&board, &fw)?;
+            say!("{}", firmware::describe(board.board, &fw, &elf)?.trim_end());
             Ok(())
         }
         Command::Bench(a) => bench::run(&a),

@@ -55,6 +55,8 @@ pub struct Board {
     pub core_clock_hz: u32,
     /// `qemu-system-arm -M` machine, for emulated boards.
     pub qemu_machine: Option<&'static str>,
+    /// `qemu-system-arm -cpu` model, for emulated boards.
+    pub qemu_cpu: Option<&'static str>,
     /// QEMU `-icount shift=N`: each instruction takes `2^N` ns of virtual time. Chosen longer
     /// than a clock tick, so a measured tick count `t` gives the exact instruction count
     /// `round(t · tick_ns / 2^N)`.
@@ -82,6 +84,7 @@ pub const MPS2_AN386: Board = Board {
     },
     core_clock_hz: 25_000_000,
     qemu_machine: Some("mps2-an386"),
+    qemu_cpu: Some("cortex-m4"),
     // 40 ns ticks, 64 ns instructions.
     qemu_icount_shift: 6,
     probe_rs_chip: None,
@@ -107,6 +110,7 @@ pub const LM3S6965EVB: Board = Board {
     },
     core_clock_hz: 12_500_000,
     qemu_machine: Some("lm3s6965evb"),
+    qemu_cpu: Some("cortex-m3"),
     // 80 ns ticks, 128 ns instructions.
     qemu_icount_shift: 7,
     probe_rs_chip: None,
@@ -132,9 +136,81 @@ pub const NRF52840_DK: Board = Board {
     },
     core_clock_hz: 64_000_000,
     qemu_machine: None,
+    qemu_cpu: None,
     qemu_icount_shift: 0,
     probe_rs_chip: Some("nRF52840_xxAA"),
 };
+
+/// Why a board description cannot hold a firmware and its `w*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BoardError {
+    /// A region of no bytes, or one that runs past the 32-bit address space.
+    Region(&'static str),
+    /// Two regions share addresses.
+    Overlap(&'static str, &'static str),
+    /// The `w*` region's halves (slots A and B) are too small for a slot header and a blob
+    /// header, or the region's length is odd.
+    Slots {
+        /// Bytes in each slot.
+        slot: u32,
+    },
+    /// No core clock: instructions and ticks cannot be told.
+    Clock,
+}
+
+impl core::fmt::Display for BoardError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BoardError::Region(r) => write!(
+                f,
+                "the {r} region is empty or runs past the end of the address space"
+            ),
+            BoardError::Overlap(a, b) => write!(f, "the {a} and {b} regions overlap"),
+            BoardError::Slots { slot } => write!(
+                f,
+                "the w* region must split into two slots of at least 64 bytes (an even length); its slots have {slot} bytes"
+            ),
+            BoardError::Clock => write!(f, "the core clock must be above 0 Hz"),
+        }
+    }
+}
+
+impl Board {
+    /// Checks that the regions are non-empty, within the address space and apart, and that
+    /// the `w*` region holds two slots.
+    ///
+    /// ```
+    /// use shared::board::{BoardError, Region, BOARDS, MPS2_AN386};
+    /// assert!(BOARDS.iter().all(|b| b.check().is_ok()));
+    /// let mut b = MPS2_AN386;
+    /// b.wstar = Region { origin: 0x000F_0000, length: 0x2_0000 }; // into the code
+    /// assert_eq!(b.check(), Err(BoardError::Overlap("code", "w*")));
+    /// ```
+    pub fn check(&self) -> Result<(), BoardError> {
+        let regions = [("code", self.code), ("RAM", self.ram), ("w*", self.wstar)];
+        for (name, r) in regions {
+            if r.length == 0 || r.origin.checked_add(r.length).is_none() {
+                return Err(BoardError::Region(name));
+            }
+        }
+        for (i, (a, ra)) in regions.iter().enumerate() {
+            for (b, rb) in &regions[i + 1..] {
+                if ra.origin < rb.end() && rb.origin < ra.end() {
+                    return Err(BoardError::Overlap(a, b));
+                }
+            }
+        }
+        let slot = self.wstar.length / 2;
+        if !self.wstar.length.is_multiple_of(2) || slot < 64 {
+            return Err(BoardError::Slots { slot });
+        }
+        if self.core_clock_hz == 0 {
+            return Err(BoardError::Clock);
+        }
+        Ok(())
+    }
+}
 
 /// Every board, emulated first.
 pub const BOARDS: [&Board; 3] = [&MPS2_AN386, &LM3S6965EVB, &NRF52840_DK];
@@ -146,6 +222,45 @@ pub fn by_name(name: &str) -> Option<&'static Board> {
 
 #[cfg(feature = "alloc")]
 impl Board {
+    /// This board as a Rust constant `BOARD` (`board.rs`, written by a board package's build
+    /// script, so a board described in a file reaches the firmware as a constant too).
+    ///
+    /// ```
+    /// let src = shared::board::LM3S6965EVB.rust_source();
+    /// assert!(src.contains("pub const BOARD: shared::board::Board"));
+    /// assert!(src.contains("origin: 0x00020000"));
+    /// ```
+    pub fn rust_source(&self) -> alloc::string::String {
+        let region = |r: &Region| {
+            alloc::format!(
+                "shared::board::Region {{ origin: {:#010x}, length: {:#x} }}",
+                r.origin,
+                r.length
+            )
+        };
+        let opt = |o: Option<&str>| o.map_or("None".into(), |v| alloc::format!("Some({v:?})"));
+        alloc::format!(
+            "// Generated from the board `{name}` by the board package's build.rs: do not edit.\n\
+             /// The board this firmware is built for.\n\
+             pub const BOARD: shared::board::Board = shared::board::Board {{\n    \
+             name: {name:?},\n    description: {description:?},\n    target: {target:?},\n    \
+             code: {code},\n    ram: {ram},\n    wstar: {wstar},\n    \
+             core_clock_hz: {clock},\n    qemu_machine: {machine},\n    qemu_cpu: {cpu},\n    \
+             qemu_icount_shift: {shift},\n    probe_rs_chip: {chip},\n}};\n",
+            name = self.name,
+            description = self.description,
+            target = self.target,
+            code = region(&self.code),
+            ram = region(&self.ram),
+            wstar = region(&self.wstar),
+            clock = self.core_clock_hz,
+            machine = opt(self.qemu_machine),
+            cpu = opt(self.qemu_cpu),
+            shift = self.qemu_icount_shift,
+            chip = opt(self.probe_rs_chip),
+        )
+    }
+
     /// The `memory.x` linker script of this board's firmware (for `cortex-m-rt`): code and RAM,
     /// and the `w*` region as symbols so the firmware and this constant cannot disagree.
     pub fn memory_x(&self) -> alloc::string::String {

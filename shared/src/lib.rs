@@ -15,6 +15,8 @@
 extern crate alloc;
 
 pub mod board;
+#[cfg(feature = "board-file")]
+pub mod board_file;
 pub mod body;
 pub mod catalogue;
 pub mod inner;

@@ -258,6 +258,7 @@ fn the_example_firmware_adapts_a_csv_model_from_its_flash_slot() {
         "tinyadapt-example-sensor",
         Emulated::An386.board().target,
         None,
+        None,
     )
     .unwrap();
     let mut q = Qemu::boot(Emulated::An386, &elf, Flash::Blob(&bytes)).unwrap();
@@ -285,4 +286,50 @@ fn the_example_firmware_adapts_a_csv_model_from_its_flash_slot() {
         .collect();
     assert!(losses.len() == 2 && losses[1] < losses[0], "{adapted}");
     assert!(text.contains("reading 12: predicted"), "{text}");
+}
+
+#[test]
+fn a_board_described_in_a_file_gets_its_firmware_and_serves_a_csv_model_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = &FAMILIES[1];
+    let (tasks, blob) = train(f, dir.path());
+    // The user's board: an AN386 whose firmware keeps to the first 512 KiB, w* right after.
+    let package = firmware::firmware_dir().join("boards/mps2-an386");
+    let board = |wstar: &str| {
+        format!(
+            "name = \"my-an386\"\ndescription = \"my AN386\"\ntarget = \"thumbv7em-none-eabihf\"\n\
+             core_clock_hz = 25_000_000\npackage = {package:?}\n\
+             code = {{ origin = 0x0, length = 0x8_0000 }}\n\
+             ram = {{ origin = 0x2000_0000, length = 0x4_0000 }}\nwstar = {wstar}\n\
+             qemu = {{ machine = \"mps2-an386\", cpu = \"cortex-m4\", icount_shift = 6 }}\n"
+        )
+    };
+    let file = dir.path().join("my-an386.toml");
+    std::fs::write(&file, board("{ origin = 0x8_0000, length = 0x8_0000 }")).unwrap();
+    let out = eval_on(&blob, &tasks, file.to_str().unwrap());
+    assert!(out.status.success(), "eval on the board file");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    check(f, &json, true);
+    assert_eq!(json["device"], "the my-an386 firmware under QEMU");
+
+    let out = run(meta_train()
+        .arg("export")
+        .arg(&blob)
+        .arg("--board")
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path()));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("at 0x00080000"));
+
+    // A w* region that overlaps the code is refused before anything is built.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, board("{ origin = 0x7_0000, length = 0x8_0000 }")).unwrap();
+    let out = eval_on(&blob, &tasks, bad.to_str().unwrap());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml: the code and w* regions overlap"),
+        "{err}"
+    );
 }

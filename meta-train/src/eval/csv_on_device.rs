@@ -273,14 +273,17 @@ pub fn evaluate(
         bar.set_position(done as u64);
     };
     let r = match on {
-        On::Qemu(e) => {
+        On::Qemu(_) | On::Board(_) => {
+            let Some(target) = on.emulated() else {
+                return Err(anyhow!("{on:?} is not an emulated board"));
+            };
             ensure_qemu()?;
             let elf = match elf {
                 Some(p) => p.to_path_buf(),
-                None => firmware::build(e.board(), &fw)?,
+                None => firmware::build_for(&target, &fw)?,
             };
-            let mut q = Qemu::boot(*e, &elf, Flash::Blob(blob))?;
-            bar.set_message(format!("on {}", e.board().name));
+            let mut q = Qemu::boot_board(target.board, &elf, Flash::Blob(blob))?;
+            bar.set_message(format!("on {}", target.board.name));
             evaluate_on(q.link(), &fw, blob, tasks, cfg, progress)
         }
         On::Serial(path) => {

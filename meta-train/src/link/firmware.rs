@@ -60,23 +60,89 @@ pub fn for_blob(blob: &[u8], capacity: Option<u16>) -> Result<Firmware> {
     Ok(fw)
 }
 
-/// Builds `firmware` for `board` (release) if needed and returns its ELF.
-pub fn build(board: &Board, firmware: &Firmware) -> Result<PathBuf> {
-    let package = board_package(board);
+/// A board to build for: a built-in one, or one described in a board file
+/// ([`shared::board_file`]), with its firmware package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The board.
+    pub board: &'static Board,
+    /// Its board file, when it is not a built-in board (the build gets `TINYADAPT_BOARD`).
+    pub file: Option<PathBuf>,
+    /// Its firmware package.
+    pub package: PathBuf,
+}
+
+impl Target {
+    /// A built-in board, with its package `device/firmware/boards/NAME`.
+    pub fn builtin(board: &'static Board) -> Self {
+        Self {
+            board,
+            file: None,
+            package: board_package(board),
+        }
+    }
+
+    /// A built-in board by name, or the board described in the file `arg` (a path ending in
+    /// `.toml`), checked.
+    ///
+    /// ```
+    /// use meta_train::link::firmware::Target;
+    /// assert_eq!(Target::parse("lm3s6965evb")?.board.name, "lm3s6965evb");
+    /// let e = Target::parse("lm3s").unwrap_err().to_string();
+    /// assert!(e.contains("mps2-an386, lm3s6965evb, nrf52840-dk"), "{e}");
+    /// # anyhow::Ok(())
+    /// ```
+    pub fn parse(arg: &str) -> Result<Self> {
+        if arg.ends_with(".toml") {
+            let f = shared::board_file::BoardFile::load(Path::new(arg))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let package = f.package.clone().unwrap_or_else(|| board_package(f.board));
+            return Ok(Self {
+                board: f.board,
+                file: Some(f.path.canonicalize().unwrap_or(f.path)),
+                package: package.canonicalize().unwrap_or(package),
+            });
+        }
+        match shared::board::by_name(arg) {
+            Some(b) => Ok(Self::builtin(b)),
+            None => {
+                let names: Vec<_> = shared::board::BOARDS.iter().map(|b| b.name).collect();
+                bail!(
+                    "unknown board {arg:?}; boards: {}, or a board file (FILE.toml)",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Builds `firmware` for the built-in `board` (release) if needed and returns its ELF.
+pub fn build(board: &'static Board, firmware: &Firmware) -> Result<PathBuf> {
+    build_for(&Target::builtin(board), firmware)
+}
+
+/// Builds `firmware` for `target` (release) if needed and returns its ELF.
+pub fn build_for(target: &Target, firmware: &Firmware) -> Result<PathBuf> {
+    let (board, package) = (target.board, &target.package);
     if !package.join("Cargo.toml").exists() {
         bail!(
-            "{} has no firmware package (looked for {}); the packages are in {}",
+            "{} has no firmware package (looked for {}); name one with `package = \"DIR\"` in its board file",
             board.name,
             package.display(),
-            firmware_dir().join("boards").display()
         );
     }
-    let bin = format!("tinyadapt-fw-{}", board.name);
+    let bin = binary_of(package)?;
     let target_dir = firmware_dir().join("target");
     std::fs::create_dir_all(&target_dir)?;
     let lock = File::create(target_dir.join("tinyadapt-build.lock"))?;
     lock.lock().context("locking the firmware build")?;
-    let elf = build_package(&package, &bin, board.target, Some(firmware))?;
+    let elf = build_package(
+        package,
+        &bin,
+        board.target,
+        Some(firmware),
+        target.file.as_deref(),
+    )?;
     let kept_dir = target_dir.join("models").join(board.name);
     std::fs::create_dir_all(&kept_dir)?;
     let kept = kept_dir.join(format!("{firmware}.elf"));
@@ -87,14 +153,32 @@ pub fn build(board: &Board, firmware: &Firmware) -> Result<PathBuf> {
     Ok(kept)
 }
 
+/// The binary a firmware package builds: its first `[[bin]]`, or the package's name.
+fn binary_of(package: &Path) -> Result<String> {
+    let manifest = package.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let t: toml::Table = toml::from_str(&text).with_context(|| manifest.display().to_string())?;
+    let bin = t
+        .get("bin")
+        .and_then(|b| b.as_array()?.first()?.get("name")?.as_str())
+        .or_else(|| t.get("package")?.get("name")?.as_str());
+    match bin {
+        Some(b) => Ok(b.to_string()),
+        None => bail!("{}: no package name", manifest.display()),
+    }
+}
+
 /// Builds the binary `bin` of the firmware package at `package` for `target` (release),
-/// serving `firmware` when given (`TINYADAPT_FIRMWARE`), and returns cargo's ELF. Used for the
+/// serving `firmware` when given (`TINYADAPT_FIRMWARE`), for the board of `board_file` when
+/// given (`TINYADAPT_BOARD`), and returns cargo's ELF. Used for the
 /// board packages and the example packages (`device/firmware/examples/`).
 pub fn build_package(
     package: &Path,
     bin: &str,
     target: &str,
     firmware: Option<&Firmware>,
+    board_file: Option<&Path>,
 ) -> Result<PathBuf> {
     ensure_target(target)?;
     let target_dir = firmware_dir().join("target");
@@ -113,6 +197,10 @@ pub fn build_package(
     if let Some(f) = firmware {
         cmd.env("TINYADAPT_FIRMWARE", f.to_string());
     }
+    match board_file {
+        Some(f) => cmd.env("TINYADAPT_BOARD", f),
+        None => cmd.env_remove("TINYADAPT_BOARD"),
+    };
     // The host build's settings must not leak into the firmware build.
     for var in [
         "RUSTFLAGS",

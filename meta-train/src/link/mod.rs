@@ -22,12 +22,16 @@ use qemu::Emulated;
 pub enum On {
     /// An emulated board.
     Qemu(Emulated),
+    /// A board described in a file (`FILE.toml`) whose firmware is built for it and booted
+    /// under QEMU (the file names a QEMU machine).
+    Board(firmware::Target),
     /// A serial port's path (`/dev/ttyACM0`, `COM3`).
     Serial(String),
 }
 
 impl On {
-    /// Parses `--on`: `qemu-an386`, `qemu-lm3s6965`, or a serial port (a path, or `COMn`).
+    /// Parses `--on`: `qemu-an386`, `qemu-lm3s6965`, a board file (`FILE.toml`, emulated), or
+    /// a serial port (a path, or `COMn`).
     ///
     /// ```
     /// use meta_train::link::{qemu::Emulated, On};
@@ -41,6 +45,9 @@ impl On {
         if let Some(e) = Emulated::by_name(s) {
             return Ok(On::Qemu(e));
         }
+        if s.ends_with(".toml") {
+            return Ok(On::Board(firmware::Target::parse(s)?));
+        }
         let com = s
             .strip_prefix("COM")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
@@ -49,8 +56,17 @@ impl On {
         }
         let names: Vec<_> = Emulated::ALL.iter().map(|e| e.name()).collect();
         bail!(
-            "--on {s:?}: give an emulated board ({}) or a serial port (/dev/ttyACM0, COM3)",
+            "--on {s:?}: give an emulated board ({}), a board file (FILE.toml) or a serial port (/dev/ttyACM0, COM3)",
             names.join(", ")
         )
+    }
+
+    /// The board to build for and boot under QEMU, unless this is a serial port.
+    pub fn emulated(&self) -> Option<firmware::Target> {
+        match self {
+            On::Qemu(e) => Some(firmware::Target::builtin(e.board())),
+            On::Board(t) => Some(t.clone()),
+            On::Serial(_) => None,
+        }
     }
 }

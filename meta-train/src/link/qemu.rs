@@ -58,13 +58,6 @@ impl Emulated {
             Emulated::Lm3s6965 => &LM3S6965EVB,
         }
     }
-
-    fn cpu(self) -> &'static str {
-        match self {
-            Emulated::An386 => "cortex-m4",
-            Emulated::Lm3s6965 => "cortex-m3",
-        }
-    }
 }
 
 const QEMU_MISSING: &str =
@@ -141,7 +134,7 @@ enum Uart {
 /// A QEMU process running a firmware: its defmt log (semihosting, on QEMU's stdout) and its
 /// exit. Dropping it ends QEMU.
 pub struct Process {
-    on: Emulated,
+    board: &'static Board,
     elf: Vec<u8>,
     child: Child,
     log: Arc<Mutex<Vec<u8>>>,
@@ -153,7 +146,7 @@ pub struct Process {
 impl Process {
     /// The board.
     pub fn board(&self) -> &'static Board {
-        self.on.board()
+        self.board
     }
 
     /// Whether QEMU has exited, and how (a fault or panic exits with code 1).
@@ -282,7 +275,13 @@ pub struct Qemu {
 impl Qemu {
     /// Boots the firmware `elf` on the board with `flash` in its `w*` region.
     pub fn boot(on: Emulated, elf: &Path, flash: Flash<'_>) -> Result<Self> {
-        let (mut process, socket, gdb) = start(on, elf, flash, Uart::Socket)?;
+        Self::boot_board(on.board(), elf, flash)
+    }
+
+    /// Boots the firmware `elf` on an emulated `board` (one with a QEMU machine, such as a
+    /// board file's) with `flash` in its `w*` region.
+    pub fn boot_board(board: &'static Board, elf: &Path, flash: Flash<'_>) -> Result<Self> {
+        let (mut process, socket, gdb) = start(board, elf, flash, Uart::Socket)?;
         let start = Instant::now();
         let stream = loop {
             match UnixStream::connect(&socket) {
@@ -310,7 +309,7 @@ impl Qemu {
     /// USB-serial port appears; returns QEMU and the terminal's path, to open with
     /// [`super::serial::Serial::open`].
     pub fn boot_on_pty(on: Emulated, elf: &Path, flash: Flash<'_>) -> Result<(Process, PathBuf)> {
-        let (mut process, pty, _) = start(on, elf, flash, Uart::Pty)?;
+        let (mut process, pty, _) = start(on.board(), elf, flash, Uart::Pty)?;
         let start = Instant::now();
         loop {
             if pty.exists() {
@@ -414,20 +413,22 @@ impl Qemu {
 /// Starts QEMU with the firmware, `flash` in its slots and the UART as `uart`; returns the
 /// process, the UART's path (socket or pseudo-terminal) and the GDB stub's socket.
 fn start(
-    on: Emulated,
+    board: &'static Board,
     elf: &Path,
     flash: Flash<'_>,
     uart: Uart,
 ) -> Result<(Process, PathBuf, PathBuf)> {
-    let board = on.board();
-    let machine = board
-        .qemu_machine
-        .ok_or_else(|| anyhow!("{} is not emulated", board.name))?;
+    let (Some(machine), Some(cpu)) = (board.qemu_machine, board.qemu_cpu) else {
+        bail!(
+            "{} is not emulated: it names no QEMU machine and cpu",
+            board.name
+        );
+    };
     let dir = tempfile::tempdir()?;
     let socket = dir.path().join("uart.sock");
     let gdb = dir.path().join("gdb.sock");
     let mut cmd = Command::new("qemu-system-arm");
-    cmd.args(["-machine", machine, "-cpu", on.cpu()])
+    cmd.args(["-machine", machine, "-cpu", cpu])
         .args(["-display", "none", "-monitor", "none", "-nodefaults"])
         .arg("-icount")
         .arg(format!(
@@ -518,7 +519,7 @@ fn start(
         errors.lock().expect("stderr lock").push_str(&text);
     }));
     let process = Process {
-        on,
+        board,
         elf: std::fs::read(elf)?,
         child,
         log,

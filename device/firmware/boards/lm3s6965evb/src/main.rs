@@ -1,5 +1,6 @@
-//! tinyadapt firmware for the lm3s6965evb board (TI LM3S6965EVB, Cortex-M3, under QEMU): serves the model named at build
-//! time (`TINYADAPT_FIRMWARE`, default the sinusoid adapter) on UART0.
+//! tinyadapt firmware for the lm3s6965evb board (TI LM3S6965EVB, Cortex-M3, under QEMU): serves the
+//! model named at build time (`TINYADAPT_FIRMWARE`, default the sinusoid adapter) on UART0;
+//! `TINYADAPT_BOARD=FILE.toml` builds it for a board described in that file instead.
 #![no_std]
 #![no_main]
 
@@ -8,6 +9,9 @@ use qemu_rt as _;
 #[cfg(feature = "rtt")]
 use {defmt_rtt as _, panic_probe as _};
 
+mod board {
+    include!(concat!(env!("OUT_DIR"), "/board.rs"));
+}
 mod model {
     include!(concat!(env!("OUT_DIR"), "/model.rs"));
 }
@@ -18,7 +22,7 @@ fn main() -> ! {
     let uart = app::uart::Stellaris::new(0x4000_C000);
     app::run(
         uart,
-        &shared::board::LM3S6965EVB,
+        &board::BOARD,
         model::FIRMWARE,
         model::server(),
         cp.SYST,

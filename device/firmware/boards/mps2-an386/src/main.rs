@@ -1,5 +1,6 @@
-//! tinyadapt firmware for the mps2-an386 board (Arm MPS2 AN386, Cortex-M4F, under QEMU): serves the model named at build
-//! time (`TINYADAPT_FIRMWARE`, default the sinusoid adapter) on UART0.
+//! tinyadapt firmware for the mps2-an386 board (Arm MPS2 AN386, Cortex-M4F, under QEMU): serves the
+//! model named at build time (`TINYADAPT_FIRMWARE`, default the sinusoid adapter) on UART0;
+//! `TINYADAPT_BOARD=FILE.toml` builds it for a board described in that file instead.
 #![no_std]
 #![no_main]
 
@@ -8,6 +9,9 @@ use qemu_rt as _;
 #[cfg(feature = "rtt")]
 use {defmt_rtt as _, panic_probe as _};
 
+mod board {
+    include!(concat!(env!("OUT_DIR"), "/board.rs"));
+}
 mod model {
     include!(concat!(env!("OUT_DIR"), "/model.rs"));
 }
@@ -18,7 +22,7 @@ fn main() -> ! {
     let uart = app::uart::Cmsdk::new(0x4000_4000);
     app::run(
         uart,
-        &shared::board::MPS2_AN386,
+        &board::BOARD,
         model::FIRMWARE,
         model::server(),
         cp.SYST,
