@@ -30,7 +30,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 600)]
     pub tasks: usize,
     /// An algorithm to time, repeatable (default: maml, fomaml and metasgd).
-    #[arg(long = "algorithm", value_enum)]
+    #[arg(long = "algorithm", value_parser = crate::algo::parse_algorithm)]
     pub algorithms: Vec<Algo>,
     /// Worker threads (default: one per core).
     #[arg(long)]
@@ -186,7 +186,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let widths = [1usize, 40, 40, 1];
     let dir = tempfile::tempdir()?;
     let algorithms = if a.algorithms.is_empty() {
-        vec![Algo::Maml, Algo::Fomaml, Algo::Metasgd]
+        vec![Algo::Maml, Algo::Fomaml, Algo::MetaSgd]
     } else {
         a.algorithms.clone()
     };
@@ -214,7 +214,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         say!("peak memory (VmHWM): {m:.1} MiB");
     }
     if a.quality {
-        for algo in [Algo::Maml, Algo::Metasgd] {
+        for algo in [Algo::Maml, Algo::MetaSgd] {
             let cfg = paper_config(algo, a.quality_iterations);
             let run = RunDir::create(dir.path().join(format!("quality-{algo:?}")))?;
             let start = Instant::now();

@@ -96,8 +96,8 @@ struct TrainArgs {
     /// With --tasks: support sets drawn per held-out task in the evaluation.
     #[arg(long, default_value_t = 10, requires = "tasks")]
     draws: usize,
-    /// Meta-learning algorithm.
-    #[arg(long, value_enum, default_value_t = Algo::Maml)]
+    /// Meta-learning algorithm: maml, fomaml, metasgd, anil or reptile.
+    #[arg(long, value_parser = meta_train::algo::parse_algorithm, default_value = "maml")]
     algorithm: Algo,
     /// Support (and query) samples per task, K.
     #[arg(long, default_value_t = 10)]

@@ -283,7 +283,7 @@ impl TrainConfig {
         loss: Loss,
     ) -> Meta {
         let mut meta = Meta::new::<M, I, O>(loss, self.steps as u16);
-        meta.algorithm = self.algorithm.blob_algorithm();
+        meta.algorithm = self.algorithm;
         meta.alpha = if self.algorithm.learns_alpha() {
             AlphaKind::PerParameter
         } else {

@@ -125,7 +125,7 @@ fn every_algorithm_learns_to_adapt_a_classifier_to_held_out_tasks() {
     for algorithm in [
         Algo::Maml,
         Algo::Fomaml,
-        Algo::Metasgd,
+        Algo::MetaSgd,
         Algo::Anil,
         Algo::Reptile,
     ] {

@@ -168,20 +168,96 @@ impl BodyShape {
     }
 }
 
-/// Which meta-learning algorithm produced the blob (informative).
+/// The meta-learning algorithm: what the trainer runs and what the blob records (the device
+/// only reports it). One enum for both, so a run's config and its blob cannot disagree.
+///
+/// ```
+/// use shared::wstar::Algorithm;
+/// assert_eq!("metasgd".parse(), Ok(Algorithm::MetaSgd));
+/// assert_eq!(Algorithm::Reptile.name(), "reptile");
+/// assert!(Algorithm::Maml.second_order() && !Algorithm::Fomaml.second_order());
+/// assert!("sgd".parse::<Algorithm>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "lowercase")]
 pub enum Algorithm {
-    /// Second-order MAML.
+    /// MAML, second order through all inner steps.
     Maml,
-    /// First-order MAML.
+    /// First-order MAML: the query gradient at the adapted parameters.
     Fomaml,
-    /// Meta-SGD: learned per-parameter step sizes.
+    /// Meta-SGD: MAML with learned per-parameter inner step sizes (second order).
     MetaSgd,
-    /// ANIL: only the head adapts.
+    /// ANIL: MAML whose inner loop adapts only the last layer (second order); the device
+    /// adapts only the head.
     Anil,
-    /// Reptile.
+    /// Reptile: several inner SGD steps, then `θ0 ← θ0 + ε (θ_S − θ0)` with meta step size `ε`,
+    /// averaged over the meta-batch.
     Reptile,
+}
+
+impl Algorithm {
+    /// Every algorithm.
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Maml,
+        Algorithm::Fomaml,
+        Algorithm::MetaSgd,
+        Algorithm::Anil,
+        Algorithm::Reptile,
+    ];
+
+    /// Its name on the command line and in configs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Algorithm::Maml => "maml",
+            Algorithm::Fomaml => "fomaml",
+            Algorithm::MetaSgd => "metasgd",
+            Algorithm::Anil => "anil",
+            Algorithm::Reptile => "reptile",
+        }
+    }
+
+    /// Whether the second-order term is computed.
+    pub const fn second_order(self) -> bool {
+        !matches!(self, Algorithm::Fomaml | Algorithm::Reptile)
+    }
+
+    /// Which layers the inner loop adapts, for a model of `layers` layers.
+    pub fn mask(self, layers: usize) -> crate::inner::AdaptMask {
+        match self {
+            Algorithm::Anil => crate::inner::AdaptMask::head_only(layers),
+            _ => crate::inner::AdaptMask::ALL,
+        }
+    }
+
+    /// Whether the inner step sizes are learned.
+    pub const fn learns_alpha(self) -> bool {
+        matches!(self, Algorithm::MetaSgd)
+    }
+}
+
+/// A name that is no algorithm's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownAlgorithm;
+
+impl core::fmt::Display for UnknownAlgorithm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "the algorithm is one of maml, fomaml, metasgd, anil, reptile"
+        )
+    }
+}
+
+impl core::str::FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or(UnknownAlgorithm)
+    }
 }
 
 /// How the inner step sizes `α` are stored.

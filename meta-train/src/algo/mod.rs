@@ -9,59 +9,23 @@
 //! `∂L/∂α += −∇L(θₜ) ⊙ vₜ₊₁`.
 
 use nalgebra::SMatrix;
-use serde::{Deserialize, Serialize};
+
 use shared::inner::{self, AdaptMask};
 use shared::loss::Loss;
 use shared::math::Real;
 use shared::model::Layers;
 
-/// The meta-learning algorithm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Algo {
-    /// MAML, second order through all inner steps.
-    Maml,
-    /// First-order MAML: the query gradient at the adapted parameters.
-    Fomaml,
-    /// Meta-SGD: MAML with learned per-parameter inner step sizes (second order).
-    Metasgd,
-    /// ANIL: MAML whose inner loop adapts only the last layer (second order); the device
-    /// adapts only the head.
-    Anil,
-    /// Reptile: several inner SGD steps, then `θ0 ← θ0 + ε (θ_S − θ0)` with meta step size `ε`
-    /// (`--meta-lr`), averaged over the meta-batch.
-    Reptile,
-}
+/// The meta-learning algorithm: the blob's enum, one for the trainer and the blob.
+pub use shared::wstar::Algorithm as Algo;
 
-impl Algo {
-    /// Whether the second-order term is computed.
-    pub fn second_order(self) -> bool {
-        !matches!(self, Algo::Fomaml | Algo::Reptile)
-    }
-
-    /// Which layers the inner loop adapts, for a model of `layers` layers.
-    pub fn mask(self, layers: usize) -> AdaptMask {
-        match self {
-            Algo::Anil => AdaptMask::head_only(layers),
-            _ => AdaptMask::ALL,
-        }
-    }
-
-    /// Whether the inner step sizes are learned.
-    pub fn learns_alpha(self) -> bool {
-        matches!(self, Algo::Metasgd)
-    }
-
-    /// The blob's record of it.
-    pub fn blob_algorithm(self) -> shared::wstar::Algorithm {
-        match self {
-            Algo::Maml => shared::wstar::Algorithm::Maml,
-            Algo::Fomaml => shared::wstar::Algorithm::Fomaml,
-            Algo::Metasgd => shared::wstar::Algorithm::MetaSgd,
-            Algo::Anil => shared::wstar::Algorithm::Anil,
-            Algo::Reptile => shared::wstar::Algorithm::Reptile,
-        }
-    }
+/// `--algorithm NAME`, for the command line.
+///
+/// ```
+/// assert!(meta_train::algo::parse_algorithm("anil").is_ok());
+/// assert!(meta_train::algo::parse_algorithm("ANIL").unwrap_err().contains("maml, fomaml"));
+/// ```
+pub fn parse_algorithm(s: &str) -> Result<Algo, String> {
+    s.parse().map_err(|e| format!("{e}"))
 }
 
 /// A task's support (target-train) and query (target-test) batches. With a [`Workspace`] of
