@@ -35,6 +35,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings (host workspace and firmware)"
 cargo clippy --workspace --all-targets -- -D warnings
+# meta-train as a library without its figures (plotting is a default feature).
+cargo clippy -p tinyadapt-meta-train --no-default-features --all-targets -- -D warnings
 for board in device/firmware/boards/*/; do
     # Both log transports: semihosting (QEMU, the default) and RTT with panic-probe (a probe
     # on hardware). The served model is chosen by TINYADAPT_FIRMWARE at build time; the tests

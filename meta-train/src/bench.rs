@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::Args;
 
 use crate::algo::Algo;
 use crate::eval::{self, EvalConfig};
@@ -15,33 +14,34 @@ use crate::say;
 use crate::train::{train, Progress, TrainConfig};
 
 /// What to benchmark.
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct BenchArgs {
     /// Meta-iterations timed per algorithm.
-    #[arg(long, default_value_t = 3000)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 3000))]
     pub iterations: u64,
     /// Also train MAML and Meta-SGD with the paper's setup and evaluate them.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub quality: bool,
     /// Meta-iterations of the quality runs.
-    #[arg(long, default_value_t = 70_000)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 70_000))]
     pub quality_iterations: u64,
     /// Held-out tasks of the quality runs.
-    #[arg(long, default_value_t = 600)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 600))]
     pub tasks: usize,
     /// An algorithm to time, repeatable (default: maml, fomaml and metasgd).
-    #[arg(long = "algorithm", value_parser = crate::algo::parse_algorithm)]
+    #[cfg_attr(feature = "cli", arg(long = "algorithm", value_parser = crate::algo::parse_algorithm))]
     pub algorithms: Vec<Algo>,
     /// Worker threads (default: one per core).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub threads: Option<usize>,
     /// Instead: the on-device costs of the MAML sinusoid adaptation on both emulated boards
     /// (instructions, flash, RAM), as a Markdown table.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub device: bool,
     /// Instead: few-shot baselines on Omniglot from the folder holding
     /// images_background_small1.zip and images_background_small2.zip (600 episodes each).
-    #[arg(long, value_name = "DIR")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub omniglot: Option<std::path::PathBuf>,
 }
 

@@ -3,15 +3,14 @@
 //! `-icount`, so the same on every run), instructions per FLOP, code flash, static RAM, the
 //! stack's high-water mark, and RAM in all against the board's.
 
-use anyhow::{anyhow, bail, Result};
-use object::{Object, ObjectSection};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::algo::Algo;
 use crate::bench::paper_config;
 use crate::eval::{self, EvalConfig};
 use crate::flops;
-use crate::link::firmware;
+use crate::link::firmware::{self, elf_sizes, ElfSizes};
 use crate::link::qemu::{Emulated, Flash, Qemu};
 use crate::model::SinusoidNet;
 use crate::on_device::{self, run_task};
@@ -51,34 +50,6 @@ impl BoardCost {
     pub fn ram(&self) -> u64 {
         self.static_ram + self.stack_peak
     }
-}
-
-/// A firmware's memory, from its ELF sections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ElfSizes {
-    /// Code in flash: vector table, text, read-only data and the initial values of `.data`.
-    pub code_flash: u64,
-    /// `.data`, `.bss` and `.uninit`.
-    pub static_ram: u64,
-    /// `.data` alone: statics whose initial values are copied out of flash at reset.
-    pub initialised: u64,
-}
-
-/// The memory of a firmware ELF.
-///
-/// ```no_run
-/// let elf = std::fs::read("tinyadapt-fw-mps2-an386").unwrap();
-/// let sizes = meta_train::device_bench::elf_sizes(&elf).unwrap();
-/// println!("{} B of code flash, {} B of static RAM", sizes.code_flash, sizes.static_ram);
-/// ```
-pub fn elf_sizes(elf: &[u8]) -> Result<ElfSizes> {
-    let file = object::File::parse(elf).map_err(|e| anyhow!("firmware ELF: {e}"))?;
-    let size = |name: &str| file.section_by_name(name).map_or(0, |s| s.size());
-    Ok(ElfSizes {
-        code_flash: size(".vector_table") + size(".text") + size(".rodata") + size(".data"),
-        static_ram: size(".data") + size(".bss") + size(".uninit"),
-        initialised: size(".data"),
-    })
 }
 
 /// One boot: (instructions per step, per prediction, stack peak).

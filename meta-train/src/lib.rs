@@ -9,6 +9,7 @@ pub mod device_bench;
 pub mod eval;
 pub mod export;
 pub mod fewshot;
+#[cfg(feature = "plot")]
 pub mod figures;
 pub mod flops;
 pub mod inspect;
@@ -17,6 +18,7 @@ pub mod model;
 pub mod on_device;
 pub mod optim;
 pub mod output;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod relay;
 pub mod run_dir;

@@ -10,6 +10,8 @@ use meta_train::csv_train;
 use meta_train::eval::csv::{self, CsvEvalConfig};
 use meta_train::eval::csv_on_device;
 use meta_train::eval::{self, EvalConfig, KResult};
+#[cfg(feature = "plot")]
+use meta_train::figures;
 use meta_train::link::firmware;
 use meta_train::link::qemu::{self, Emulated, Flash, Qemu};
 use meta_train::link::On;
@@ -17,7 +19,7 @@ use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::run_dir::{self, RunDir};
 use meta_train::tasks::csv::CsvTasks;
 use meta_train::train::{train, Progress, TrainConfig, Trained};
-use meta_train::{bench, export, figures, on_device, say, with_k};
+use meta_train::{bench, export, on_device, say, with_k};
 use shared::catalogue::Firmware;
 use shared::wstar::Blob;
 
@@ -290,6 +292,7 @@ fn progress(a: &TrainArgs) -> Progress {
 
 /// Draws the learning curve and says what the run wrote.
 fn report_trained(run: &RunDir, trained: &Trained) -> Result<()> {
+    #[cfg(feature = "plot")]
     figures::learning_curve(run, &trained.checkpoint)?;
     say!(
         "trained {} meta-iterations of {:?} ({:.0} it/s); run folder {}",
@@ -433,7 +436,13 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     }
     let results = evaluate_both(&blob, &cfg)?;
     if let Some(path) = &a.plot {
+        #[cfg(feature = "plot")]
         figures::eval_figure(path, &blob, &cfg, &results)?;
+        #[cfg(not(feature = "plot"))]
+        anyhow::bail!(
+            "--plot {}: this meta-train is built without the plot feature",
+            path.display()
+        );
     }
     if a.json {
         say!("{}", serde_json::to_string_pretty(&results)?);

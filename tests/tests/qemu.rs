@@ -586,7 +586,7 @@ fn the_servers_start_in_zeroed_ram_not_in_a_flash_image() {
             )
         }));
     for (name, elf) in elfs {
-        let sizes = meta_train::device_bench::elf_sizes(&std::fs::read(elf).unwrap()).unwrap();
+        let sizes = meta_train::link::firmware::elf_sizes(&std::fs::read(elf).unwrap()).unwrap();
         assert!(sizes.initialised < 1024, "{name}: {sizes:?}");
         assert!(
             sizes.static_ram > 20_000,

@@ -253,33 +253,45 @@ fn score<const I: usize, const O: usize>(
                 f64::from(u8::from(c.label == row.y[0] as usize))
             }
             Target::Regression { .. } => {
-                let p = a.predict(&x).map_err(|e| anyhow!("{e}"))?;
-                let se: f64 = p
-                    .iter()
-                    .zip(&row.y)
-                    .map(|(p, y)| f64::from(p - y).powi(2))
-                    .sum();
-                se / O as f64
+                squared_error(&a.predict(&x).map_err(|e| anyhow!("{e}"))?, &row.y)
             }
         };
     }
     Ok(total / rows.len() as f64)
 }
 
+/// The squared error of prediction `p` against targets `y`, averaged over the outputs.
+pub(crate) fn squared_error(p: &[f32], y: &[f32]) -> f64 {
+    let se: f64 = p.iter().zip(y).map(|(p, y)| f64::from(p - y).powi(2)).sum();
+    se / p.len() as f64
+}
+
+impl CsvEval {
+    /// What was evaluated, for a table's first line: the tasks, draws and K.
+    pub fn heading(&self) -> String {
+        format!(
+            "{} held-out task(s) of {}, {} support draw(s) each, K = {}",
+            self.tasks.len(),
+            self.file,
+            self.draws,
+            self.k
+        )
+    }
+
+    /// The metric's name in a table.
+    pub fn metric_name(&self) -> &'static str {
+        if self.metric == "accuracy" {
+            "accuracy"
+        } else {
+            "MSE"
+        }
+    }
+}
+
 /// The result as a text table.
 pub fn table(r: &CsvEval) -> String {
-    let mut s = format!(
-        "{} held-out task(s) of {}, {} support draw(s) each, K = {}, adapted on the device runtime\n",
-        r.tasks.len(),
-        r.file,
-        r.draws,
-        r.k
-    );
-    let name = if r.metric == "accuracy" {
-        "accuracy"
-    } else {
-        "MSE"
-    };
+    let mut s = format!("{}, adapted on the device runtime\n", r.heading());
+    let name = r.metric_name();
     s.push_str(&format!(
         "steps  {name:>12} ± 95% CI      median  stopped  diverged\n"
     ));

@@ -9,7 +9,7 @@ use serde::Serialize;
 use shared::catalogue::Firmware;
 use shared::slots::slot_image;
 
-use super::csv::{draw, CsvEval, CsvEvalConfig, Plan, Trace};
+use super::csv::{draw, squared_error, CsvEval, CsvEvalConfig, Plan, Trace};
 use crate::csv_train::target_values;
 use crate::link::parity::{run_both, Parity, Workload};
 use crate::link::{Link, Loopback, Port};
@@ -113,14 +113,7 @@ fn score(target: &Target, rows: &[&Row], ys: &[f32], outputs: usize) -> f64 {
                 let label = (0..y.len()).fold(0, |best, c| if y[c] > y[best] { c } else { best });
                 f64::from(u8::from(label == row.y[0] as usize))
             }
-            Target::Regression { .. } => {
-                let se: f64 = y
-                    .iter()
-                    .zip(&row.y)
-                    .map(|(p, t)| f64::from(p - t).powi(2))
-                    .sum();
-                se / outputs as f64
-            }
+            Target::Regression { .. } => squared_error(y, &row.y),
         })
         .sum();
     total / rows.len() as f64
@@ -202,19 +195,12 @@ pub fn evaluate_on<P: Port>(
 pub fn report(r: &CsvOnDevice) -> String {
     let d = &r.on_device;
     let mut s = format!(
-        "{} held-out task(s) of {}, {} support draw(s) each, K = {}: adapted on {} (firmware {}) and in the host simulation\n",
-        d.tasks.len(),
-        d.file,
-        d.draws,
-        d.k,
+        "{}: adapted on {} (firmware {}) and in the host simulation\n",
+        d.heading(),
         r.device,
         r.firmware
     );
-    let name = if d.metric == "accuracy" {
-        "accuracy"
-    } else {
-        "MSE"
-    };
+    let name = d.metric_name();
     s.push_str(&format!(
         "steps  device {name:>8} ± 95% CI    host {name:>8} ± 95% CI  stopped  diverged\n"
     ));

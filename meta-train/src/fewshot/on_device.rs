@@ -38,7 +38,7 @@ use serde::Serialize;
 use shared::wstar::Blob;
 
 use super::{FEATURES, OMNIGLOT_BODY};
-use crate::device_bench::{elf_sizes, ElfSizes};
+use crate::link::firmware::{elf_sizes, ElfSizes};
 use crate::link::qemu::{Emulated, Flash, Qemu};
 use crate::link::{firmware, Link, Loopback, Port};
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::Args;
 use shared::body::Views;
 use shared::wstar::HeadStart;
 
@@ -23,81 +22,82 @@ use crate::train::Progress;
 use crate::with_episode_shape;
 
 /// Options of `train-fewshot`.
-#[derive(Args, Debug)]
+#[derive(Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct FewShotArgs {
     /// Folder holding images_background_small1.zip and images_background_small2.zip.
-    #[arg(long, default_value = "../shared/data/omniglot")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "../shared/data/omniglot"))]
     pub data: PathBuf,
     /// Classes per training episode: 5 or 20, or 40 (1-shot; writes the 20- and 5-way
     /// classifiers: training on more classes than the device tells apart makes each episode
     /// harder).
-    #[arg(long, default_value_t = 5)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
     pub way: usize,
     /// Support images per class (1 or 5).
-    #[arg(long, default_value_t = 1)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
     pub shot: usize,
     /// Query images per class in training episodes.
-    #[arg(long, default_value_t = 5)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
     pub query: usize,
     /// Inner steps on the head.
-    #[arg(long, default_value_t = 5)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
     pub steps: usize,
     /// Initial inner step size.
-    #[arg(long, default_value_t = 0.1)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.1))]
     pub alpha: f32,
     /// Keep α fixed instead of meta-learning it.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub fixed_alpha: bool,
     /// Episodes per meta-batch.
-    #[arg(long, default_value_t = 8)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 8))]
     pub meta_batch: usize,
     /// Meta-iterations.
-    #[arg(long, default_value_t = 6000)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 6000))]
     pub iterations: u64,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1e-3))]
     pub meta_lr: f32,
     /// Seed.
-    #[arg(long, default_value_t = 0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0))]
     pub seed: u64,
     /// Iterations between meta-validation passes.
-    #[arg(long, default_value_t = 250)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 250))]
     pub val_every: u64,
     /// Evaluation episodes per setup.
-    #[arg(long, default_value_t = 600)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 600))]
     pub eval_episodes: u64,
     /// Run folder (default: runs/omniglot-<way>w<shot>s-seed<seed>).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub out: Option<PathBuf>,
     /// Iterations between learning-rate decays (×0.3 each); 0: never.
-    #[arg(long, default_value_t = 0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0))]
     pub decay_every: u64,
     /// No random distortions of the training images.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub no_augment: bool,
     /// Start each adaptation from θ0 plus the support set's class prototypes (Proto-MAML).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub prototypes: bool,
     /// Draw each training episode's classes from one alphabet (the evaluation's harder
     /// 20-way form) instead of across alphabets.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub within_alphabet: bool,
     /// One inner step size per head parameter, meta-learned (Meta-SGD on the head).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub per_parameter_alpha: bool,
     /// First-order meta-gradients (FOMAML on the head) instead of exact ones (ANIL).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub first_order: bool,
     /// Blobs whose device averages each image's features over shifted views of it (five
     /// body passes per image instead of one; training is unchanged, so a finished run can be
     /// re-exported with `--resume --shifted-views`).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub shifted_views: bool,
     /// Continue from the run folder's checkpoint.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub resume: bool,
     /// No progress bar.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub quiet: bool,
 }
 

@@ -8,7 +8,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use object::{Object, ObjectSection};
 use shared::board::Board;
 use shared::catalogue::{Firmware, Model};
 use shared::wstar::Blob;
@@ -257,7 +258,7 @@ fn ensure_target(target: &str) -> Result<()> {
 /// What `meta-train firmware` prints: the ELF, its code flash and static RAM against the
 /// board's, and how to flash it and a `w*`.
 pub fn describe(board: &Board, firmware: &Firmware, elf: &Path) -> Result<String> {
-    let sizes = crate::device_bench::elf_sizes(&std::fs::read(elf)?)?;
+    let sizes = elf_sizes(&std::fs::read(elf)?)?;
     let slot = board.slot(0);
     let mut s = format!(
         "firmware {firmware} for the {}:\n  {}\n\
@@ -300,4 +301,32 @@ pub fn describe(board: &Board, firmware: &Firmware, elf: &Path) -> Result<String
         ));
     }
     Ok(s)
+}
+
+/// A firmware's memory, from its ELF sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElfSizes {
+    /// Code in flash: vector table, text, read-only data and the initial values of `.data`.
+    pub code_flash: u64,
+    /// `.data`, `.bss` and `.uninit`.
+    pub static_ram: u64,
+    /// `.data` alone: statics whose initial values are copied out of flash at reset.
+    pub initialised: u64,
+}
+
+/// The memory of a firmware ELF.
+///
+/// ```no_run
+/// let elf = std::fs::read("tinyadapt-fw-mps2-an386").unwrap();
+/// let sizes = meta_train::link::firmware::elf_sizes(&elf).unwrap();
+/// println!("{} B of code flash, {} B of static RAM", sizes.code_flash, sizes.static_ram);
+/// ```
+pub fn elf_sizes(elf: &[u8]) -> Result<ElfSizes> {
+    let file = object::File::parse(elf).map_err(|e| anyhow!("firmware ELF: {e}"))?;
+    let size = |name: &str| file.section_by_name(name).map_or(0, |s| s.size());
+    Ok(ElfSizes {
+        code_flash: size(".vector_table") + size(".text") + size(".rodata") + size(".data"),
+        static_ram: size(".data") + size(".bss") + size(".uninit"),
+        initialised: size(".data"),
+    })
 }
