@@ -7,10 +7,10 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use meta_train::algo::Algo;
-use meta_train::csv_train::{self, train_csv};
 use meta_train::eval::csv::{evaluate_csv, CsvEval, CsvEvalConfig};
 use meta_train::run_dir::RunDir;
 use meta_train::tasks::csv::CsvTasks;
+use meta_train::train::csv::{self, train_csv};
 use meta_train::train::{Progress, TrainConfig, Trained};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -73,11 +73,11 @@ fn linear_csv(dir: &Path, tasks: usize, rows: usize) -> PathBuf {
 
 fn config(file: &Path, algorithm: Algo, iterations: u64) -> TrainConfig {
     let tasks = CsvTasks::load(file).unwrap();
-    let (inputs, outputs) = csv_train::dims(&tasks);
+    let (inputs, outputs) = csv::dims(&tasks);
     let reptile = algorithm == Algo::Reptile;
     TrainConfig {
-        family: csv_train::FAMILY.into(),
-        model: csv_train::model_name(inputs, outputs),
+        family: csv::FAMILY.into(),
+        model: csv::model_name(inputs, outputs),
         algorithm,
         k: 9,
         steps: if reptile { 5 } else { 2 },
@@ -203,7 +203,7 @@ fn unsupported_shapes_and_too_small_tasks_give_the_documented_errors() {
     );
     assert!(e.contains("[1, 2, 3, 6]"), "{e}");
     assert!(
-        e.contains("`with_csv_shape!` in meta-train/src/model.rs"),
+        e.contains("`with_csv_shape!` in meta-train/src/model/mod.rs"),
         "{e}"
     );
 

@@ -2,12 +2,13 @@
 //! differences, the device classifier against the trainer's own adaptation bit for bit, and
 //! reproducible training.
 
-use meta_train::fewshot::head::{self, HeadTask, Order};
-use meta_train::fewshot::train::{self, FewShotCheckpoint, FewShotConfig};
-use meta_train::fewshot::{eval, OMNIGLOT_BODY};
+use meta_train::eval::images::run_episode;
+use meta_train::model::head::OMNIGLOT_BODY;
+use meta_train::model::head::{self, HeadTask, Order};
 use meta_train::run_dir::RunDir;
 use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::{Character, Image};
+use meta_train::train::images::{self, FewShotCheckpoint, FewShotConfig};
 use meta_train::train::Progress;
 use shared::body::Views;
 use shared::loss::Loss;
@@ -213,7 +214,7 @@ fn meta_sgd_step_sizes_on_the_device_match_the_trainer_bit_for_bit() {
 }
 
 /// The 5-way head of a 20-way checkpoint, as its blob holds it.
-fn five_way_head(ck: &FewShotCheckpoint) -> Dense<f32, { meta_train::fewshot::FEATURES }, 5> {
+fn five_way_head(ck: &FewShotCheckpoint) -> Dense<f32, { meta_train::model::head::FEATURES }, 5> {
     let rows = ck.head_rows(5);
     let mut h = Dense::zeros();
     h.fill_with(|i| rows[i]);
@@ -256,10 +257,10 @@ fn device_matches_trainer(start: HeadStart, per_parameter_alpha: bool, views: Vi
             query: images(15, 5, 20 + e),
         };
         // The device holds up to 25 support images: its padding must not change a bit.
-        let device = eval::run_episode::<5, 25>(&blob, &ep).unwrap();
-        let task = HeadTask::<f32, { meta_train::fewshot::FEATURES }, 5, 5>::new(
-            &train::features_viewing(&ck.body, &ep.support, views),
-            &train::features_viewing(&ck.body, &ep.query, views),
+        let device = run_episode::<5, 25>(&blob, &ep).unwrap();
+        let task = HeadTask::<f32, { meta_train::model::head::FEATURES }, 5, 5>::new(
+            &images::features_viewing(&ck.body, &ep.support, views),
+            &images::features_viewing(&ck.body, &ep.query, views),
         );
         let adapted = head::adapt(&five_way_head(&ck), start, &alpha, ck.config.steps, &task);
 
@@ -321,7 +322,7 @@ fn training_gives_the_same_blob_on_one_thread_or_two_and_after_a_resume() {
             .unwrap();
         let rd = RunDir::create(dir.path().join(name)).unwrap();
         pool.install(|| {
-            train::train::<5, 5>(cfg, &train_pool, &val_pool, &rd, resume, Progress::Quiet)
+            images::train::<5, 5>(cfg, &train_pool, &val_pool, &rd, resume, Progress::Quiet)
         })
         .unwrap()
         .blob::<5>()
@@ -348,7 +349,7 @@ fn within_alphabet_training_draws_each_episode_from_one_alphabet() {
     let dir = tempfile::tempdir().unwrap();
     let run = |cfg: &FewShotConfig, name: &str| {
         let rd = RunDir::create(dir.path().join(name)).unwrap();
-        train::train::<5, 5>(cfg, &train_pool, &val_pool, &rd, false, Progress::Quiet)
+        images::train::<5, 5>(cfg, &train_pool, &val_pool, &rd, false, Progress::Quiet)
             .map(|ck| ck.blob::<5>().unwrap())
     };
     let across = run(&config, "across").unwrap();
@@ -356,7 +357,7 @@ fn within_alphabet_training_draws_each_episode_from_one_alphabet() {
     let within = run(&config, "within").unwrap();
     assert_ne!(across, within, "the flag changed nothing");
     let small = pool(8); // alphabets of four characters
-    let err = train::train::<5, 5>(
+    let err = images::train::<5, 5>(
         &config,
         &small,
         &val_pool,
@@ -378,12 +379,12 @@ fn a_twenty_way_run_gives_a_five_way_head_of_its_first_five_classes() {
         *v = k as f32;
     }
     let h20 = ck.head_model::<20>();
-    let mut h5 = Dense::<f32, { meta_train::fewshot::FEATURES }, 5>::zeros();
+    let mut h5 = Dense::<f32, { meta_train::model::head::FEATURES }, 5>::zeros();
     let rows = ck.head_rows(5);
     h5.fill_with(|k| rows[k]);
     for c in 0..5 {
         assert_eq!(h5.b[c], h20.b[c]);
-        for i in 0..meta_train::fewshot::FEATURES {
+        for i in 0..meta_train::model::head::FEATURES {
             assert_eq!(h5.w[(c, i)], h20.w[(c, i)]);
         }
     }

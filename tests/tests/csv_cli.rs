@@ -144,7 +144,7 @@ fn a_shape_that_is_not_compiled_in_is_refused() {
         "{err}"
     );
     assert!(
-        err.contains("`with_csv_shape!` in meta-train/src/model.rs"),
+        err.contains("`with_csv_shape!` in meta-train/src/model/mod.rs"),
         "{err}"
     );
 }

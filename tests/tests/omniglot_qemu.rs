@@ -19,14 +19,14 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use device::PushErrorKind;
-use meta_train::fewshot::on_device::{
+use meta_train::eval::images_on_device::{
     evaluate_on, parity_episodes, report, trace_episode, ClassifierFirmware, HostClassifier,
     OmniglotOnDevice, PIXELS,
 };
-use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
 use meta_train::link::qemu::{Flash, Qemu};
 use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::Omniglot;
+use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
 use shared::body::{Views, SHIFTS};
 use shared::link::{put_floats, LinkError, Request, Response, Status, STAGE_PER_FRAME};
 use shared::report::AdaptError;

@@ -15,9 +15,9 @@
 use std::time::Instant;
 
 use device::{AdaptError, PushErrorKind, StepLimit};
+use meta_train::eval::images_on_device::ClassifierFirmware;
+use meta_train::eval::sinusoid_on_device::{check_serving, host_sim, run_task, DeviceTrace};
 use meta_train::eval::{held_out, EvalConfig};
-use meta_train::fewshot::on_device::ClassifierFirmware;
-use meta_train::on_device::{check_serving, host_sim, run_task, DeviceTrace};
 mod common;
 
 use common::{boot, call, next_response, FIRMWARE_K};

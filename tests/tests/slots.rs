@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use meta_train::eval::sinusoid_on_device::{host_sim, run_task};
 use meta_train::eval::{held_out, EvalConfig};
-use meta_train::on_device::{host_sim, run_task};
 mod common;
 
 use common::{boot, FIRMWARE_K};

@@ -1,5 +1,5 @@
 //! Held-out evaluation of a `w*` trained on CSV tasks, through the device runtime: for each
-//! held-out task of the file ([`crate::csv_train::split_tasks`]) and each of several draws of
+//! held-out task of the file ([`crate::train::csv::split_tasks`]) and each of several draws of
 //! its support set, the `device` crate's [`Adapter`] takes the K support samples in the user's
 //! units, adapts, and predicts the task's other samples (its `test` rows when the file fixes
 //! the split, its remaining rows otherwise). Classification reports the accuracy, regression
@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use shared::loss::Loss;
 use shared::wstar::Blob;
 
-use crate::csv_train::{check_shape, dims, loss_of, split_tasks, target_values};
 use crate::eval::{cell, Cell, EVAL_STEPS};
 use crate::model::{CsvNet, CSV_HIDDEN, CSV_MAX_K};
 use crate::tasks::csv::{CsvTask, CsvTasks, Row, Target};
+use crate::train::csv::{check_shape, dims, loss_of, split_tasks, target_values};
 
 use crate::tasks::{rng_for, Stream};
 

@@ -10,10 +10,10 @@ use shared::catalogue::Firmware;
 use shared::slots::slot_image;
 
 use super::csv::{draw, squared_error, CsvEval, CsvEvalConfig, Plan, Trace};
-use crate::csv_train::target_values;
 use crate::link::parity::{run_both, Parity, Workload};
 use crate::link::{Link, Loopback, Port};
 use crate::tasks::csv::{CsvTasks, Row, Target};
+use crate::train::csv::target_values;
 
 /// The evaluation on a device next to its host simulation.
 #[derive(Clone, Debug, Serialize)]

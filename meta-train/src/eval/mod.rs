@@ -5,10 +5,14 @@ use anyhow::{anyhow, Result};
 use device::{Adapter, Guard, Sample, StepLimit};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use shared::model::Layers;
+use shared::model::{Layers, SinusoidNet};
 
 pub mod csv;
 pub mod csv_on_device;
+pub mod images;
+pub mod images_on_device;
+pub mod sinusoid_on_device;
+pub mod stats;
 
 use crate::tasks::sinusoid::Sinusoid;
 use crate::tasks::{rng_for, Stream};
@@ -188,7 +192,8 @@ pub fn summarise(k: usize, traces: &[TaskTrace]) -> KResult {
 /// assert_eq!((c.mean, c.median, c.stopped, c.diverged), (2.0, 2.0, 0, 1));
 /// ```
 pub fn cell(steps: u16, values: &[f64], guards: &[Option<Guard>]) -> Cell {
-    let (mean, ci95, median) = stats(values);
+    let (mean, ci95) = stats::mean_ci95(values);
+    let median = stats::median(values);
     let count = |f: fn(&Option<Guard>) -> bool| guards.iter().filter(|g| f(g)).count();
     Cell {
         steps,
@@ -200,31 +205,23 @@ pub fn cell(steps: u16, values: &[f64], guards: &[Option<Guard>]) -> Cell {
     }
 }
 
-/// Mean, 95% half-interval (normal approximation) and median.
+/// A sinusoid-net blob adapted with K = 5 and K = 10 target-train samples, the two rows of
+/// the MAML paper's regression table.
 ///
+/// ```no_run
+/// # fn main() -> anyhow::Result<()> {
+/// use meta_train::eval::{evaluate_sinusoid, table, EvalConfig};
+/// let blob = std::fs::read("runs/sinusoid-maml-k10-seed0/wstar.bin")?;
+/// let cfg = EvalConfig { tasks: 600, seed: 0, test_points: 100 };
+/// println!("{}", table(&evaluate_sinusoid(&blob, &cfg)?));
+/// # Ok(())
+/// # }
 /// ```
-/// let (mean, ci, median) = meta_train::eval::stats(&[1.0, 2.0, 3.0, 10.0]);
-/// assert_eq!((mean, median), (4.0, 2.5));
-/// assert!(ci > 0.0);
-/// ```
-pub fn stats(v: &[f64]) -> (f64, f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let median = if s.is_empty() {
-        f64::NAN
-    } else if s.len() % 2 == 1 {
-        s[s.len() / 2]
-    } else {
-        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
-    };
-    (mean, 1.96 * (var / n).sqrt(), median)
+pub fn evaluate_sinusoid(blob: &[u8], cfg: &EvalConfig) -> Result<Vec<KResult>> {
+    Ok(vec![
+        evaluate::<SinusoidNet, 5>(blob, cfg)?,
+        evaluate::<SinusoidNet, 10>(blob, cfg)?,
+    ])
 }
 
 /// The results as a text table.

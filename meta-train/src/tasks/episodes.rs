@@ -404,25 +404,7 @@ pub fn nn_accuracy_with<E: Borrow<Episode>>(
         .into_iter()
         .map(|e| episode_accuracy(e.borrow(), rule))
         .collect();
-    mean_ci95(&accuracies)
-}
-
-/// Mean of `values` and the 95% interval half-width 1.96 · s / √n, with `s` the sample
-/// standard deviation (n − 1); `(NaN, NaN)` for no values, a zero width for one.
-///
-/// ```
-/// use meta_train::tasks::episodes::mean_ci95;
-/// let (m, h) = mean_ci95(&[0.5, 0.7]);
-/// assert!((m - 0.6).abs() < 1e-12 && (h - 1.96 * 0.02_f64.sqrt() / 2f64.sqrt()).abs() < 1e-12);
-/// ```
-pub fn mean_ci95(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, if values.is_empty() { f64::NAN } else { 0.0 });
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, 1.96 * var.sqrt() / n.sqrt())
+    crate::eval::stats::mean_ci95(&accuracies)
 }
 
 fn nearest(candidates: &[(Vec<f32>, usize)], x: &[f32]) -> usize {

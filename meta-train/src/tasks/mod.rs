@@ -1,5 +1,6 @@
 //! Source and target task families, and the seeded random streams they are drawn from.
 
+pub mod augment;
 pub mod csv;
 pub mod episode_dir;
 pub mod episodes;

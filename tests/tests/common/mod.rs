@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use meta_train::fewshot::on_device::ClassifierFirmware;
+use meta_train::eval::images_on_device::ClassifierFirmware;
 use meta_train::link::firmware;
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
 use shared::catalogue::Firmware;

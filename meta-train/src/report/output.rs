@@ -26,6 +26,6 @@ pub fn emit(args: fmt::Arguments<'_>) {
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
-        $crate::output::emit(format_args!($($arg)*))
+        $crate::report::output::emit(format_args!($($arg)*))
     };
 }

@@ -34,7 +34,7 @@ pub trait Target {
 /// `shared::slots::slot_image`): its server, in this process.
 ///
 /// ```
-/// use meta_train::on_device::{host_sim, Target};
+/// use meta_train::eval::sinusoid_on_device::{host_sim, Target};
 /// let erased = [0xFFu8; 64];
 /// let mut sim = host_sim(&erased)?;
 /// assert!(sim.begin(&[(0.5, 1.0)]).is_err()); // nothing flashed: refused

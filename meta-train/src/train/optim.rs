@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Adam state for one flat parameter vector.
 ///
 /// ```
-/// use meta_train::optim::Adam;
+/// use meta_train::train::optim::Adam;
 /// let mut adam = Adam::new(0.1, 1);
 /// let mut p = [1.0f32];
 /// adam.step(&mut p, &[2.0]);

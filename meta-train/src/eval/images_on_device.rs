@@ -16,8 +16,8 @@
 //! parity verdict and the costs ([`OmniglotOnDevice`]; [`report`] prints it).
 //!
 //! ```no_run
-//! use meta_train::fewshot::on_device::{evaluate, parity_episodes, report};
-//! use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
+//! use meta_train::eval::images_on_device::{evaluate, parity_episodes, report};
+//! use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
 //! use meta_train::tasks::omniglot::Omniglot;
 //! let set = Omniglot::load("../shared/data/omniglot/images_background_small2.zip")?;
 //! let episodes = parity_episodes(&set.characters, 20, 0, 5)?;
@@ -37,10 +37,10 @@ use device::{AdaptReport, StepLimit};
 use serde::Serialize;
 use shared::wstar::Blob;
 
-use super::{FEATURES, OMNIGLOT_BODY};
 use crate::link::firmware::{elf_sizes, ElfSizes};
 use crate::link::qemu::{Emulated, Flash, Qemu};
 use crate::link::{firmware, Link, Loopback, Port};
+use crate::model::head::{FEATURES, OMNIGLOT_BODY};
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
 use crate::tasks::Stream;
@@ -85,7 +85,7 @@ impl ClassifierFirmware {
     /// The firmware of `way`-way classifiers.
     ///
     /// ```
-    /// use meta_train::fewshot::on_device::ClassifierFirmware;
+    /// use meta_train::eval::images_on_device::ClassifierFirmware;
     /// assert_eq!(ClassifierFirmware::for_way(20)?.capacity, 20);
     /// assert!(ClassifierFirmware::for_way(40).is_err());
     /// # anyhow::Ok(())
@@ -99,8 +99,8 @@ impl ClassifierFirmware {
     /// The firmware that serves `blob` (by its head's classes).
     ///
     /// ```
-    /// use meta_train::fewshot::on_device::ClassifierFirmware;
-    /// use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
+    /// use meta_train::eval::images_on_device::ClassifierFirmware;
+    /// use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
     /// let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(20, 1)).blob::<20>()?;
     /// assert_eq!(ClassifierFirmware::for_blob(&blob)?, ClassifierFirmware::TWENTY_WAY);
     /// # anyhow::Ok(())
@@ -301,8 +301,8 @@ impl EpisodeTrace {
 /// parameters, classify the queries.
 ///
 /// ```
-/// use meta_train::fewshot::on_device::{trace_episode, HostClassifier, PIXELS};
-/// use meta_train::fewshot::train::{FewShotCheckpoint, FewShotConfig};
+/// use meta_train::eval::images_on_device::{trace_episode, HostClassifier, PIXELS};
+/// use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
 /// use meta_train::tasks::episodes::Episode;
 /// let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1)).blob::<5>()?;
 /// let image = |c: usize| (vec![0.1 * c as f32; PIXELS], c);
@@ -354,7 +354,7 @@ pub fn trace_episode(target: &mut impl ImageTarget, episode: &Episode) -> Result
 /// Fails when no classifier firmware's episodes can be drawn from `pool`.
 ///
 /// ```
-/// use meta_train::fewshot::on_device::{parity_episodes, ClassifierFirmware};
+/// use meta_train::eval::images_on_device::{parity_episodes, ClassifierFirmware};
 /// use meta_train::tasks::omniglot::{Character, Image};
 /// let pool: Vec<Character> = (0..6)
 ///     .map(|c| Character {
@@ -607,7 +607,7 @@ pub fn evaluate_on(
         classify.extend(d.classify_ticks);
         progress(i + 1);
     }
-    let memory = crate::on_device::memory(qemu.link())?;
+    let memory = crate::eval::sinusoid_on_device::memory(qemu.link())?;
     let n = episodes.len().max(1) as f64;
     Ok(OmniglotOnDevice {
         board: qemu.board().name.into(),

@@ -1,56 +1,56 @@
 //! `meta-train bench`: speed (meta-iterations per second, GFLOP/s, peak memory) and, with
-//! `--quality`, post-adaptation error of the paper's setups on 600 held-out tasks.
+//! `--quality`, post-adaptation error of the paper's setups on 600 held-out tasks; with
+//! `--device`, the on-device costs; with `--omniglot`, the nearest-neighbour baselines.
 
 use std::time::Instant;
 
 use anyhow::Result;
+use meta_train::algo::{parse_algorithm, Algo};
+use meta_train::bench::{build, clock_ghz, device, flops, paper_config, peak_memory_mib};
+use meta_train::eval::{self, EvalConfig};
+use meta_train::link::qemu::Emulated;
+use meta_train::model::{SinusoidNet, SINUSOID_NET};
+use meta_train::run_dir::RunDir;
+use meta_train::say;
+use meta_train::train::{train, Progress};
 
-use crate::algo::Algo;
-use crate::eval::{self, EvalConfig};
-use crate::flops;
-use crate::model::{SinusoidNet, SINUSOID_NET};
-use crate::run_dir::RunDir;
-use crate::say;
-use crate::train::{train, Progress, TrainConfig};
-
-/// What to benchmark.
-#[derive(Debug, Clone)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
+/// Options of `bench`: what to benchmark.
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Meta-iterations timed per algorithm.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 3000))]
+    #[arg(long, default_value_t = 3000)]
     pub iterations: u64,
     /// Also train MAML and Meta-SGD with the paper's setup and evaluate them.
-    #[cfg_attr(feature = "cli", arg(long))]
+    #[arg(long)]
     pub quality: bool,
     /// Meta-iterations of the quality runs.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 70_000))]
+    #[arg(long, default_value_t = 70_000)]
     pub quality_iterations: u64,
     /// Held-out tasks of the quality runs.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 600))]
+    #[arg(long, default_value_t = 600)]
     pub tasks: usize,
     /// An algorithm to time, repeatable (default: maml, fomaml and metasgd).
-    #[cfg_attr(feature = "cli", arg(long = "algorithm", value_parser = crate::algo::parse_algorithm))]
+    #[arg(long = "algorithm", value_parser = parse_algorithm)]
     pub algorithms: Vec<Algo>,
     /// Worker threads (default: one per core).
-    #[cfg_attr(feature = "cli", arg(long))]
+    #[arg(long)]
     pub threads: Option<usize>,
     /// Instead: the on-device costs of the MAML sinusoid adaptation on both emulated boards
     /// (instructions, flash, RAM), as a Markdown table.
-    #[cfg_attr(feature = "cli", arg(long))]
+    #[arg(long)]
     pub device: bool,
     /// Instead: few-shot baselines on Omniglot from the folder holding
     /// images_background_small1.zip and images_background_small2.zip (600 episodes each).
-    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    #[arg(long, value_name = "DIR")]
     pub omniglot: Option<std::path::PathBuf>,
 }
 
 /// Pixel nearest-neighbour accuracy on the issue's Omniglot setups: evaluation alphabets are
 /// those of small2 that small1 (the meta-training data) lacks.
 fn omniglot_baselines(dir: &std::path::Path, episodes: u64) -> Result<()> {
-    use crate::tasks::episodes::{nn_accuracy_with, EpisodeSpec, NnRule, Pools, Sampler};
-    use crate::tasks::omniglot::Omniglot;
-    use crate::tasks::Stream;
+    use meta_train::tasks::episodes::{nn_accuracy_with, EpisodeSpec, NnRule, Pools, Sampler};
+    use meta_train::tasks::omniglot::Omniglot;
+    use meta_train::tasks::Stream;
     let small1 = Omniglot::load(dir.join("images_background_small1.zip"))?;
     let small2 = Omniglot::load(dir.join("images_background_small2.zip"))?;
     let pools = Pools::from_small(&small1, &small2, 0.2, 0);
@@ -87,92 +87,22 @@ fn omniglot_baselines(dir: &std::path::Path, episodes: u64) -> Result<()> {
     Ok(())
 }
 
-/// The paper's sinusoid setup for `algorithm`.
-pub fn paper_config(algorithm: Algo, iterations: u64) -> TrainConfig {
-    TrainConfig {
-        family: "sinusoid".into(),
-        model: SINUSOID_NET.into(),
-        algorithm,
-        k: 10,
-        steps: 1,
-        alpha: 0.01,
-        meta_batch: 25,
-        iterations,
-        meta_lr: 1e-3,
-        seed: 0,
-        log_every: 1000,
-        checkpoint_every: iterations,
-    }
-}
-
-/// Which instruction set this binary was compiled for, and its nominal f32 peak per cycle per
-/// core when multiplies and adds issue on two ports (Rust never fuses them into FMAs).
-fn build() -> (&'static str, f64) {
-    if cfg!(target_feature = "avx512f") {
-        ("x86-64 with AVX-512 (e.g. -C target-cpu=native)", 32.0)
-    } else if cfg!(target_feature = "avx2") {
-        ("x86-64-v3: AVX2 (-C target-cpu=x86-64-v3)", 16.0)
-    } else if cfg!(target_arch = "x86_64") {
-        ("portable x86-64 (SSE2)", 8.0)
-    } else {
-        ("portable", 8.0)
-    }
-}
-
-/// Nominal clock in GHz from /proc/cpuinfo's model name ("@ 2.80GHz") or "cpu MHz".
-fn clock_ghz() -> Option<f64> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let from_name = info
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| {
-            let at = l.rfind('@')?;
-            l[at + 1..]
-                .trim()
-                .trim_end_matches("GHz")
-                .trim()
-                .parse()
-                .ok()
-        });
-    from_name.or_else(|| {
-        let l = info.lines().find(|l| l.starts_with("cpu MHz"))?;
-        l.split(':')
-            .nth(1)?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .map(|mhz| mhz / 1000.0)
-    })
-}
-
-/// Peak resident memory of this process (VmHWM), in MiB.
-pub fn peak_memory_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = l.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 /// Runs the benchmark and prints its tables.
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(dir) = &a.omniglot {
         return omniglot_baselines(dir, 600);
     }
     if a.device {
-        let blob = crate::device_bench::maml_blob(1000)?;
-        let rows = crate::link::qemu::Emulated::ALL
+        let blob = device::maml_blob(1000)?;
+        let rows = Emulated::ALL
             .iter()
-            .map(|&on| crate::device_bench::measure(on, &blob))
+            .map(|&on| device::measure(on, &blob))
             .collect::<Result<Vec<_>>>()?;
         say!("MAML sinusoid w* (1-40-40-1, 1,761 parameters, K = 10), firmware under QEMU with -icount (exact instruction counts)");
-        say!("{}", crate::device_bench::table(&rows).trim_end());
+        say!("{}", device::table(&rows).trim_end());
         return Ok(());
     }
-    if let Some(t) = a.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()?;
-    }
+    super::threads(a.threads)?;
     let threads = rayon::current_num_threads();
     let (isa, per_cycle) = build();
     let ghz = clock_ghz();
@@ -225,10 +155,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 seed: 0,
                 test_points: 100,
             };
-            let results = vec![
-                eval::evaluate::<SinusoidNet, 5>(&t.blob, &ecfg)?,
-                eval::evaluate::<SinusoidNet, 10>(&t.blob, &ecfg)?,
-            ];
+            let results = eval::evaluate_sinusoid(&t.blob, &ecfg)?;
             say!(
                 "\n{algo:?}: {} iterations in {secs:.1} s; {} held-out tasks, {} target-test points each",
                 cfg.iterations, ecfg.tasks, ecfg.test_points

@@ -16,13 +16,13 @@ use shared::loss::Loss;
 use shared::model::Params;
 use shared::wstar::{self, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
 
-use super::head::{self, HeadTask, Order};
-use super::{Head, FEATURES, OMNIGLOT_BODY};
-use crate::optim::Adam;
+use crate::model::head::{self, Head, HeadTask, Order, FEATURES, OMNIGLOT_BODY};
 use crate::run_dir::{self, RunDir};
+use crate::tasks::augment;
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
 use crate::tasks::{rng_for, Stream};
+use crate::train::optim::Adam;
 use crate::train::Progress;
 
 /// Everything that determines a few-shot training run's result.
@@ -60,7 +60,7 @@ pub struct FewShotConfig {
     /// Iterations between learning-rate decays (by [`LR_DECAY`]); 0 never decays.
     #[serde(default)]
     pub decay_every: u64,
-    /// Whether training images get random affine distortions ([`super::augment`]).
+    /// Whether training images get random affine distortions ([`crate::tasks::augment`]).
     #[serde(default)]
     pub augment: bool,
     /// Where each adaptation starts: `θ0`, or `θ0` plus the support set's class prototypes.
@@ -281,12 +281,7 @@ fn episode_grad<const N: usize, const K: usize>(
         let mut rng = rng_for(ck.config.seed ^ AUGMENT_SEED, Stream::Train, index);
         let mut d = |imgs: &[(Vec<f32>, usize)]| -> Vec<(Vec<f32>, usize)> {
             imgs.iter()
-                .map(|(px, l)| {
-                    (
-                        super::augment::distort(px, OMNIGLOT_BODY.side, &mut rng),
-                        *l,
-                    )
-                })
+                .map(|(px, l)| (augment::distort(px, OMNIGLOT_BODY.side, &mut rng), *l))
                 .collect()
         };
         distorted = Episode {

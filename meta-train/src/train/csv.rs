@@ -38,7 +38,7 @@ pub const TASKS_RECORD: &str = "tasks.json";
 /// Model inputs (feature columns) and outputs (y columns, or classes) of a task file.
 ///
 /// ```
-/// use meta_train::csv_train::dims;
+/// use meta_train::train::csv::dims;
 /// use meta_train::tasks::csv::CsvTasks;
 /// let t = CsvTasks::parse("t.csv", "# classes: a,b,c\ntask,x1,x2,label\nu,0,1,a\n").unwrap();
 /// assert_eq!(dims(&t), (2, 3));
@@ -62,7 +62,7 @@ pub fn loss_of(tasks: &CsvTasks) -> Loss {
 /// The name of the model for a file's shape in configs (`mlp-I-40-40-O`).
 ///
 /// ```
-/// assert_eq!(meta_train::csv_train::model_name(4, 3), "mlp-4-40-40-3");
+/// assert_eq!(meta_train::train::csv::model_name(4, 3), "mlp-4-40-40-3");
 /// ```
 pub fn model_name(inputs: usize, outputs: usize) -> String {
     format!("mlp-{inputs}-{CSV_HIDDEN}-{CSV_HIDDEN}-{outputs}")
@@ -72,7 +72,7 @@ pub fn model_name(inputs: usize, outputs: usize) -> String {
 /// `holdout > 0`.
 ///
 /// ```
-/// use meta_train::csv_train::held_out_count;
+/// use meta_train::train::csv::held_out_count;
 /// assert_eq!(held_out_count(10, 0.2).unwrap(), 2);
 /// assert_eq!(held_out_count(3, 0.2).unwrap(), 1);
 /// assert_eq!(held_out_count(3, 0.0).unwrap(), 0);

@@ -7,7 +7,7 @@
 /// samples, `steps` inner steps, MSE loss.
 ///
 /// ```
-/// let f = meta_train::flops::task(&[1, 40, 40, 1], 10, 1, true, false);
+/// let f = meta_train::bench::flops::task(&[1, 40, 40, 1], 10, 1, true, false);
 /// assert!(f > 12 * 2 * 1600 * 10);
 /// ```
 pub fn task(
@@ -63,7 +63,7 @@ pub fn task(
 /// forward pass, the update `θ − α ⊙ g`, then the forward pass and loss the guard checks.
 ///
 /// ```
-/// assert_eq!(meta_train::flops::inner_step(&[1, 40, 40, 1], 10), 104_373);
+/// assert_eq!(meta_train::bench::flops::inner_step(&[1, 40, 40, 1], 10), 104_373);
 /// ```
 pub fn inner_step(widths: &[usize], k: usize) -> u64 {
     // One inner step of a one-step task minus the initial forward, loss and backward.

@@ -2,8 +2,13 @@
 //! parallel, take an Adam step; log, checkpoint atomically, and write `w*`.
 //!
 //! The meta-batch is shared out in contiguous ranges, one per thread, and the threads relay
-//! the running mean in task order ([`crate::relay`]): the bits do not depend on the thread
+//! the running mean in task order ([`crate::train::relay`]): the bits do not depend on the thread
 //! count, and a task's gradient never leaves the core that computed it.
+
+pub mod csv;
+pub mod images;
+pub mod optim;
+pub mod relay;
 
 use std::ops::Range;
 use std::time::Instant;
@@ -18,11 +23,11 @@ use shared::model::{Layers, Params};
 use shared::wstar::{AlphaKind, Meta};
 
 use crate::algo::{task_meta_grad, task_reptile_grad, Algo, Inner, Task, Workspace};
-use crate::optim::Adam;
-use crate::relay::{Aborted, Relay};
 use crate::run_dir::{self, RunDir};
 use crate::tasks::sinusoid::Sinusoid;
 use crate::tasks::{rng_for, Stream};
+use crate::train::optim::Adam;
+use crate::train::relay::{Aborted, Relay};
 
 /// Everything that determines a training run's result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

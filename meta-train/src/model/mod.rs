@@ -1,6 +1,8 @@
 //! The models the CLI can train, by name. Shapes are compile-time constants on the device, so
 //! each supported shape is one concrete type here.
 
+pub mod head;
+
 pub use shared::model::SinusoidNet;
 
 /// Name of [`SinusoidNet`] in configs and on the command line.
@@ -115,6 +117,6 @@ pub fn unsupported_shape(inputs: usize, outputs: usize) -> anyhow::Error {
         "a {inputs}-{CSV_HIDDEN}-{CSV_HIDDEN}-{outputs} model is not compiled in: the inputs \
          (feature columns) must be one of {CSV_INPUTS:?} and the outputs (y columns or classes) \
          one of {CSV_OUTPUTS:?}; to add a shape, add its numbers to the lists in the last rule \
-         of `with_csv_shape!` in meta-train/src/model.rs and rebuild"
+         of `with_csv_shape!` in meta-train/src/model/mod.rs and rebuild"
     )
 }

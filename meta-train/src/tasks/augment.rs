@@ -16,7 +16,7 @@ pub const MAX_SHIFT: f32 = 2.0;
 /// `pixels` (`side`×`side`, row-major) under a random affine map; ink outside the frame is 0.
 ///
 /// ```
-/// use meta_train::fewshot::augment::distort;
+/// use meta_train::tasks::augment::distort;
 /// use rand::SeedableRng;
 /// let mut img = vec![0.0f32; 28 * 28];
 /// for y in 10..18 { for x in 10..18 { img[y * 28 + x] = 1.0; } }

@@ -7,13 +7,13 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::algo::Algo;
+use crate::bench::flops;
 use crate::bench::paper_config;
+use crate::eval::sinusoid_on_device::{self, run_task};
 use crate::eval::{self, EvalConfig};
-use crate::flops;
 use crate::link::firmware::{self, elf_sizes, ElfSizes};
 use crate::link::qemu::{Emulated, Flash, Qemu};
 use crate::model::SinusoidNet;
-use crate::on_device::{self, run_task};
 use crate::run_dir::RunDir;
 use crate::train::{train, Progress};
 
@@ -55,18 +55,18 @@ impl BoardCost {
 /// One boot: (instructions per step, per prediction, stack peak).
 fn run_once(on: Emulated, elf: &std::path::Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
     let mut qemu = Qemu::boot(on, elf, Flash::Blob(blob))?;
-    on_device::check_serving(qemu.link())?;
+    sinusoid_on_device::check_serving(qemu.link())?;
     let cfg = EvalConfig {
         tasks: 1,
         seed: 0,
         test_points: 10,
     };
     let trace = run_task(qemu.link(), eval::held_out(&cfg, 0, 10))?;
-    let cost = on_device::cost_of(qemu.link(), &trace);
+    let cost = sinusoid_on_device::cost_of(qemu.link(), &trace);
     let (Some(step), Some(pred)) = (cost.per_step, cost.per_prediction) else {
         bail!("the guard stopped the benchmark task before its 4th step; no per-step count");
     };
-    let memory = on_device::memory(qemu.link())?;
+    let memory = sinusoid_on_device::memory(qemu.link())?;
     Ok((step, pred, u64::from(memory.stack_peak)))
 }
 

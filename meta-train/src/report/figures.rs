@@ -1,4 +1,4 @@
-//! The pictures of a run and of an evaluation, from their data to [`crate::plot`].
+//! The pictures of a run and of an evaluation, from their data to [`crate::report::plot`].
 
 use std::path::Path;
 
@@ -7,7 +7,7 @@ use device::StepLimit;
 
 use crate::eval::{self, EvalConfig, KResult};
 use crate::model::SinusoidNet;
-use crate::plot::{self, CurvePoint, StepSeries, TaskPanel};
+use crate::report::plot::{self, CurvePoint, StepSeries, TaskPanel};
 use crate::run_dir::{self, RunDir};
 use crate::tasks::sinusoid::X_RANGE;
 use crate::train::Checkpoint;

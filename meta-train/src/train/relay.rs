@@ -11,7 +11,7 @@
 //! contiguous.
 //!
 //! ```
-//! use meta_train::relay::Relay;
+//! use meta_train::train::relay::Relay;
 //! let relay = Relay::new(2, 5, 0, ());
 //! let first: Vec<usize> = relay.claims(0).collect();
 //! let second: Vec<usize> = relay.claims(1).collect();

@@ -28,7 +28,7 @@ fn adapter_ram(shape: &[u32]) -> Option<Vec<(usize, usize)>> {
 /// Device RAM of the Omniglot classifier for a head of `shape`, for the support sizes the
 /// evaluation uses.
 fn classifier_ram(shape: &[u32]) -> Vec<(usize, usize)> {
-    use crate::fewshot::eval::OmniglotClassifier;
+    use crate::eval::images::OmniglotClassifier;
     match shape {
         [128, 5] => vec![
             (5, OmniglotClassifier::<5, 5>::RAM_BYTES),
@@ -50,7 +50,7 @@ fn classifier_ram(shape: &[u32]) -> Vec<(usize, usize)> {
 /// type Net = Mlp1<f32, 1, 4, 1>;
 /// let meta = Meta::new::<Net, 1, 1>(shared::loss::Loss::Mse, 2);
 /// let bytes = encode(&meta, &vec![0.1; Net::PARAMS], &[0.01], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
-/// let text = meta_train::inspect::report(&Blob::parse(&bytes).unwrap(), bytes.len());
+/// let text = meta_train::report::inspect::report(&Blob::parse(&bytes).unwrap(), bytes.len());
 /// assert!(text.contains("1-4-1"));
 /// ```
 pub fn report(blob: &Blob<'_>, total: usize) -> String {

@@ -1,0 +1,350 @@
+//! `meta-train eval`: a w* blob on held-out tasks, adapted through the device runtime on the
+//! host or, with `--on`, in the firmware on a board next to the host simulation: sinusoid
+//! tasks, the tasks of a CSV file, Omniglot episodes, or the user's own episode.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use meta_train::eval::csv::{self, CsvEvalConfig};
+use meta_train::eval::{
+    self, csv_on_device, images, images_on_device, sinusoid_on_device, EvalConfig,
+};
+use meta_train::link::firmware;
+use meta_train::link::qemu::{self, Emulated, Flash, Qemu};
+use meta_train::link::On;
+use meta_train::model::head::OMNIGLOT_BODY;
+use meta_train::model::SinusoidNet;
+#[cfg(feature = "plot")]
+use meta_train::report::figures;
+use meta_train::say;
+use meta_train::tasks::csv::CsvTasks;
+use meta_train::tasks::episode_dir::UserEpisode;
+use meta_train::tasks::episodes::Pools;
+use meta_train::tasks::omniglot::Omniglot;
+use shared::catalogue::Firmware;
+use shared::wstar::Blob;
+
+use super::{emulated, on_arg, parity_verdict, read_blob_file, threads};
+
+/// Options of `eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The w* blob.
+    pub blob: PathBuf,
+    /// Held-out tasks: how many to draw, or, for a w* trained on CSV tasks, the CSV file that
+    /// holds them (write ./600 for a file called 600).
+    #[arg(long, default_value = "600", value_parser = tasks_arg)]
+    pub tasks: TasksArg,
+    /// With --tasks FILE.csv: the fraction of the file's tasks held out in training (the last
+    /// ones in order of first appearance); 1 evaluates on every task of a file of new tasks.
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
+    /// With --tasks FILE.csv: support sets drawn per held-out task.
+    #[arg(long, default_value_t = 10)]
+    pub draws: usize,
+    /// Seed of the held-out tasks (drawn from the evaluation stream, never a training task).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Target-test points per task.
+    #[arg(long, default_value_t = 100)]
+    pub test_points: usize,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a figure: MSE against steps, and example tasks before and after adaptation.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run every adaptation and prediction in the firmware on a board instead of the host, and
+    /// compare each task bit for bit with the host simulation: qemu-an386 or qemu-lm3s6965
+    /// (built and booted under QEMU), or a serial port (/dev/ttyACM0, COM3) of a board
+    /// flashed with the firmware `meta-train firmware` builds for the w*, and the w*.
+    #[arg(long, value_parser = on_arg)]
+    pub on: Option<On>,
+    /// Firmware ELF for --on (default: build the board's firmware from this source tree).
+    #[arg(long, requires = "on")]
+    pub firmware: Option<PathBuf>,
+    /// With --on: print the firmware's defmt log, decoded.
+    #[arg(long, requires = "on")]
+    pub logs: bool,
+    /// For an image classifier w*: evaluate on your own episode instead, a folder
+    /// (support/CLASS/*.png, query/CLASS/*.png) or a CSV file (split,label,f0,f1,…).
+    #[arg(long)]
+    pub episode: Option<PathBuf>,
+    /// For an image classifier w*: the folder with the Omniglot zips.
+    #[arg(long, default_value = "../shared/data/omniglot")]
+    pub omniglot: PathBuf,
+}
+
+/// `eval --tasks`: a number of held-out tasks to draw, or a file of CSV tasks.
+#[derive(Clone, Debug)]
+pub enum TasksArg {
+    Count(usize),
+    File(PathBuf),
+}
+
+fn tasks_arg(s: &str) -> Result<TasksArg, String> {
+    Ok(s.parse()
+        .map_or_else(|_| TasksArg::File(s.into()), TasksArg::Count))
+}
+
+/// The sinusoid blob at `path`, checked to be one.
+fn read_sinusoid_blob(path: &Path) -> Result<Vec<u8>> {
+    let bytes = read_blob_file(path)?;
+    Blob::parse_for::<SinusoidNet, 1, 1>(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Runs `eval`.
+pub fn run(a: EvalArgs) -> Result<()> {
+    threads(a.threads)?;
+    let bytes = std::fs::read(&a.blob)
+        .with_context(|| format!("cannot read w* blob {}", a.blob.display()))?;
+    let parsed = Blob::parse(&bytes).ok();
+    let tasks = match &a.tasks {
+        TasksArg::File(file) => return run_csv(&bytes, file, &a),
+        TasksArg::Count(n) => *n,
+    };
+    if parsed.as_ref().is_some_and(|b| b.body().is_some()) {
+        if let Some(on) = &a.on {
+            return run_images_on_device(emulated(on)?, &bytes, tasks, &a);
+        }
+        return eval_images(
+            &bytes,
+            &a.omniglot,
+            a.episode.as_deref(),
+            a.seed,
+            tasks as u64,
+        );
+    }
+    if let Some(b) = parsed.filter(|b| b.meta.shape != [1, 40, 40, 1]) {
+        let widths: Vec<String> = b.meta.shape.iter().map(u32::to_string).collect();
+        anyhow::bail!(
+            "{}: a {} model, not the sinusoid net: evaluate it on its CSV tasks with --tasks FILE.csv",
+            a.blob.display(),
+            widths.join("-")
+        );
+    }
+    let blob = read_sinusoid_blob(&a.blob)?;
+    let cfg = EvalConfig {
+        tasks,
+        seed: a.seed,
+        test_points: a.test_points,
+    };
+    if let Some(on) = &a.on {
+        let on = emulated(on)?;
+        let (r, logs) = run_on_device(on, a.firmware.as_deref(), &blob, &cfg)?;
+        if a.logs {
+            for line in logs {
+                eprintln!("[{}] {line}", on.board().name);
+            }
+        }
+        if a.json {
+            say!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            say!("{}", sinusoid_on_device::report(&r, &cfg).trim_end());
+        }
+        return parity_verdict(r.parity.holds());
+    }
+    let results = eval::evaluate_sinusoid(&blob, &cfg)?;
+    if let Some(path) = &a.plot {
+        #[cfg(feature = "plot")]
+        figures::eval_figure(path, &blob, &cfg, &results)?;
+        #[cfg(not(feature = "plot"))]
+        anyhow::bail!(
+            "--plot {}: this meta-train is built without the plot feature",
+            path.display()
+        );
+    }
+    if a.json {
+        say!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        say!(
+            "{} held-out tasks, {} target-test points each, adapted on the device runtime",
+            cfg.tasks,
+            cfg.test_points
+        );
+        say!("{}", eval::table(&results).trim_end());
+        if let Some(path) = &a.plot {
+            say!("figure: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// `eval BLOB --tasks FILE.csv`: the held-out tasks of the file, adapted through the device
+/// runtime.
+fn run_csv(blob: &[u8], file: &Path, a: &EvalArgs) -> Result<()> {
+    if a.plot.is_some() || a.episode.is_some() {
+        anyhow::bail!(
+            "--plot and --episode are for the sinusoid and image blobs, not with --tasks FILE.csv"
+        );
+    }
+    let tasks = CsvTasks::load(file)?;
+    let cfg = CsvEvalConfig {
+        holdout: a.holdout,
+        draws: a.draws,
+        seed: a.seed,
+    };
+    if let Some(on) = &a.on {
+        let r = csv_on_device::evaluate(on, a.firmware.as_deref(), blob, &tasks, &cfg)
+            .with_context(|| format!("evaluating {}", a.blob.display()))?;
+        if a.json {
+            say!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            say!("{}", csv_on_device::report(&r).trim_end());
+        }
+        parity_verdict(r.parity.holds())?;
+        return Ok(());
+    }
+    let r = csv::evaluate_csv(blob, &tasks, &cfg)
+        .with_context(|| format!("evaluating {}", a.blob.display()))?;
+    if a.json {
+        say!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        say!("{}", csv::table(&r).trim_end());
+    }
+    Ok(())
+}
+
+/// `eval CLASSIFIER_BLOB --on qemu-an386`: Omniglot episodes from the evaluation alphabets in
+/// the classifier firmware, each compared bit for bit with the device runtime on the host.
+fn run_images_on_device(on: Emulated, blob: &[u8], tasks: usize, a: &EvalArgs) -> Result<()> {
+    if on != Emulated::An386 {
+        anyhow::bail!(
+            "the Omniglot classifier firmware is built for qemu-an386 (its 256 KiB of RAM)"
+        );
+    }
+    qemu::ensure_qemu()?;
+    let small1 = Omniglot::load(a.omniglot.join("images_background_small1.zip"))?;
+    let small2 = Omniglot::load(a.omniglot.join("images_background_small2.zip"))?;
+    let pools = Pools::from_small(&small1, &small2, 0.2, a.seed);
+    let episodes = images_on_device::parity_episodes(&pools.eval, tasks as u64, a.seed, 15)?;
+    let bar = indicatif::ProgressBar::new(episodes.len() as u64);
+    let r = images_on_device::evaluate(blob, &episodes, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if a.json {
+        say!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        say!("{}", images_on_device::report(&r).trim_end());
+    }
+    parity_verdict(r.parity.holds())
+}
+
+/// Boots the board's firmware with `blob` flashed and evaluates on it; also returns the
+/// firmware's decoded log.
+pub fn run_on_device(
+    on: Emulated,
+    firmware: Option<&Path>,
+    blob: &[u8],
+    cfg: &EvalConfig,
+) -> Result<(sinusoid_on_device::OnDevice, Vec<String>)> {
+    qemu::ensure_qemu()?;
+    let elf = match firmware {
+        Some(p) => p.to_path_buf(),
+        None => firmware::build(on.board(), &Firmware::SINUSOID)?,
+    };
+    let mut device = Qemu::boot(on, &elf, Flash::Blob(blob))?;
+    let bar = indicatif::ProgressBar::new(2 * cfg.tasks as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:30} {pos}/{len} tasks [{elapsed}<{eta}]",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(format!("on {}", on.board().name));
+    let r = sinusoid_on_device::evaluate(device.link(), on.board().name, blob, cfg, |n| {
+        bar.set_position(n as u64)
+    })?;
+    bar.finish_and_clear();
+    Ok((r, device.logs()?))
+}
+
+/// `eval` on a classifier blob: the user's own episode (a folder or CSV, see
+/// [`crate::tasks::episode_dir`]) when given, else the Omniglot evaluation setups.
+fn eval_images(
+    blob: &[u8],
+    data: &Path,
+    episode: Option<&Path>,
+    seed: u64,
+    episodes: u64,
+) -> Result<()> {
+    let Some(path) = episode else {
+        let small1 = Omniglot::load(data.join("images_background_small1.zip"))?;
+        let small2 = Omniglot::load(data.join("images_background_small2.zip"))?;
+        let pools = Pools::from_small(&small1, &small2, 0.2, seed);
+        println!(
+            "{} episodes per setup on the {} characters of alphabets never seen in training",
+            episodes,
+            pools.eval.len()
+        );
+        println!(
+            "{}",
+            images::table(&images::evaluate(blob, &pools.eval, seed, episodes)?)
+        );
+        return Ok(());
+    };
+    let user = UserEpisode::load(path)?;
+    let parsed = shared::wstar::Blob::parse(blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let way = parsed.meta.shape.last().copied().unwrap_or(0) as usize;
+    if user.features() != OMNIGLOT_BODY.inputs() {
+        anyhow::bail!(
+            "{}: samples have {} values; this w* classifies {}x{} images ({} values)",
+            path.display(),
+            user.features(),
+            OMNIGLOT_BODY.side,
+            OMNIGLOT_BODY.side,
+            OMNIGLOT_BODY.inputs()
+        );
+    }
+    if user.n_way() > way {
+        anyhow::bail!(
+            "{}: {} classes; this w* has {way}",
+            path.display(),
+            user.n_way()
+        );
+    }
+    let support = user.episode.support.len();
+    let result = match (way, support) {
+        (5, 0..=5) => images::run_episodes::<5, 5>(blob, std::slice::from_ref(&user.episode)),
+        (5, 6..=25) => images::run_episodes::<5, 25>(blob, std::slice::from_ref(&user.episode)),
+        (20, 0..=20) => images::run_episodes::<20, 20>(blob, std::slice::from_ref(&user.episode)),
+        (20, 21..=100) => {
+            images::run_episodes::<20, 100>(blob, std::slice::from_ref(&user.episode))
+        }
+        _ => anyhow::bail!(
+            "{}: {support} support samples; at most {} for a {way}-way w*",
+            path.display(),
+            5 * way
+        ),
+    }?;
+    let r = &result[0];
+    println!(
+        "{}: {} classes, {} support, {} query samples; adapted on the device runtime",
+        user.source,
+        user.n_way(),
+        support,
+        user.episode.query.len()
+    );
+    println!("{:<24} {:>8} {:>8}", "class", "queries", "correct");
+    for (c, name) in user.classes.iter().enumerate() {
+        let mine: Vec<_> = user
+            .episode
+            .query
+            .iter()
+            .zip(&r.labels)
+            .filter(|((_, l), _)| *l == c)
+            .collect();
+        let ok = mine.iter().filter(|((_, l), got)| *l == **got).count();
+        println!("{name:<24} {:>8} {:>8}", mine.len(), ok);
+    }
+    println!(
+        "accuracy {:.1}% ({} queries)",
+        100.0 * r.accuracy,
+        user.episode.query.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! The `meta-train` commands, one module each: its options (clap) and the calls into the
+//! library that carry it out. `main.rs` parses the command line and makes one call here.
+
+pub mod bench;
+pub mod blob;
+pub mod eval;
+pub mod train;
+pub mod train_fewshot;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use meta_train::link::firmware;
+use meta_train::link::qemu::Emulated;
+use meta_train::link::On;
+
+/// Parses `--board`: a known board's name or a board file.
+fn target_arg(s: &str) -> Result<firmware::Target, String> {
+    firmware::Target::parse(s).map_err(|e| format!("{e:#}"))
+}
+
+/// Parses `--on`: an emulated board, a board file or a serial port.
+fn on_arg(s: &str) -> Result<On, String> {
+    On::parse(s).map_err(|e| e.to_string())
+}
+
+/// The emulated board `on` names; the sinusoid and Omniglot evaluations run under QEMU.
+fn emulated(on: &On) -> Result<Emulated> {
+    match on {
+        On::Qemu(e) => Ok(*e),
+        On::Serial(p) => anyhow::bail!(
+            "--on {p}: the sinusoid and Omniglot evaluations run on an emulated board (qemu-an386, qemu-lm3s6965); a serial port serves CSV-task blobs (--tasks FILE.csv)"
+        ),
+        On::Board(t) => anyhow::bail!(
+            "--on {}: the sinusoid and Omniglot evaluations run on qemu-an386 or qemu-lm3s6965; a board file serves CSV-task blobs (--tasks FILE.csv)",
+            t.file.as_deref().unwrap_or(Path::new(t.board.name)).display()
+        ),
+    }
+}
+
+/// Sets the worker threads of the rayon pool (default: one per core).
+fn threads(n: Option<usize>) -> Result<()> {
+    if let Some(t) = n {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()?;
+    }
+    Ok(())
+}
+
+/// The bytes of the w* blob at `path`, with the path in the error.
+fn read_blob_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read w* blob {}", path.display()))
+}
+
+/// The command's verdict on a parity check: an error (a non-zero exit) on any differing bit.
+fn parity_verdict(holds: bool) -> Result<()> {
+    if holds {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "the device and the host simulation disagree"
+        ))
+    }
+}
