@@ -20,10 +20,12 @@ use std::time::Instant;
 
 use device::PushErrorKind;
 use meta_train::eval::images_on_device::{
-    evaluate_on, parity_episodes, report, trace_episode, ClassifierFirmware, HostClassifier,
-    OmniglotOnDevice, PIXELS,
+    evaluate, evaluate_on, host_classifier, parity_episodes, report, ClassifierFirmware,
+    EpisodeRun, OmniglotOnDevice, OnBoard, PIXELS,
 };
-use meta_train::link::qemu::{Flash, Qemu};
+use meta_train::link::parity::{run_both, Parity};
+use meta_train::link::qemu::{Emulated, Flash, Qemu};
+use meta_train::link::On;
 use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::Omniglot;
 use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
@@ -143,14 +145,15 @@ fn not_faulted(q: &mut Qemu) {
 /// Fails unless the firmware serves a whole 5-shot episode bit-identically to the host.
 fn still_serves(q: &mut Qemu) {
     let e = &episodes(2, 7)[1];
-    let on_device =
-        trace_episode(q.link(), e).unwrap_or_else(|e| panic!("no longer serving: {e:#}"));
     let image = shared::slots::slot_image(blob(), 1);
-    let mut host = HostClassifier::new(&image).expect("the blob loads");
-    let on_host = trace_episode(&mut host, e).expect("host classifier");
+    let (_, mut host) = host_classifier(&image).expect("the blob loads");
+    let mut parity = Parity::default();
+    run_both(&mut EpisodeRun(e), q.link(), &mut host, &mut parity)
+        .unwrap_or_else(|e| panic!("no longer serving: {e:#}"));
     assert!(
-        on_device.same_as(&on_host),
-        "after the faults the firmware no longer matches the host"
+        parity.holds(),
+        "after the faults the firmware no longer matches the host: {}",
+        parity.verdict()
     );
     not_faulted(q);
 }
@@ -160,16 +163,14 @@ fn still_serves(q: &mut Qemu) {
 fn run_in_firmware(blob: &[u8], eps: &[Episode]) -> (Qemu, OmniglotOnDevice) {
     let firmware = ClassifierFirmware::for_blob(blob).expect("a classifier blob");
     let mut q = boot_classifier(firmware, Flash::Blob(blob));
-    let r = evaluate_on(&mut q, classifier_firmware(firmware), blob, eps, |_| {})
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let at = OnBoard {
+        name: q.board().name,
+        elf: Some(classifier_firmware(firmware)),
+        ram: Some(u64::from(q.board().ram.length)),
+    };
+    let r = evaluate_on(q.link(), &at, blob, eps, |_| {}).unwrap_or_else(|e| panic!("{e:#}"));
     println!("{}", report(&r));
-    let p = &r.parity;
-    assert!(
-        p.holds(),
-        "{} of {} episodes differ",
-        p.episodes - p.identical,
-        p.episodes
-    );
+    assert!(r.parity.holds(), "{}", r.parity.link.verdict());
     (q, r)
 }
 
@@ -198,7 +199,11 @@ fn omniglot_parity_on_an386() {
     ] {
         assert!(i.count > 0 && i.min > 0, "{i:?}");
     }
-    assert!(r.ram() < r.board_ram / 2, "{} B of RAM", r.ram());
+    let ram = r.ram().expect("the ELF's sizes");
+    assert!(
+        ram < r.board_ram.expect("an emulated board") / 2,
+        "{ram} B of RAM"
+    );
     not_faulted(&mut q);
 }
 
@@ -211,7 +216,7 @@ fn omniglot20_parity_on_an386() {
     let (mut q, r) = run_in_firmware(blob, &eps);
     println!("{} 20-way episodes in {:.1?}", eps.len(), t.elapsed());
     let p = &r.parity;
-    assert_eq!((p.way, p.episodes), (20, EPISODES_20 as usize));
+    assert_eq!((p.way, p.link.runs), (20, EPISODES_20 as usize));
     assert_eq!((p.one_shot, p.five_shot), (EPISODES_20 as usize, 0));
     assert_eq!(p.queries, EPISODES_20 as usize * 20 * QUERIES_20);
     assert_eq!(p.params, EPISODES_20 as usize * firmware.params());
@@ -224,7 +229,8 @@ fn omniglot20_parity_on_an386() {
     // start took effect.
     assert!(r.accuracy > 0.1, "{}", r.accuracy);
     // Adaptation, inference of the body included, fits a 64 KiB part (the AN386 has more).
-    assert!(r.ram() <= 64 * 1024, "{} B of RAM", r.ram());
+    let ram = r.ram().expect("the ELF's sizes");
+    assert!(ram <= 64 * 1024, "{ram} B of RAM");
     not_faulted(&mut q);
 }
 
@@ -238,7 +244,7 @@ fn a_prototype_started_head_matches_the_host_on_an386() {
         .blob::<5>()
         .expect("the classifier blob encodes");
     let (mut q, r) = run_in_firmware(&blob, &episodes(6, 3));
-    assert_eq!(r.parity.episodes, 6);
+    assert_eq!(r.parity.link.runs, 6);
     // Class means of an untrained body already beat chance (20%): the start took effect.
     assert!(r.accuracy > 0.3, "{}", r.accuracy);
     not_faulted(&mut q);
@@ -254,7 +260,7 @@ fn shifted_views_match_the_host_on_an386() {
         .blob_viewing::<5>(Views::Shifted)
         .expect("the classifier blob encodes");
     let (mut q, r) = run_in_firmware(&blob, &episodes(2, 5));
-    assert_eq!(r.parity.episodes, 2);
+    assert_eq!(r.parity.link.runs, 2);
     // One image in costs a body pass per view.
     let single = run_in_firmware(
         &FewShotCheckpoint::new(&config)
@@ -389,4 +395,29 @@ fn omniglot_faults_on_an386() {
     assert_eq!(status(&mut q).samples, 0);
     not_faulted(&mut q);
     still_serves(&mut q);
+}
+
+#[test]
+fn the_omniglot_evaluation_runs_over_a_serial_port() {
+    // The classifier firmware's UART on a pseudo-terminal, opened like a board's port.
+    let firmware = ClassifierFirmware::FIVE_WAY;
+    let (_qemu, pty) = Qemu::boot_on_pty(
+        Emulated::An386,
+        classifier_firmware(firmware),
+        Flash::Blob(blob()),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let port = pty.canonicalize().expect("the terminal's path");
+    let on = On::Serial(port.to_str().expect("a UTF-8 path").into());
+    let episodes = parity_episodes(&omniglot().characters, 2, 0, 1).expect("episodes");
+    let r = evaluate(&on, None, blob(), &episodes, |_| {}).unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", report(&r));
+    assert!(r.parity.holds(), "{}", r.parity.link.verdict());
+    assert_eq!((r.parity.one_shot, r.parity.five_shot), (1, 1));
+    // No ELF and no board description at hand: sizes unknown, ticks rather than instructions.
+    assert_eq!(
+        (r.code_flash, r.board_ram, r.instructions),
+        (None, None, false)
+    );
+    assert!(r.per_classification.count > 0);
 }

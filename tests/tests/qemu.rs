@@ -3,7 +3,7 @@
 //!
 //! - parity: on 50 held-out sinusoid tasks (K = 10) the firmware's predictions, adapted
 //!   parameters and adaptation reports are bit-identical to the `device` crate compiled for the
-//!   host (the sinusoid firmware's server in-process, `on_device::host_sim`);
+//!   host (the sinusoid firmware's server in-process, `sinusoid_on_device::host_sim`);
 //! - faults: a blank, missing, foreign or corrupt `w*`; truncated, garbage and overlong frames;
 //!   NaN, out-of-range, wrongly sized and surplus samples; adaptation with no samples or past the trained
 //!   steps. Each is answered with the typed refusal the link promises, and afterwards the
@@ -16,8 +16,9 @@ use std::time::Instant;
 
 use device::{AdaptError, PushErrorKind, StepLimit};
 use meta_train::eval::images_on_device::ClassifierFirmware;
-use meta_train::eval::sinusoid_on_device::{check_serving, host_sim, run_task, DeviceTrace};
+use meta_train::eval::sinusoid_on_device::{check_serving, host_sim, DeviceTrace, TaskRun};
 use meta_train::eval::{held_out, EvalConfig};
+use meta_train::link::parity::{run_both, Parity};
 mod common;
 
 use common::{boot, call, next_response, FIRMWARE_K};
@@ -80,13 +81,14 @@ fn still_serves(q: &mut Qemu) {
         seed: 11,
         test_points: 3,
     };
-    let on_device = run_task(q.link(), held_out(&cfg, 0, FIRMWARE_K))
-        .unwrap_or_else(|e| panic!("{name}: no longer serving: {e:#}"));
     let image = slot_image(BLOB, 1);
     let mut sim = host_sim(&image).expect("the fixture loads");
-    let on_host = run_task(&mut sim, held_out(&cfg, 0, FIRMWARE_K)).expect("host simulation");
+    let mut parity = Parity::default();
+    let mut task = TaskRun(held_out(&cfg, 0, FIRMWARE_K));
+    let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
+        .unwrap_or_else(|e| panic!("{name}: no longer serving: {e:#}"));
     assert!(
-        on_device.same_as(&on_host),
+        parity.holds(),
         "{name}: after the fault the firmware no longer matches the host: {}",
         difference(&on_device, &on_host)
     );
@@ -157,16 +159,16 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
         let mut sim = host_sim(&image).expect("the fixture loads");
         let start = Instant::now();
         let (mut moved, mut guarded) = (0, 0);
+        let mut parity = Parity::default();
         for i in 0..cfg.tasks {
-            let on_device = run_task(q.link(), held_out(&cfg, i, FIRMWARE_K))
+            let mut task = TaskRun(held_out(&cfg, i, FIRMWARE_K));
+            let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
                 .unwrap_or_else(|e| panic!("{name}: task {i}: {e:#}"));
-            let on_host =
-                run_task(&mut sim, held_out(&cfg, i, FIRMWARE_K)).expect("host simulation");
             // One single prediction (for its instruction count), then the batches.
             assert_eq!(on_device.predictions.len(), 1 + 4 * cfg.test_points);
             assert_eq!(on_device.params.len(), SinusoidNet::PARAMS);
             assert!(
-                on_device.same_as(&on_host),
+                parity.holds(),
                 "{name}: task {i} is not bit-identical to the host simulation: {}",
                 difference(&on_device, &on_host)
             );
@@ -593,4 +595,33 @@ fn the_servers_start_in_zeroed_ram_not_in_a_flash_image() {
             "{name}: the server is not counted: {sizes:?}"
         );
     }
+}
+
+#[test]
+fn the_sinusoid_evaluation_runs_over_a_serial_port() {
+    // The path a board on a USB-serial port takes: the firmware's UART on a pseudo-terminal,
+    // opened like /dev/ttyACM0; every answer compared with the host simulation.
+    let (_qemu, pty) = Qemu::boot_on_pty(
+        Emulated::An386,
+        common::firmware(Emulated::An386),
+        Flash::Blob(BLOB),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let port = pty.canonicalize().expect("the terminal's path");
+    let port = port.to_str().expect("a UTF-8 path");
+    let cfg = EvalConfig {
+        tasks: 3,
+        seed: 5,
+        test_points: 10,
+    };
+    let on = meta_train::link::On::Serial(port.into());
+    let (r, logs) = meta_train::eval::sinusoid_on_device::evaluate(&on, None, BLOB, &cfg)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", meta_train::eval::sinusoid_on_device::report(&r, &cfg));
+    assert!(r.parity.holds(), "{}", r.parity.verdict());
+    assert_eq!(r.parity.runs, 2 * cfg.tasks);
+    assert_eq!(r.board, port);
+    // Over a serial port the host cannot turn ticks into instructions, and has no log.
+    assert!(!r.cost.instructions && r.cost.per_prediction.is_some());
+    assert!(logs.is_empty());
 }

@@ -5,8 +5,9 @@
 
 use std::time::Instant;
 
-use meta_train::eval::sinusoid_on_device::{host_sim, run_task};
+use meta_train::eval::sinusoid_on_device::{host_sim, TaskRun};
 use meta_train::eval::{held_out, EvalConfig};
+use meta_train::link::parity::{run_both, Parity};
 mod common;
 
 use common::{boot, FIRMWARE_K};
@@ -39,17 +40,19 @@ fn serves_bit_exactly(q: &mut Qemu, task: usize) {
         seed: 11,
         test_points: 8,
     };
-    let on_device =
-        run_task(q.link(), held_out(&cfg, task, FIRMWARE_K)).unwrap_or_else(|e| panic!("{e:#}"));
     let image = shared::slots::slot_image(BLOB, 1);
-    let on_host = run_task(
+    let mut parity = Parity::default();
+    run_both(
+        &mut TaskRun(held_out(&cfg, task, FIRMWARE_K)),
+        q.link(),
         &mut host_sim(&image).unwrap(),
-        held_out(&cfg, task, FIRMWARE_K),
+        &mut parity,
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(
-        on_device.same_as(&on_host),
-        "task {task} differs from the host simulation"
+        parity.holds(),
+        "task {task} differs from the host simulation: {}",
+        parity.verdict()
     );
     assert!(
         q.exited().unwrap().is_none(),

@@ -61,7 +61,7 @@ fn run_once(on: Emulated, elf: &std::path::Path, blob: &[u8]) -> Result<(u64, u6
         seed: 0,
         test_points: 10,
     };
-    let trace = run_task(qemu.link(), eval::held_out(&cfg, 0, 10))?;
+    let trace = run_task(qemu.link(), &eval::held_out(&cfg, 0, 10))?;
     let cost = sinusoid_on_device::cost_of(qemu.link(), &trace);
     let (Some(step), Some(pred)) = (cost.per_step, cost.per_prediction) else {
         bail!("the guard stopped the benchmark task before its 4th step; no per-step count");

@@ -10,8 +10,7 @@ use meta_train::eval::csv::{self, CsvEvalConfig};
 use meta_train::eval::{
     self, csv_on_device, images, images_on_device, sinusoid_on_device, EvalConfig,
 };
-use meta_train::link::firmware;
-use meta_train::link::qemu::{self, Emulated, Flash, Qemu};
+use meta_train::link::qemu::Emulated;
 use meta_train::link::On;
 use meta_train::model::head::OMNIGLOT_BODY;
 use meta_train::model::SinusoidNet;
@@ -22,10 +21,9 @@ use meta_train::tasks::csv::CsvTasks;
 use meta_train::tasks::episode_dir::UserEpisode;
 use meta_train::tasks::episodes::Pools;
 use meta_train::tasks::omniglot::Omniglot;
-use shared::catalogue::Firmware;
 use shared::wstar::Blob;
 
-use super::{emulated, on_arg, parity_verdict, read_blob_file, threads};
+use super::{on_arg, parity_verdict, read_blob_file, threads};
 
 /// Options of `eval`.
 #[derive(Args)]
@@ -111,7 +109,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     };
     if parsed.as_ref().is_some_and(|b| b.body().is_some()) {
         if let Some(on) = &a.on {
-            return run_images_on_device(emulated(on)?, &bytes, tasks, &a);
+            return run_images_on_device(on, &bytes, tasks, &a);
         }
         return eval_images(
             &bytes,
@@ -136,11 +134,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         test_points: a.test_points,
     };
     if let Some(on) = &a.on {
-        let on = emulated(on)?;
-        let (r, logs) = run_on_device(on, a.firmware.as_deref(), &blob, &cfg)?;
+        let (r, logs) = sinusoid_on_device::evaluate(on, a.firmware.as_deref(), &blob, &cfg)?;
         if a.logs {
             for line in logs {
-                eprintln!("[{}] {line}", on.board().name);
+                eprintln!("[{}] {line}", r.board);
             }
         }
         if a.json {
@@ -213,19 +210,20 @@ fn run_csv(blob: &[u8], file: &Path, a: &EvalArgs) -> Result<()> {
 
 /// `eval CLASSIFIER_BLOB --on qemu-an386`: Omniglot episodes from the evaluation alphabets in
 /// the classifier firmware, each compared bit for bit with the device runtime on the host.
-fn run_images_on_device(on: Emulated, blob: &[u8], tasks: usize, a: &EvalArgs) -> Result<()> {
-    if on != Emulated::An386 {
+fn run_images_on_device(on: &On, blob: &[u8], tasks: usize, a: &EvalArgs) -> Result<()> {
+    if *on == On::Qemu(Emulated::Lm3s6965) {
         anyhow::bail!(
-            "the Omniglot classifier firmware is built for qemu-an386 (its 256 KiB of RAM)"
+            "the Omniglot classifier firmware needs more RAM than the LM3S6965's 64 KiB: use qemu-an386"
         );
     }
-    qemu::ensure_qemu()?;
     let small1 = Omniglot::load(a.omniglot.join("images_background_small1.zip"))?;
     let small2 = Omniglot::load(a.omniglot.join("images_background_small2.zip"))?;
     let pools = Pools::from_small(&small1, &small2, 0.2, a.seed);
     let episodes = images_on_device::parity_episodes(&pools.eval, tasks as u64, a.seed, 15)?;
     let bar = indicatif::ProgressBar::new(episodes.len() as u64);
-    let r = images_on_device::evaluate(blob, &episodes, |done| bar.set_position(done as u64))?;
+    let r = images_on_device::evaluate(on, a.firmware.as_deref(), blob, &episodes, |done| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     if a.json {
         say!("{}", serde_json::to_string_pretty(&r)?);
@@ -233,34 +231,6 @@ fn run_images_on_device(on: Emulated, blob: &[u8], tasks: usize, a: &EvalArgs) -
         say!("{}", images_on_device::report(&r).trim_end());
     }
     parity_verdict(r.parity.holds())
-}
-
-/// Boots the board's firmware with `blob` flashed and evaluates on it; also returns the
-/// firmware's decoded log.
-pub fn run_on_device(
-    on: Emulated,
-    firmware: Option<&Path>,
-    blob: &[u8],
-    cfg: &EvalConfig,
-) -> Result<(sinusoid_on_device::OnDevice, Vec<String>)> {
-    qemu::ensure_qemu()?;
-    let elf = match firmware {
-        Some(p) => p.to_path_buf(),
-        None => firmware::build(on.board(), &Firmware::SINUSOID)?,
-    };
-    let mut device = Qemu::boot(on, &elf, Flash::Blob(blob))?;
-    let bar = indicatif::ProgressBar::new(2 * cfg.tasks as u64).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:30} {pos}/{len} tasks [{elapsed}<{eta}]",
-        )
-        .expect("valid template"),
-    );
-    bar.set_message(format!("on {}", on.board().name));
-    let r = sinusoid_on_device::evaluate(device.link(), on.board().name, blob, cfg, |n| {
-        bar.set_position(n as u64)
-    })?;
-    bar.finish_and_clear();
-    Ok((r, device.logs()?))
 }
 
 /// `eval` on a classifier blob: the user's own episode (a folder or CSV, see

@@ -11,7 +11,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use meta_train::link::firmware;
-use meta_train::link::qemu::Emulated;
 use meta_train::link::On;
 
 /// Parses `--board`: a known board's name or a board file.
@@ -22,20 +21,6 @@ fn target_arg(s: &str) -> Result<firmware::Target, String> {
 /// Parses `--on`: an emulated board, a board file or a serial port.
 fn on_arg(s: &str) -> Result<On, String> {
     On::parse(s).map_err(|e| e.to_string())
-}
-
-/// The emulated board `on` names; the sinusoid and Omniglot evaluations run under QEMU.
-fn emulated(on: &On) -> Result<Emulated> {
-    match on {
-        On::Qemu(e) => Ok(*e),
-        On::Serial(p) => anyhow::bail!(
-            "--on {p}: the sinusoid and Omniglot evaluations run on an emulated board (qemu-an386, qemu-lm3s6965); a serial port serves CSV-task blobs (--tasks FILE.csv)"
-        ),
-        On::Board(t) => anyhow::bail!(
-            "--on {}: the sinusoid and Omniglot evaluations run on qemu-an386 or qemu-lm3s6965; a board file serves CSV-task blobs (--tasks FILE.csv)",
-            t.file.as_deref().unwrap_or(Path::new(t.board.name)).display()
-        ),
-    }
 }
 
 /// Sets the worker threads of the rayon pool (default: one per core).

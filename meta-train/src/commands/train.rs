@@ -21,8 +21,7 @@ use meta_train::train::{self as training, train, Progress, TrainConfig, Trained}
 use meta_train::{say, with_k};
 use shared::catalogue::Firmware;
 
-use super::eval::run_on_device;
-use super::{emulated, on_arg, parity_verdict, threads};
+use super::{on_arg, parity_verdict, threads};
 
 /// Options of `train`.
 #[derive(Args)]
@@ -151,9 +150,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     if let Some(on) = &a.on {
         // Fail before training, not after it: the emulator and the firmware come first.
-        let on = emulated(on)?;
-        qemu::ensure_qemu()?;
-        firmware::build(on.board(), &Firmware::SINUSOID)?;
+        if let Some(target) = on.emulated() {
+            qemu::ensure_qemu()?;
+            firmware::build_for(&target, &Firmware::SINUSOID)?;
+        }
     }
     let config = train_config(&a);
     let out = a.out.clone().unwrap_or_else(|| {
@@ -188,21 +188,28 @@ pub fn run(a: TrainArgs) -> Result<()> {
         say!("{}", eval::table(&results).trim_end());
     }
     if let Some(on) = &a.on {
-        let on = emulated(on)?;
         let cfg = EvalConfig {
             tasks: a.device_tasks,
             seed: a.seed,
             test_points: 100,
         };
-        say!(
-            "\nflashing {} into w* slot A at {:#010x} of the {} and evaluating on the device",
-            run_dir::WSTAR,
-            on.board().slot(0).origin,
-            on.board().description
-        );
-        let (r, _) = run_on_device(on, None, &trained.blob, &cfg)?;
+        let board = on.emulated().map(|t| t.board);
+        match (board, on) {
+            (Some(b), _) => say!(
+                "\nflashing {} into w* slot A at {:#010x} of the {} and evaluating on the device",
+                run_dir::WSTAR,
+                b.slot(0).origin,
+                b.description
+            ),
+            (None, On::Serial(path)) => say!(
+                "\nevaluating on the board at {path} (flashed with the sinusoid firmware and {})",
+                run_dir::WSTAR
+            ),
+            (None, _) => {}
+        }
+        let (r, _) = sinusoid_on_device::evaluate(on, None, &trained.blob, &cfg)?;
         run.write_atomic(
-            &format!("eval-{}.json", on.board().name),
+            &format!("eval-{}.json", board.map_or("serial", |b| b.name)),
             serde_json::to_string_pretty(&r)?.as_bytes(),
         )?;
         say!("{}", sinusoid_on_device::report(&r, &cfg).trim_end());

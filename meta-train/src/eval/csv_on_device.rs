@@ -243,8 +243,7 @@ pub fn evaluate(
     tasks: &CsvTasks,
     cfg: &CsvEvalConfig,
 ) -> Result<CsvOnDevice> {
-    use crate::link::qemu::{ensure_qemu, Flash, Qemu};
-    use crate::link::{firmware, serial::Serial, On};
+    use crate::link::{device::Device, firmware};
     let fw = firmware::for_blob(blob, None)?;
     // The episodes are checked before any firmware is built.
     Plan::new(blob, tasks, cfg)?;
@@ -258,27 +257,9 @@ pub fn evaluate(
         bar.set_length(of as u64);
         bar.set_position(done as u64);
     };
-    let r = match on {
-        On::Qemu(_) | On::Board(_) => {
-            let Some(target) = on.emulated() else {
-                return Err(anyhow!("{on:?} is not an emulated board"));
-            };
-            ensure_qemu()?;
-            let elf = match elf {
-                Some(p) => p.to_path_buf(),
-                None => firmware::build_for(&target, &fw)?,
-            };
-            let mut q = Qemu::boot_board(target.board, &elf, Flash::Blob(blob))?;
-            bar.set_message(format!("on {}", target.board.name));
-            evaluate_on(q.link(), &fw, blob, tasks, cfg, progress)
-        }
-        On::Serial(path) => {
-            let mut link = Link::new(Serial::open(path)?);
-            link.timeout = std::time::Duration::from_secs(10);
-            bar.set_message(format!("on {path}"));
-            evaluate_on(&mut link, &fw, blob, tasks, cfg, progress)
-        }
-    };
+    let mut device = Device::open(on, &fw, elf, blob)?;
+    bar.set_message(format!("on {}", device.name()));
+    let r = crate::with_link!(device, link => evaluate_on(link, &fw, blob, tasks, cfg, progress));
     bar.finish_and_clear();
     r
 }

@@ -1,29 +1,30 @@
-//! The Omniglot image classifier in the firmware under QEMU, next to the host's
-//! `device::ImageClassifier` on the same episodes: the same code, compared bit for bit, and
-//! what it costs on the Cortex-M4F.
+//! The Omniglot image classifier in a firmware (under QEMU or on a board's serial port), next
+//! to the host's simulation of that firmware on the same episodes: the same code, compared
+//! bit for bit, and what it costs on the device.
 //!
 //! There are two classifier firmwares ([`ClassifierFirmware`]): the 5-way one (up to 25
 //! support images: 5-way 1- and 5-shot) and the 20-way one (up to 20: 20-way 1-shot); a blob
 //! is served by the one of its way.
 //!
-//! An [`ImageTarget`] is anything that classifies like the firmware: an Omniglot firmware on
-//! the emulated MPS2-AN386 ([`Qemu`], images staged over the link in
-//! [`STAGE_PER_FRAME`]-value parts) or the `device` crate compiled for the host
-//! ([`HostClassifier`], the classifier of the blob's firmware, with its way and capacity).
-//! [`trace_episode`] drives either through one episode: clear and reset, push each support
-//! image, adapt the trained steps, read the head's parameters, classify each query.
-//! [`evaluate`] builds and boots the blob's firmware, runs the episodes on both and returns the
-//! parity verdict and the costs ([`OmniglotOnDevice`]; [`report`] prints it).
+//! Both sides are a [`Link`]: the firmware's (images staged over the link in
+//! [`STAGE_PER_FRAME`]-value parts) and the host's ([`host_classifier`], the firmware's
+//! server in this process). [`trace_episode`] drives either through one episode: clear and
+//! reset, push each support image, adapt the trained steps, read the head's parameters,
+//! classify each query; [`EpisodeRun`] is that episode as a parity [`Workload`].
+//! [`evaluate`] opens the device (building and booting the blob's firmware under QEMU), runs
+//! the episodes on both and returns the parity verdict and the costs ([`OmniglotOnDevice`];
+//! [`report`] prints it).
 //!
 //! ```no_run
 //! use meta_train::eval::images_on_device::{evaluate, parity_episodes, report};
+//! use meta_train::link::On;
 //! use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
 //! use meta_train::tasks::omniglot::Omniglot;
 //! let set = Omniglot::load("../shared/data/omniglot/images_background_small2.zip")?;
 //! let episodes = parity_episodes(&set.characters, 20, 0, 5)?;
 //! for way in [5, 20] {
 //!     let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(way, 1)).blob_for(way, shared::body::Views::Single)?;
-//!     let r = evaluate(&blob, &episodes, |_| {})?;
+//!     let r = evaluate(&On::parse("qemu-an386")?, None, &blob, &episodes, |_| {})?;
 //!     println!("{}", report(&r));
 //!     assert!(r.parity.holds());
 //! }
@@ -37,9 +38,11 @@ use device::{AdaptReport, StepLimit};
 use serde::Serialize;
 use shared::wstar::Blob;
 
+use crate::link::device::Device;
 use crate::link::firmware::{elf_sizes, ElfSizes};
-use crate::link::qemu::{Emulated, Flash, Qemu};
-use crate::link::{firmware, Link, Loopback, Port};
+use crate::link::parity::{run_both, Parity, Workload};
+use crate::link::qemu::Emulated;
+use crate::link::{firmware, Link, Loopback, On, Port};
 use crate::model::head::{FEATURES, OMNIGLOT_BODY};
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
@@ -135,74 +138,25 @@ impl ClassifierFirmware {
     }
 }
 
-/// One query's answer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Classification {
-    /// The predicted class.
-    pub label: usize,
-    /// Every class's score.
-    pub scores: Vec<f32>,
-}
-
-/// Something that classifies images like the firmware.
-pub trait ImageTarget {
-    /// Starts an episode: drops the samples and resets the head to `θ0`.
-    fn begin(&mut self) -> Result<()>;
-    /// Pushes a support image of class `label`; returns the ticks it took (body forward and
-    /// push), when the target counts them.
-    fn push(&mut self, image: &[f32], label: usize) -> Result<Option<u64>>;
-    /// Runs the trained inner steps.
-    fn adapt(&mut self) -> Result<(AdaptReport, Option<u64>)>;
-    /// The head's live parameters.
-    fn params(&mut self) -> Result<Vec<f32>>;
-    /// Classifies `image`.
-    fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)>;
-}
-
-/// The host's run of a firmware's classifier: the server of the firmware that serves the
-/// blob ([`ClassifierFirmware::for_blob`]), in this process, behind a [`Link`].
-pub struct HostClassifier<'b> {
-    firmware: ClassifierFirmware,
-    link: Link<Loopback<'b>>,
-}
-
-impl<'b> HostClassifier<'b> {
-    /// The classifier of the firmware of the blob in `image` (a slot image, see
-    /// `shared::slots::slot_image`).
-    pub fn new(image: &'b [u8]) -> Result<Self> {
-        let (_, blob) = shared::slots::parse_slot(image).map_err(|e| anyhow!("w* slot: {e}"))?;
-        let blob = shared::wstar::in_region(blob).map_err(|e| anyhow!("w*: {e}"))?;
-        let firmware = ClassifierFirmware::for_blob(blob)?;
-        let link = Link::new(Loopback::open(&firmware.firmware, [image, &[]])?);
-        Ok(Self { firmware, link })
-    }
-
-    /// The firmware whose classifier this is.
-    pub fn firmware(&self) -> ClassifierFirmware {
-        self.firmware
-    }
-}
-
-impl ImageTarget for HostClassifier<'_> {
-    fn begin(&mut self) -> Result<()> {
-        self.link.begin()
-    }
-
-    fn push(&mut self, image: &[f32], label: usize) -> Result<Option<u64>> {
-        ImageTarget::push(&mut self.link, image, label)
-    }
-
-    fn adapt(&mut self) -> Result<(AdaptReport, Option<u64>)> {
-        ImageTarget::adapt(&mut self.link)
-    }
-
-    fn params(&mut self) -> Result<Vec<f32>> {
-        ImageTarget::params(&mut self.link)
-    }
-
-    fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)> {
-        self.link.classify(image)
-    }
+/// The host's simulation of the classifier firmware that serves the blob in `image` (a slot
+/// image, see `shared::slots::slot_image`): that firmware's server, in this process.
+///
+/// ```
+/// use meta_train::eval::images_on_device::{host_classifier, ClassifierFirmware};
+/// use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
+/// let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1)).blob::<5>()?;
+/// let image = shared::slots::slot_image(&blob, 1);
+/// let (firmware, mut host) = host_classifier(&image)?;
+/// assert_eq!(firmware, ClassifierFirmware::FIVE_WAY);
+/// assert_eq!(host.status()?.outputs, 5);
+/// # anyhow::Ok(())
+/// ```
+pub fn host_classifier(image: &[u8]) -> Result<(ClassifierFirmware, Link<Loopback<'_>>)> {
+    let (_, blob) = shared::slots::parse_slot(image).map_err(|e| anyhow!("w* slot: {e}"))?;
+    let blob = shared::wstar::in_region(blob).map_err(|e| anyhow!("w*: {e}"))?;
+    let firmware = ClassifierFirmware::for_blob(blob)?;
+    let link = Link::new(Loopback::open(&firmware.firmware, [image, &[]])?);
+    Ok((firmware, link))
 }
 
 /// Checks that `device` serves a classifier blob with the shape and capacity of `firmware`'s
@@ -228,40 +182,7 @@ pub fn check_classifier<P: Port>(device: &mut Link<P>, firmware: ClassifierFirmw
     Ok(())
 }
 
-impl<P: Port> ImageTarget for Link<P> {
-    fn begin(&mut self) -> Result<()> {
-        self.clear()?;
-        self.reset()
-    }
-
-    fn push(&mut self, image: &[f32], label: usize) -> Result<Option<u64>> {
-        let (_, ticks) = self.push_input(image, u16::try_from(label)?)?;
-        Ok(Some(ticks))
-    }
-
-    fn adapt(&mut self) -> Result<(AdaptReport, Option<u64>)> {
-        let (report, ticks) = Link::adapt(self, None, StepLimit::Trained)?;
-        Ok((report, Some(ticks)))
-    }
-
-    fn params(&mut self) -> Result<Vec<f32>> {
-        let n = self.status()?.params as usize;
-        Link::params(self, n)
-    }
-
-    fn classify(&mut self, image: &[f32]) -> Result<(Classification, Option<u64>)> {
-        let (label, scores, ticks) = self.classify_input(image)?;
-        Ok((
-            Classification {
-                label: usize::from(label),
-                scores,
-            },
-            Some(ticks),
-        ))
-    }
-}
-
-/// One episode run through a target, values as bits.
+/// One episode run through a link, values as bits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpisodeTrace {
     /// Support images per class.
@@ -276,32 +197,19 @@ pub struct EpisodeTrace {
     pub scores: Vec<u32>,
     /// Fraction of queries labelled correctly.
     pub accuracy: f64,
-    /// Ticks of each support image's push (when the target counts them).
+    /// Ticks of each support image's push.
     pub push_ticks: Vec<u64>,
     /// Ticks of the adaptation.
-    pub adapt_ticks: Option<u64>,
+    pub adapt_ticks: u64,
     /// Ticks of each classification.
     pub classify_ticks: Vec<u64>,
 }
 
-impl EpisodeTrace {
-    /// The same report, parameters, labels and scores, bit for bit.
-    pub fn same_as(&self, other: &EpisodeTrace) -> bool {
-        let (a, b) = (&self.report, &other.report);
-        a.loss_before.to_bits() == b.loss_before.to_bits()
-            && a.loss_after.to_bits() == b.loss_after.to_bits()
-            && (a.steps, a.undone, a.cause) == (b.steps, b.undone, b.cause)
-            && self.params == other.params
-            && self.labels == other.labels
-            && self.scores == other.scores
-    }
-}
-
-/// Runs `episode` through `target`: clear and reset, push the support set, adapt, read the
+/// Runs `episode` through `link`: clear and reset, push the support set, adapt, read the
 /// parameters, classify the queries.
 ///
 /// ```
-/// use meta_train::eval::images_on_device::{trace_episode, HostClassifier, PIXELS};
+/// use meta_train::eval::images_on_device::{host_classifier, trace_episode, PIXELS};
 /// use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
 /// use meta_train::tasks::episodes::Episode;
 /// let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1)).blob::<5>()?;
@@ -311,28 +219,33 @@ impl EpisodeTrace {
 ///     query: (0..5).rev().map(image).collect(),
 /// };
 /// let image = shared::slots::slot_image(&blob, 1);
-/// let mut host = HostClassifier::new(&image)?;
+/// let (_, mut host) = host_classifier(&image)?;
 /// let t = trace_episode(&mut host, &episode)?;
 /// assert_eq!((t.shot, t.labels.len(), t.scores.len()), (1, 5, 25));
-/// assert!(t.same_as(&trace_episode(&mut host, &episode)?)); // every episode starts afresh
+/// // Every episode starts afresh.
+/// assert_eq!(t.scores, trace_episode(&mut host, &episode)?.scores);
 /// # anyhow::Ok(())
 /// ```
-pub fn trace_episode(target: &mut impl ImageTarget, episode: &Episode) -> Result<EpisodeTrace> {
-    target.begin()?;
+pub fn trace_episode<P: Port>(link: &mut Link<P>, episode: &Episode) -> Result<EpisodeTrace> {
+    link.clear()?;
+    link.reset()?;
     let mut push_ticks = Vec::new();
     for (image, label) in &episode.support {
-        push_ticks.extend(target.push(image, *label)?);
+        let (_, ticks) = link.push_input(image, u16::try_from(*label)?)?;
+        push_ticks.push(ticks);
     }
-    let (report, adapt_ticks) = target.adapt()?;
-    let params = target.params()?.iter().map(|v| v.to_bits()).collect();
+    let (report, adapt_ticks) = link.adapt(None, StepLimit::Trained)?;
+    let n = link.status()?.params as usize;
+    let params = link.params(n)?.iter().map(|v| v.to_bits()).collect();
     let (mut labels, mut scores, mut classify_ticks) = (Vec::new(), Vec::new(), Vec::new());
     let mut correct = 0;
     for (image, label) in &episode.query {
-        let (c, ticks) = target.classify(image)?;
-        correct += usize::from(c.label == *label);
-        labels.push(c.label);
-        scores.extend(c.scores.iter().map(|v| v.to_bits()));
-        classify_ticks.extend(ticks);
+        let (got, s, ticks) = link.classify_input(image)?;
+        let got = usize::from(got);
+        correct += usize::from(got == *label);
+        labels.push(got);
+        scores.extend(s.iter().map(|v| v.to_bits()));
+        classify_ticks.push(ticks);
     }
     Ok(EpisodeTrace {
         shot: episode.support.len() / episode.n_way().max(1),
@@ -345,6 +258,17 @@ pub fn trace_episode(target: &mut impl ImageTarget, episode: &Episode) -> Result
         adapt_ticks,
         classify_ticks,
     })
+}
+
+/// One episode as a parity [`Workload`]: [`trace_episode`] on each device.
+pub struct EpisodeRun<'e>(pub &'e Episode);
+
+impl Workload for EpisodeRun<'_> {
+    type Out = EpisodeTrace;
+
+    fn run<P: Port>(&mut self, link: &mut Link<P>) -> Result<EpisodeTrace> {
+        trace_episode(link, self.0)
+    }
 }
 
 /// The episodes a parity check runs: `count` episodes from `pool` under `seed`, with
@@ -445,35 +369,34 @@ impl<'p> ParityEpisodes<'p> {
     }
 }
 
-/// How the firmware compared with the host.
+/// How the firmware compared with the host: the link transcripts ([`Parity`], one run per
+/// episode) and what the episodes held.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FewShotParity {
     /// Classes of the episodes.
     pub way: usize,
-    /// Episodes compared.
-    pub episodes: usize,
-    /// Episodes whose adaptation report, head parameters, labels and scores are bit-identical.
-    pub identical: usize,
+    /// Every answer of every episode, compared bit for bit.
+    pub link: Parity,
     /// 1-shot episodes among them.
     pub one_shot: usize,
     /// 5-shot episodes among them.
     pub five_shot: usize,
-    /// Queries compared.
+    /// Queries classified.
     pub queries: usize,
-    /// Scores compared.
+    /// Scores among the answers.
     pub scores: usize,
-    /// Head parameters compared.
+    /// Head parameters among the answers.
     pub params: usize,
 }
 
 impl FewShotParity {
     /// Every episode identical.
     pub fn holds(&self) -> bool {
-        self.episodes > 0 && self.identical == self.episodes
+        self.link.holds()
     }
 }
 
-/// Instructions of one kind of request (counted under QEMU's `-icount`).
+/// Instructions (under QEMU's `-icount`; clock ticks on a board) of one kind of request.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Instructions {
     /// Requests measured.
@@ -487,8 +410,11 @@ pub struct Instructions {
 }
 
 impl Instructions {
-    fn of(qemu: &Qemu, ticks: impl IntoIterator<Item = u64>) -> Instructions {
-        let v: Vec<u64> = ticks.into_iter().map(|t| qemu.instructions(t)).collect();
+    fn of<P: Port>(link: &Link<P>, ticks: impl IntoIterator<Item = u64>) -> Instructions {
+        let v: Vec<u64> = ticks
+            .into_iter()
+            .map(|t| link.instructions(t).unwrap_or(t))
+            .collect();
         if v.is_empty() {
             return Instructions::default();
         }
@@ -501,13 +427,15 @@ impl Instructions {
     }
 }
 
-/// The Omniglot classifier on the emulated board: parity with the host and costs.
+/// The Omniglot classifier on a device: parity with the host and costs.
 #[derive(Clone, Debug, Serialize)]
 pub struct OmniglotOnDevice {
-    /// Board name.
+    /// The board's name, or the serial port's path.
     pub board: String,
     /// Against the host.
     pub parity: FewShotParity,
+    /// Whether the costs are instructions (QEMU's `-icount`) rather than clock ticks.
+    pub instructions: bool,
     /// Mean query accuracy in the firmware.
     pub accuracy: f64,
     /// The same on the host.
@@ -525,60 +453,81 @@ pub struct OmniglotOnDevice {
     pub per_push: Instructions,
     /// One query: the body's forward pass, the head and the softmax.
     pub per_classification: Instructions,
-    /// Code in flash: vector table, text, read-only data and `.data`'s initial values.
-    pub code_flash: u64,
+    /// Code in flash: vector table, text, read-only data and `.data`'s initial values (when
+    /// the firmware's ELF is at hand).
+    pub code_flash: Option<u64>,
     /// `.data`, `.bss` and `.uninit` (the server: classifier, image stage, frame buffers).
-    pub static_ram: u64,
+    pub static_ram: Option<u64>,
     /// Stack high-water mark after the episodes.
     pub stack_peak: u64,
     /// Bytes the classifier occupies (part of the static RAM).
     pub classifier_bytes: u64,
     /// Bytes of the `w*` blob (in its flash slot).
     pub blob_bytes: u64,
-    /// The board's RAM.
-    pub board_ram: u64,
+    /// The board's RAM (when known).
+    pub board_ram: Option<u64>,
 }
 
 impl OmniglotOnDevice {
     /// Static RAM plus the stack's high-water mark.
-    pub fn ram(&self) -> u64 {
-        self.static_ram + self.stack_peak
+    pub fn ram(&self) -> Option<u64> {
+        self.static_ram.map(|r| r + self.stack_peak)
     }
 }
 
-/// Builds the Omniglot firmware of `blob`'s way ([`ClassifierFirmware::for_blob`]), boots it
-/// on the emulated AN386 with `blob` in slot A, and runs `episodes` in that firmware's shape
-/// there and on the host; `progress` gets the number of episodes done.
+/// Opens the device `on` names ([`Device::open`]: for an emulated board, the classifier
+/// firmware of `blob`'s way ([`ClassifierFirmware::for_blob`]), or `elf`, booted with `blob`
+/// in slot A; a board on a serial port, flashed with both) and runs `episodes` in that
+/// firmware's shape there and on the host; `progress` gets the number of episodes done.
 pub fn evaluate(
+    on: &On,
+    elf: Option<&Path>,
     blob: &[u8],
     episodes: &ParityEpisodes<'_>,
     progress: impl FnMut(usize),
 ) -> Result<OmniglotOnDevice> {
     let firmware = ClassifierFirmware::for_blob(blob)?;
     let episodes = episodes.for_firmware(firmware)?;
-    let elf = firmware.build()?;
-    let mut qemu = Qemu::boot(Emulated::An386, &elf, Flash::Blob(blob))?;
-    evaluate_on(&mut qemu, &elf, blob, &episodes, progress)
+    let mut device = Device::open(on, &firmware.firmware, elf, blob)?;
+    let (name, elf, ram) = (
+        device.name(),
+        device.elf().map(Path::to_path_buf),
+        device.board_ram(),
+    );
+    let at = OnBoard {
+        name: &name,
+        elf: elf.as_deref(),
+        ram,
+    };
+    crate::with_link!(device, link => evaluate_on(link, &at, blob, &episodes, progress))
 }
 
-/// [`evaluate`] on a running Omniglot firmware (`elf`, serving `blob`), with `episodes` of the
-/// blob's way.
-pub fn evaluate_on(
-    qemu: &mut Qemu,
-    elf: &Path,
+/// What is known of the device an evaluation runs on.
+pub struct OnBoard<'a> {
+    /// The board's name, or the serial port's path.
+    pub name: &'a str,
+    /// The firmware's ELF, for its code flash and static RAM.
+    pub elf: Option<&'a Path>,
+    /// The board's RAM.
+    pub ram: Option<u64>,
+}
+
+/// [`evaluate`] on a running classifier firmware behind `device` (serving `blob`), with
+/// `episodes` of the blob's way.
+pub fn evaluate_on<P: Port>(
+    device: &mut Link<P>,
+    at: &OnBoard<'_>,
     blob: &[u8],
     episodes: &[Episode],
     mut progress: impl FnMut(usize),
 ) -> Result<OmniglotOnDevice> {
     let image = shared::slots::slot_image(blob, 1);
-    let mut host = HostClassifier::new(&image)?;
-    let firmware = host.firmware();
-    check_classifier(qemu.link(), firmware)?;
-    let ElfSizes {
-        code_flash,
-        static_ram,
-        ..
-    } = elf_sizes(&std::fs::read(elf)?)?;
+    let (firmware, mut host) = host_classifier(&image)?;
+    check_classifier(device, firmware)?;
+    let sizes = match at.elf {
+        Some(elf) => Some(elf_sizes(&std::fs::read(elf)?)?),
+        None => None,
+    };
     let mut parity = FewShotParity {
         way: firmware.way,
         ..FewShotParity::default()
@@ -587,10 +536,7 @@ pub fn evaluate_on(
     let (mut adapt1, mut adapt5, mut push, mut classify) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, e) in episodes.iter().enumerate() {
-        let d = trace_episode(qemu.link(), e)?;
-        let h = trace_episode(&mut host, e)?;
-        parity.episodes += 1;
-        parity.identical += usize::from(d.same_as(&h));
+        let (d, h) = run_both(&mut EpisodeRun(e), device, &mut host, &mut parity.link)?;
         parity.one_shot += usize::from(d.shot == 1);
         parity.five_shot += usize::from(d.shot == 5);
         parity.queries += d.labels.len();
@@ -599,33 +545,34 @@ pub fn evaluate_on(
         acc += d.accuracy;
         host_acc += h.accuracy;
         match d.shot {
-            1 => adapt1.extend(d.adapt_ticks),
-            5 => adapt5.extend(d.adapt_ticks),
+            1 => adapt1.push(d.adapt_ticks),
+            5 => adapt5.push(d.adapt_ticks),
             _ => {}
         }
         push.extend(d.push_ticks);
         classify.extend(d.classify_ticks);
         progress(i + 1);
     }
-    let memory = crate::eval::sinusoid_on_device::memory(qemu.link())?;
+    let memory = crate::eval::sinusoid_on_device::memory(device)?;
     let n = episodes.len().max(1) as f64;
     Ok(OmniglotOnDevice {
-        board: qemu.board().name.into(),
+        board: at.name.into(),
         firmware: firmware.firmware.to_string(),
         capacity: firmware.capacity,
         parity,
+        instructions: device.instructions(0).is_some(),
         accuracy: acc / n,
         host_accuracy: host_acc / n,
-        adapt_one_shot: Instructions::of(qemu, adapt1),
-        adapt_five_shot: Instructions::of(qemu, adapt5),
-        per_push: Instructions::of(qemu, push),
-        per_classification: Instructions::of(qemu, classify),
-        code_flash,
-        static_ram,
+        adapt_one_shot: Instructions::of(device, adapt1),
+        adapt_five_shot: Instructions::of(device, adapt5),
+        per_push: Instructions::of(device, push),
+        per_classification: Instructions::of(device, classify),
+        code_flash: sizes.map(|s: ElfSizes| s.code_flash),
+        static_ram: sizes.map(|s| s.static_ram),
         stack_peak: u64::from(memory.stack_peak),
         classifier_bytes: u64::from(memory.adapter_bytes),
         blob_bytes: blob.len() as u64,
-        board_ram: u64::from(qemu.board().ram.length),
+        board_ram: at.ram,
     })
 }
 
@@ -653,33 +600,33 @@ pub fn report(r: &OmniglotOnDevice) -> String {
     if five {
         adapt += &format!(", {} with {}", ins(&r.adapt_five_shot), 5 * p.way);
     }
+    let known = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
     format!(
-        "Omniglot classifier on {} (QEMU), {} {}-way episodes ({}), next to the host's device::ImageClassifier\n\
-         parity: {}/{} episodes bit-identical ({} labels, {} scores, {} head parameters and every adaptation report compared): {}\n\
+        "Omniglot classifier on {}, {} {}-way episodes ({}), next to the host's device::ImageClassifier\n\
+         {} ({} labels, {} scores, {} head parameters and every adaptation report among them)\n\
          accuracy: {:.1}% on the device, {:.1}% on the host\n\
-         instructions (QEMU -icount): adaptation {}; push of an image (body forward + push) {}; classification {}\n\
+         {}: adaptation {}; push of an image (body forward + push) {}; classification {}\n\
          memory: code flash {} B, static RAM {} B (classifier {} B), stack peak {} B, RAM in all {} B of {} KiB; w* {} B in its slot\n",
         r.board,
-        p.episodes,
+        p.link.runs,
         p.way,
         shots,
-        p.identical,
-        p.episodes,
+        p.link.verdict(),
         p.queries,
         p.scores,
         p.params,
-        if p.holds() { "PASS" } else { "FAIL" },
         100.0 * r.accuracy,
         100.0 * r.host_accuracy,
+        if r.instructions { "instructions (QEMU -icount)" } else { "clock ticks" },
         adapt,
         ins(&r.per_push),
         ins(&r.per_classification),
-        r.code_flash,
-        r.static_ram,
+        known(r.code_flash),
+        known(r.static_ram),
         r.classifier_bytes,
         r.stack_peak,
-        r.ram(),
-        r.board_ram / 1024,
+        known(r.ram()),
+        known(r.board_ram.map(|b| b / 1024)),
         r.blob_bytes,
     )
 }

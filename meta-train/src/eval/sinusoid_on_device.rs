@@ -1,10 +1,12 @@
 //! The held-out sinusoid evaluation run on a device over the link, next to the host's
 //! simulation of that device: the same requests, the same `device` code, compared bit for bit.
 //!
-//! A [`Target`] is anything that adapts like the firmware; every [`Link`] is one: the firmware
-//! under QEMU or on a serial port, and the host simulation, the sinusoid firmware's server
-//! in-process ([`host_sim`]). [`run_task`] drives either through one held-out task exactly as
-//! [`eval::eval_task`] does, and keeps every prediction and the final parameters as bits.
+//! The device is any [`Link`]: the firmware under QEMU or on a serial port, and the host
+//! simulation, the sinusoid firmware's server in-process ([`host_sim`]). [`run_task`] drives
+//! either through one held-out task exactly as [`eval::eval_task`] does; [`TaskRun`] is that
+//! task as a parity [`Workload`], so both transcripts are compared by [`run_both`].
+
+use std::path::Path;
 
 use anyhow::{bail, Result};
 use device::{AdaptReport, StepLimit};
@@ -13,66 +15,22 @@ use shared::catalogue::Firmware;
 use shared::model::{Params, SinusoidNet};
 
 use crate::eval::{self, EvalConfig, HeldOut, KResult, TaskTrace, EVAL_STEPS};
-use crate::link::{Link, Loopback, Port};
-
-/// Something that adapts like the firmware.
-pub trait Target {
-    /// Starts a task: drops the samples, resets to `θ0`, pushes `support`.
-    fn begin(&mut self, support: &[(f32, f32)]) -> Result<()>;
-    /// Runs `steps` more inner steps (unchecked: the guard decides); returns the report and the
-    /// clock ticks it took.
-    fn adapt(&mut self, steps: u16) -> Result<(AdaptReport, u64)>;
-    /// Predicts `y` at `x`, and the ticks it took.
-    fn predict(&mut self, x: f32) -> Result<(f32, u64)>;
-    /// Predicts `y` at each of `xs`.
-    fn predict_many(&mut self, xs: &[f32]) -> Result<Vec<f32>>;
-    /// The live parameters.
-    fn params(&mut self) -> Result<Vec<f32>>;
-}
+use crate::link::device::Device;
+use crate::link::parity::{run_both, Parity, Workload};
+use crate::link::{Link, Loopback, On, Port};
 
 /// The host's simulation of the sinusoid firmware serving `slot` (a slot image, see
 /// `shared::slots::slot_image`): its server, in this process.
 ///
 /// ```
-/// use meta_train::eval::sinusoid_on_device::{host_sim, Target};
+/// use meta_train::eval::sinusoid_on_device::host_sim;
 /// let erased = [0xFFu8; 64];
 /// let mut sim = host_sim(&erased)?;
-/// assert!(sim.begin(&[(0.5, 1.0)]).is_err()); // nothing flashed: refused
+/// assert!(sim.reset().is_err()); // nothing flashed: refused
 /// # anyhow::Ok(())
 /// ```
 pub fn host_sim(slot: &[u8]) -> Result<Link<Loopback<'_>>> {
     Ok(Link::new(Loopback::open(&Firmware::SINUSOID, [slot, &[]])?))
-}
-
-impl<P: Port> Target for Link<P> {
-    fn begin(&mut self, support: &[(f32, f32)]) -> Result<()> {
-        self.clear()?;
-        self.reset()?;
-        for &(x, y) in support {
-            self.push(&[x], &[y])?;
-        }
-        Ok(())
-    }
-
-    fn adapt(&mut self, steps: u16) -> Result<(AdaptReport, u64)> {
-        Link::adapt(self, Some(steps), StepLimit::Unchecked)
-    }
-
-    fn predict(&mut self, x: f32) -> Result<(f32, u64)> {
-        let (y, ticks) = Link::predict(self, &[x])?;
-        match y.first() {
-            Some(&y) => Ok((y, ticks)),
-            None => bail!("{}: an empty prediction", self.port().name()),
-        }
-    }
-
-    fn predict_many(&mut self, xs: &[f32]) -> Result<Vec<f32>> {
-        Link::predict_many(self, xs, 1, 1)
-    }
-
-    fn params(&mut self) -> Result<Vec<f32>> {
-        Link::params(self, SinusoidNet::PARAMS)
-    }
 }
 
 /// Checks that the device serves a blob for the sinusoid net with the capacity of the
@@ -110,51 +68,48 @@ pub struct DeviceTrace {
     pub predict_ticks: u64,
 }
 
-impl DeviceTrace {
-    /// Same predictions, parameters and reports, bit for bit.
-    pub fn same_as(&self, other: &DeviceTrace) -> bool {
-        self.predictions == other.predictions
-            && self.params == other.params
-            && self.reports.len() == other.reports.len()
-            && self.reports.iter().zip(&other.reports).all(|(a, b)| {
-                a.loss_before.to_bits() == b.loss_before.to_bits()
-                    && a.loss_after.to_bits() == b.loss_after.to_bits()
-                    && (a.steps, a.undone, a.cause) == (b.steps, b.undone, b.cause)
-            })
-    }
-}
-
 /// Adapts on one held-out task with K = `held.support.len()` and measures after each of
-/// [`EVAL_STEPS`], as [`eval::eval_task`] does.
-pub fn run_task(target: &mut impl Target, held: HeldOut) -> Result<DeviceTrace> {
-    target.begin(&held.support)?;
+/// [`EVAL_STEPS`], as [`eval::eval_task`] does: clear, reset, push the support set, one single
+/// prediction (for its cost), then after each step count a batch of predictions.
+pub fn run_task<P: Port>(link: &mut Link<P>, held: &HeldOut) -> Result<DeviceTrace> {
+    link.clear()?;
+    link.reset()?;
+    for &(x, y) in &held.support {
+        link.push(&[x], &[y])?;
+    }
     let (mut mse, mut guards, mut done, mut guard) = (Vec::new(), Vec::new(), 0u16, None);
     let (mut predictions, mut reports, mut adapt_ticks) = (Vec::new(), Vec::new(), Vec::new());
-    // One single prediction first, for its instruction count; the rest go in batches.
     let xs: Vec<f32> = held.test.iter().map(|&(x, _)| x).collect();
-    let (first, predict_ticks) = target.predict(xs.first().copied().unwrap_or(0.0))?;
+    let (first, predict_ticks) = link.predict(&[xs.first().copied().unwrap_or(0.0)])?;
+    let Some(&first) = first.first() else {
+        bail!("{}: an empty prediction", link.port().name());
+    };
     predictions.push(first.to_bits());
     for &s in &EVAL_STEPS {
         if s > done && guard.is_none() {
-            let (r, ticks) = target.adapt(s - done)?;
+            let (r, ticks) = link.adapt(Some(s - done), StepLimit::Unchecked)?;
             guard = r.cause;
             adapt_ticks.push((ticks, r.steps));
             reports.push(r);
             done = s;
         }
         let mut sum = 0.0f64;
-        for (p, &(_, y)) in target.predict_many(&xs)?.into_iter().zip(&held.test) {
+        for (p, &(_, y)) in link.predict_many(&xs, 1, 1)?.into_iter().zip(&held.test) {
             predictions.push(p.to_bits());
             sum += f64::from(p - y).powi(2);
         }
         mse.push(sum / held.test.len() as f64);
         guards.push(guard);
     }
-    let params = target.params()?.iter().map(|v| v.to_bits()).collect();
+    let params = link
+        .params(SinusoidNet::PARAMS)?
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     Ok(DeviceTrace {
         trace: TaskTrace {
             task: held.task,
-            support: held.support,
+            support: held.support.clone(),
             mse,
             guard: guards,
         },
@@ -166,23 +121,28 @@ pub fn run_task(target: &mut impl Target, held: HeldOut) -> Result<DeviceTrace> 
     })
 }
 
-/// How the device compared with the host simulation.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Parity {
-    /// Tasks compared.
-    pub tasks: usize,
-    /// Tasks whose predictions, adapted parameters and reports are bit-identical.
-    pub identical: usize,
-    /// Predictions compared.
-    pub predictions: usize,
-    /// Parameters compared.
-    pub params: usize,
-}
+/// One held-out task as a parity [`Workload`]: [`run_task`] on each device.
+///
+/// ```no_run
+/// use meta_train::eval::sinusoid_on_device::{host_sim, TaskRun};
+/// use meta_train::eval::{held_out, EvalConfig};
+/// use meta_train::link::parity::{run_both, Parity};
+/// let blob = std::fs::read("runs/sinusoid-maml-k10-seed0/wstar.bin")?;
+/// let image = shared::slots::slot_image(&blob, 1);
+/// let (mut a, mut b) = (host_sim(&image)?, host_sim(&image)?);
+/// let cfg = EvalConfig { tasks: 1, seed: 0, test_points: 10 };
+/// let mut parity = Parity::default();
+/// run_both(&mut TaskRun(held_out(&cfg, 0, 10)), &mut a, &mut b, &mut parity)?;
+/// assert!(parity.holds(), "{}", parity.verdict());
+/// # anyhow::Ok(())
+/// ```
+pub struct TaskRun(pub HeldOut);
 
-impl Parity {
-    /// Every task identical.
-    pub fn holds(&self) -> bool {
-        self.tasks > 0 && self.identical == self.tasks
+impl Workload for TaskRun {
+    type Out = DeviceTrace;
+
+    fn run<P: Port>(&mut self, link: &mut Link<P>) -> Result<DeviceTrace> {
+        run_task(link, &self.0)
     }
 }
 
@@ -193,6 +153,8 @@ pub struct Cost {
     pub per_step: Option<u64>,
     /// Instructions of one prediction.
     pub per_prediction: Option<u64>,
+    /// Whether the counts are instructions (QEMU's `-icount`) rather than clock ticks.
+    pub instructions: bool,
 }
 
 /// The on-device evaluation: the table, the parity with the host simulation, the costs.
@@ -231,7 +193,7 @@ pub fn memory<P: Port>(device: &mut Link<P>) -> Result<DeviceMemory> {
 
 /// Evaluates `blob` on `device` for K = 5 and 10, and the host simulation alongside, task by
 /// task.
-pub fn evaluate<P: Port>(
+pub fn evaluate_on<P: Port>(
     device: &mut Link<P>,
     board: &str,
     blob: &[u8],
@@ -249,12 +211,8 @@ pub fn evaluate<P: Port>(
         let mut traces = Vec::with_capacity(cfg.tasks);
         let mut host_traces = Vec::with_capacity(cfg.tasks);
         for i in 0..cfg.tasks {
-            let on_device = run_task(device, eval::held_out(cfg, i, k))?;
-            let on_host = run_task(&mut sim, eval::held_out(cfg, i, k))?;
-            parity.tasks += 1;
-            parity.predictions += on_device.predictions.len();
-            parity.params += on_device.params.len();
-            parity.identical += usize::from(on_device.same_as(&on_host));
+            let mut task = TaskRun(eval::held_out(cfg, i, k));
+            let (on_device, on_host) = run_both(&mut task, device, &mut sim, &mut parity)?;
             if k == 10 && cost.per_step.is_none() {
                 cost = cost_of(device, &on_device);
             }
@@ -276,6 +234,30 @@ pub fn evaluate<P: Port>(
     })
 }
 
+/// [`evaluate_on`] the device `on` names ([`Device::open`]: the sinusoid firmware, or `elf`,
+/// booted under QEMU with `blob`, or a board on a serial port flashed with both); also returns
+/// the firmware's decoded log (under QEMU).
+pub fn evaluate(
+    on: &On,
+    elf: Option<&Path>,
+    blob: &[u8],
+    cfg: &EvalConfig,
+) -> Result<(OnDevice, Vec<String>)> {
+    let mut device = Device::open(on, &Firmware::SINUSOID, elf, blob)?;
+    let name = device.name();
+    let bar = indicatif::ProgressBar::new(2 * cfg.tasks as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:30} {pos}/{len} tasks [{elapsed}<{eta}]",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(format!("on {name}"));
+    let progress = |n: usize| bar.set_position(n as u64);
+    let r = crate::with_link!(device, link => evaluate_on(link, &name, blob, cfg, progress))?;
+    bar.finish_and_clear();
+    Ok((r, device.logs()?))
+}
+
 /// Per-step and per-prediction instructions from a trace whose adaptation ran 1, 4 and 5
 /// steps: a call costs `c + n·s`, so two calls that kept `n1 ≠ n2` steps give `s`.
 /// On a device whose port knows instructions (QEMU); the clock ticks otherwise.
@@ -284,6 +266,7 @@ pub fn cost_of<P: Port>(device: &Link<P>, t: &DeviceTrace) -> Cost {
     Cost {
         per_step: eval::step_ticks(&t.adapt_ticks).map(count),
         per_prediction: Some(count(t.predict_ticks)),
+        instructions: device.instructions(0).is_some(),
     }
 }
 
@@ -291,7 +274,7 @@ pub fn cost_of<P: Port>(device: &Link<P>, t: &DeviceTrace) -> Cost {
 /// instruction counts.
 pub fn report(r: &OnDevice, cfg: &EvalConfig) -> String {
     let mut s = format!(
-        "{} held-out tasks, {} target-test points each: adapted in the firmware on {} (QEMU) and in the host simulation\n",
+        "{} held-out tasks, {} target-test points each: adapted in the firmware on {} and in the host simulation\n",
         cfg.tasks, cfg.test_points, r.board
     );
     s.push_str(
@@ -305,18 +288,16 @@ pub fn report(r: &OnDevice, cfg: &EvalConfig) -> String {
             ));
         }
     }
-    let p = &r.parity;
-    s.push_str(&format!(
-        "parity with the host simulation: {}/{} tasks bit-identical ({} predictions, {} adapted parameters compared): {}\n",
-        p.identical,
-        p.tasks,
-        p.predictions,
-        p.params,
-        if p.holds() { "PASS" } else { "FAIL" }
-    ));
+    s.push_str(&r.parity.verdict());
+    s.push('\n');
     if let (Some(step), Some(pred)) = (r.cost.per_step, r.cost.per_prediction) {
         s.push_str(&format!(
-            "instructions (QEMU -icount): {step} per inner step (K = 10), {pred} per prediction\n"
+            "{}: {step} per inner step (K = 10), {pred} per prediction\n",
+            if r.cost.instructions {
+                "instructions (QEMU -icount)"
+            } else {
+                "clock ticks"
+            }
         ));
     }
     s.push_str(&format!(

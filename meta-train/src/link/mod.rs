@@ -1,9 +1,11 @@
 //! Talking to a device: one client of the link protocol ([`Link`]) over three transports —
 //! the device runtime in-process ([`Loopback`], the host simulation of any firmware), the
 //! firmware under QEMU ([`qemu`]) and a board's serial port ([`serial`]) — the firmware
-//! builder ([`firmware`]) and the parity check between two of them ([`parity`]).
+//! builder ([`firmware`]), the device `--on` names ([`device`]) and the parity check between
+//! two of them ([`parity`]).
 
 pub mod client;
+pub mod device;
 pub mod firmware;
 pub mod loopback;
 pub mod parity;

@@ -14,7 +14,7 @@ pub const BAUD: u32 = 115_200;
 
 /// An open serial port.
 pub struct Serial {
-    name: String,
+    path: String,
     port: Box<dyn serialport::SerialPort>,
 }
 
@@ -39,9 +39,14 @@ impl Serial {
         // Whatever the device sent before (a boot log, a half frame) is not an answer.
         port.clear(serialport::ClearBuffer::All).ok();
         Ok(Self {
-            name: format!("the device on serial port {path}"),
+            path: path.into(),
             port,
         })
+    }
+
+    /// The port's path, as opened.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 }
 
@@ -63,7 +68,7 @@ impl Write for Serial {
 
 impl Port for Serial {
     fn name(&self) -> String {
-        self.name.clone()
+        format!("the device on serial port {}", self.path)
     }
 
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
