@@ -7,7 +7,7 @@ set -euo pipefail
 export RUSTUP_AUTO_INSTALL=0
 cd "$(dirname "$0")"
 
-THUMB_TARGETS=(thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi)
+THUMB_TARGETS=(thumbv7em-none-eabihf thumbv8m.main-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi)
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -90,6 +90,35 @@ pub const MPS2_AN386: Board = Board {
     probe_rs_chip: None,
 };
 
+/// Arm MPS2 with the AN505 image: Cortex-M33 with FPU (`thumbv8m.main-none-eabihf`), under
+/// QEMU. The core starts in the secure state with its vector table at `0x1000_0000`, the
+/// secure alias of the 4 MiB SSRAM1; `w*` sits in the same SSRAM1 at its non-secure address
+/// (an access from the secure state reaches it, and QEMU's loader writes there). RAM is the
+/// first 256 KiB of SSRAM2 at its secure alias; UART0 is at `0x5020_0000`.
+pub const MPS2_AN505: Board = Board {
+    name: "mps2-an505",
+    description: "Arm MPS2 AN505, Cortex-M33 with FPU (QEMU)",
+    target: "thumbv8m.main-none-eabihf",
+    code: Region {
+        origin: 0x1000_0000,
+        length: 0x0010_0000,
+    },
+    ram: Region {
+        origin: 0x3800_0000,
+        length: 0x0004_0000,
+    },
+    wstar: Region {
+        origin: 0x0010_0000,
+        length: 0x0010_0000,
+    },
+    core_clock_hz: 20_000_000,
+    qemu_machine: Some("mps2-an505"),
+    qemu_cpu: Some("cortex-m33"),
+    // 50 ns ticks, 64 ns instructions.
+    qemu_icount_shift: 6,
+    probe_rs_chip: None,
+};
+
 /// TI LM3S6965 evaluation board: Cortex-M3 (`thumbv7m-none-eabi`), 256 KiB flash, 64 KiB RAM,
 /// under QEMU. The small-MCU case.
 pub const LM3S6965EVB: Board = Board {
@@ -213,7 +242,7 @@ impl Board {
 }
 
 /// Every board, emulated first.
-pub const BOARDS: [&Board; 3] = [&MPS2_AN386, &LM3S6965EVB, &NRF52840_DK];
+pub const BOARDS: [&Board; 4] = [&MPS2_AN386, &MPS2_AN505, &LM3S6965EVB, &NRF52840_DK];
 
 /// The board called `name`.
 pub fn by_name(name: &str) -> Option<&'static Board> {

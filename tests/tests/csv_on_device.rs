@@ -1,5 +1,5 @@
 //! A user's own CSV-trained models in the firmware built for them: `train --tasks FILE.csv`,
-//! then `eval BLOB --tasks FILE.csv --on BOARD` on both emulated boards and over a serial port
+//! then `eval BLOB --tasks FILE.csv --on BOARD` on every emulated board and over a serial port
 //! (the firmware's UART on a pseudo-terminal, opened as a board's USB-serial port is), each
 //! next to the host simulation, bit for bit; and the errors of a wrong blob, an absent and a
 //! silent port.
@@ -161,7 +161,7 @@ fn check(f: &Family, json: &Value, exact_instructions: bool) {
 }
 
 #[test]
-fn csv_models_of_three_shapes_adapt_in_their_firmware_on_both_boards_bit_for_bit() {
+fn csv_models_of_three_shapes_adapt_in_their_firmware_on_every_emulated_board_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     for f in &FAMILIES {
         let (tasks, blob) = train(f, dir.path());

@@ -1,5 +1,6 @@
-//! The firmware under QEMU, on both emulated boards (MPS2-AN386, Cortex-M4F with an FPU, and
-//! LM3S6965EVB, Cortex-M3 with soft float), driven over its UART like a host drives a board:
+//! The firmware under QEMU, on every emulated board (MPS2-AN386, Cortex-M4F with an FPU;
+//! MPS2-AN505, Cortex-M33 with an FPU, in the secure state; LM3S6965EVB, Cortex-M3 with soft
+//! float), driven over its UART like a host drives a board:
 //!
 //! - parity: on 50 held-out sinusoid tasks (K = 10) the firmware's predictions, adapted
 //!   parameters and adaptation reports are bit-identical to the `device` crate compiled for the

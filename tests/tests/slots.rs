@@ -1,4 +1,4 @@
-//! Two `w*` slots under QEMU, on both emulated boards: the firmware serves the newest slot
+//! Two `w*` slots under QEMU, on every emulated board: the firmware serves the newest slot
 //! whose blob passes every check and falls back to the other, says why it refused a slot, and
 //! survives bit flips injected into the active slot's flash through the debug port (QEMU's GDB
 //! stub, what a probe is on hardware) without a fault or a hang.

@@ -35,7 +35,7 @@ pub struct BenchArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Instead: the on-device costs of the MAML sinusoid adaptation on both emulated boards
+    /// Instead: the on-device costs of the MAML sinusoid adaptation on every emulated board
     /// (instructions, flash, RAM), as a Markdown table.
     #[arg(long)]
     pub device: bool,

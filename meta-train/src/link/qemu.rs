@@ -14,28 +14,31 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use shared::board::{Board, LM3S6965EVB, MPS2_AN386};
+use shared::board::{Board, LM3S6965EVB, MPS2_AN386, MPS2_AN505};
 use shared::link::{Request, Response};
 
 use super::client::{Link, Port};
 
-/// The emulated boards, as `--on` names them (`qemu-an386`, `qemu-lm3s6965`).
+/// The emulated boards, as `--on` names them (`qemu-an386`, `qemu-an505`, `qemu-lm3s6965`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emulated {
     /// Arm MPS2-AN386, Cortex-M4F.
     An386,
+    /// Arm MPS2-AN505, Cortex-M33 with FPU.
+    An505,
     /// TI LM3S6965EVB, Cortex-M3, 64 KiB RAM.
     Lm3s6965,
 }
 
 impl Emulated {
-    /// Both boards.
-    pub const ALL: [Emulated; 2] = [Emulated::An386, Emulated::Lm3s6965];
+    /// Every emulated board.
+    pub const ALL: [Emulated; 3] = [Emulated::An386, Emulated::An505, Emulated::Lm3s6965];
 
     /// The name `--on` takes.
     pub fn name(self) -> &'static str {
         match self {
             Emulated::An386 => "qemu-an386",
+            Emulated::An505 => "qemu-an505",
             Emulated::Lm3s6965 => "qemu-lm3s6965",
         }
     }
@@ -55,6 +58,7 @@ impl Emulated {
     pub fn board(self) -> &'static Board {
         match self {
             Emulated::An386 => &MPS2_AN386,
+            Emulated::An505 => &MPS2_AN505,
             Emulated::Lm3s6965 => &LM3S6965EVB,
         }
     }

@@ -21,7 +21,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The board's firmware ELF, built once per test process.
 pub fn firmware(on: Emulated) -> &'static Path {
-    static ELF: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    static ELF: [OnceLock<PathBuf>; Emulated::ALL.len()] =
+        [const { OnceLock::new() }; Emulated::ALL.len()];
     let i = Emulated::ALL
         .iter()
         .position(|&b| b == on)

@@ -1,0 +1,35 @@
+//! tinyadapt firmware for the mps2-an505 board (Arm MPS2 AN505, Cortex-M33, under QEMU): serves the
+//! model named at build time (`TINYADAPT_FIRMWARE`, default the sinusoid adapter) on UART0;
+//! `TINYADAPT_BOARD=FILE.toml` builds it for a board described in that file instead.
+#![no_std]
+#![no_main]
+
+#[cfg(feature = "semihosting")]
+use qemu_rt as _;
+#[cfg(feature = "rtt")]
+use {defmt_rtt as _, panic_probe as _};
+
+mod board {
+    include!(concat!(env!("OUT_DIR"), "/board.rs"));
+}
+mod model {
+    include!(concat!(env!("OUT_DIR"), "/model.rs"));
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let cp = cortex_m::Peripherals::take().expect("taken once, here");
+    let uart = app::uart::Cmsdk::new(0x5020_0000);
+    app::run(
+        uart,
+        &board::BOARD,
+        model::FIRMWARE,
+        model::server(),
+        cp.SYST,
+    )
+}
+
+#[cortex_m_rt::exception]
+fn SysTick() {
+    app::clock::tick();
+}
