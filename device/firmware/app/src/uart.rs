@@ -1,6 +1,7 @@
-//! Polled UART drivers for the emulated boards' serial ports, behind the [`embedded_io`]
-//! traits a HAL's UART implements too. Reads block until a byte arrives; writes until the
-//! transmitter takes it. Neither fails.
+//! Serial ports for [`crate::run`]: polled UART drivers for the emulated boards, behind the
+//! [`embedded_io`] traits a HAL's UART implements too (reads block until a byte arrives;
+//! writes until the transmitter takes it; neither fails), and [`Duplex`], which joins the
+//! receive and transmit halves a HAL splits its UART into.
 
 use core::convert::Infallible;
 
@@ -84,6 +85,41 @@ impl Polled for Stellaris {
     fn put(&mut self, byte: u8) {
         while read(self.base + Self::FR) & Self::TXFF != 0 {}
         write(self.base + Self::DR, u32::from(byte));
+    }
+}
+
+/// One serial port made of a HAL's receive half `rx` and transmit half `tx` (nrf-hal's
+/// `UarteRx`/`UarteTx`, rp2040-hal's `Reader`/`Writer`, esp-hal's `UartRx`/`UartTx`), for
+/// [`crate::run`], which reads requests and writes responses on one port.
+///
+/// ```ignore
+/// let (tx, rx) = uarte.split(tx_buf, rx_buf)?;
+/// app::run(app::uart::Duplex { rx, tx }, &board::BOARD, model::FIRMWARE, model::server(), cp.SYST)
+/// ```
+pub struct Duplex<R, W> {
+    /// The receive half.
+    pub rx: R,
+    /// The transmit half.
+    pub tx: W,
+}
+
+impl<R: ErrorType, W: ErrorType<Error = R::Error>> ErrorType for Duplex<R, W> {
+    type Error = R::Error;
+}
+
+impl<R: Read, W: Write<Error = R::Error>> Read for Duplex<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, R::Error> {
+        self.rx.read(buf)
+    }
+}
+
+impl<R: Read, W: Write<Error = R::Error>> Write for Duplex<R, W> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, R::Error> {
+        self.tx.write(buf)
+    }
+
+    fn flush(&mut self) -> Result<(), R::Error> {
+        self.tx.flush()
     }
 }
 
