@@ -170,6 +170,33 @@ pub const NRF52840_DK: Board = Board {
     probe_rs_chip: Some("nRF52840_xxAA"),
 };
 
+/// Raspberry Pi Pico: RP2040, dual Cortex-M0+ (one used) without an FPU, 2 MiB of QSPI flash
+/// at `0x1000_0000` (its first 256 B are the second-stage bootloader, so the firmware starts
+/// after it), 264 KiB of RAM (the 256 KiB striped banks are used). The `w*` region is the last
+/// 128 KiB of flash.
+pub const RPI_PICO: Board = Board {
+    name: "rpi-pico",
+    description: "Raspberry Pi Pico, RP2040 Cortex-M0+ (no FPU), 2 MiB flash, 264 KiB RAM",
+    target: "thumbv6m-none-eabi",
+    code: Region {
+        origin: 0x1000_0100,
+        length: 0x001D_FF00,
+    },
+    ram: Region {
+        origin: 0x2000_0000,
+        length: 0x0004_0000,
+    },
+    wstar: Region {
+        origin: 0x101E_0000,
+        length: 0x0002_0000,
+    },
+    core_clock_hz: 125_000_000,
+    qemu_machine: None,
+    qemu_cpu: None,
+    qemu_icount_shift: 0,
+    probe_rs_chip: Some("RP2040"),
+};
+
 /// Why a board description cannot hold a firmware and its `w*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -242,7 +269,13 @@ impl Board {
 }
 
 /// Every board, emulated first.
-pub const BOARDS: [&Board; 4] = [&MPS2_AN386, &MPS2_AN505, &LM3S6965EVB, &NRF52840_DK];
+pub const BOARDS: [&Board; 5] = [
+    &MPS2_AN386,
+    &MPS2_AN505,
+    &LM3S6965EVB,
+    &NRF52840_DK,
+    &RPI_PICO,
+];
 
 /// The board called `name`.
 pub fn by_name(name: &str) -> Option<&'static Board> {

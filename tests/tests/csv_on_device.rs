@@ -335,37 +335,43 @@ fn a_board_described_in_a_file_gets_its_firmware_and_serves_a_csv_model_bit_for_
 }
 
 #[test]
-fn the_firmware_command_builds_a_csv_model_for_the_nrf52840_dk_on_its_hal() {
-    // A real board's package (nrf52840-hal, UARTE on the J-Link's VCOM, RTT logs): it cannot
-    // run here, but the firmware for the user's blob must build and fit the chip.
+fn the_firmware_command_builds_a_csv_model_for_real_boards_on_their_hals() {
+    // Real boards' packages (the nRF52840 DK on nrf52840-hal, the Pico's Cortex-M0+ on
+    // rp2040-hal; RTT logs): they cannot run here, but the firmware for the user's blob must
+    // build and fit the chip.
     let dir = tempfile::tempdir().unwrap();
     let f = &FAMILIES[0];
     let (_, blob) = train(f, dir.path());
-    let out = run(meta_train()
-        .arg("firmware")
-        .arg(&blob)
-        .args(["--board", "nrf52840-dk"]));
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("firmware mlp-2-40-40-3-k10 for the Nordic nRF52840 DK"),
-        "{text}"
-    );
-    let bytes = |what: &str| -> (u64, u64) {
-        let line = text.lines().find(|l| l.contains(what)).expect(what);
-        let after = &line[line.find(what).unwrap() + what.len()..];
-        let mut n = after
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<u64>().unwrap());
-        (n.next().unwrap(), n.next().unwrap())
-    };
-    let (code, flash) = bytes("code flash ");
-    let (ram, board_ram) = bytes("static RAM ");
-    assert!(code > 20_000 && code < flash, "{text}");
-    assert!(ram > 10_000 && ram < board_ram, "{text}");
-    assert!(
-        text.contains("probe-rs download --chip nRF52840_xxAA"),
-        "{text}"
-    );
+    for (board, description, chip) in [
+        ("nrf52840-dk", "the Nordic nRF52840 DK", "nRF52840_xxAA"),
+        ("rpi-pico", "the Raspberry Pi Pico", "RP2040"),
+    ] {
+        let out = run(meta_train()
+            .arg("firmware")
+            .arg(&blob)
+            .args(["--board", board]));
+        assert!(out.status.success(), "{board}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("firmware mlp-2-40-40-3-k10 for {description}")),
+            "{text}"
+        );
+        let bytes = |what: &str| -> (u64, u64) {
+            let line = text.lines().find(|l| l.contains(what)).expect(what);
+            let after = &line[line.find(what).unwrap() + what.len()..];
+            let mut n = after
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<u64>().unwrap());
+            (n.next().unwrap(), n.next().unwrap())
+        };
+        let (code, flash) = bytes("code flash ");
+        let (ram, board_ram) = bytes("static RAM ");
+        assert!(code > 20_000 && code < flash, "{text}");
+        assert!(ram > 10_000 && ram < board_ram, "{text}");
+        assert!(
+            text.contains(&format!("probe-rs download --chip {chip}")),
+            "{text}"
+        );
+    }
 }

@@ -68,5 +68,11 @@ fn elapsed() -> u64 {
 /// }
 /// ```
 pub fn tick() {
-    WRAPS.fetch_add(1, Ordering::AcqRel);
+    // A load and a store rather than `fetch_add`, which ARMv6-M (Cortex-M0/M0+) lacks: the
+    // exception cannot be preempted by the thread-mode code that resets the count, so nothing
+    // writes in between.
+    WRAPS.store(
+        WRAPS.load(Ordering::Acquire).wrapping_add(1),
+        Ordering::Release,
+    );
 }
