@@ -10,18 +10,17 @@
 //! embassy or panic-probe. The board package (a `main.rs` of a few lines) picks the panic
 //! handler and the `defmt` transport, hands in its serial port (anything with the
 //! [`embedded_io`] traits: a HAL's UART, or the polled drivers in [`uart`]) and its SysTick,
-//! and forwards the SysTick exception to [`clock::tick`]:
+//! and forwards the SysTick exception to [`clock::tick`] ([`board_package!`] writes that
+//! handler and the modules its build script generates):
 //!
 //! ```ignore
+//! app::board_package!();
+//!
 //! #[cortex_m_rt::entry]
 //! fn main() -> ! {
 //!     let cp = cortex_m::Peripherals::take().unwrap();
 //!     let uart = app::uart::Cmsdk::new(0x4000_4000);
-//!     app::run(uart, &BOARD, model::FIRMWARE, model::server(), cp.SYST)
-//! }
-//! #[cortex_m_rt::exception]
-//! fn SysTick() {
-//!     app::clock::tick();
+//!     app::run(uart, &board::BOARD, model::FIRMWARE, model::server(), cp.SYST)
 //! }
 //! ```
 //!
@@ -32,6 +31,40 @@
 pub mod clock;
 pub mod stack;
 pub mod uart;
+
+/// What every board package's `main.rs` takes from its build script, and its SysTick
+/// handler: the `board` module (`board::BOARD`, which `build_support::generate` writes from
+/// the board's description), the `model` module (`model::FIRMWARE` and `model::server()`, the
+/// served model's types and its `.bss` cell, from `TINYADAPT_FIRMWARE`), and the SysTick
+/// exception forwarded to [`clock::tick`]. A package that keeps SysTick for itself writes
+/// these out instead and calls [`clock::tick`] from its own handler.
+///
+/// ```ignore
+/// app::board_package!();
+///
+/// #[cortex_m_rt::entry]
+/// fn main() -> ! {
+///     let cp = cortex_m::Peripherals::take().expect("taken once, here");
+///     app::run(my_uart, &board::BOARD, model::FIRMWARE, model::server(), cp.SYST)
+/// }
+/// ```
+#[macro_export]
+macro_rules! board_package {
+    () => {
+        /// The board this firmware is built for (`build_support::generate`).
+        mod board {
+            include!(concat!(env!("OUT_DIR"), "/board.rs"));
+        }
+        /// The served model: its types, its name and its server (`TINYADAPT_FIRMWARE`).
+        mod model {
+            include!(concat!(env!("OUT_DIR"), "/model.rs"));
+        }
+        #[cortex_m_rt::exception]
+        fn SysTick() {
+            $crate::clock::tick();
+        }
+    };
+}
 
 use cortex_m::peripheral::SYST;
 use device::server::{LinkServer, Platform, Served};

@@ -9,12 +9,7 @@ use qemu_rt as _;
 #[cfg(feature = "rtt")]
 use {defmt_rtt as _, panic_probe as _};
 
-mod board {
-    include!(concat!(env!("OUT_DIR"), "/board.rs"));
-}
-mod model {
-    include!(concat!(env!("OUT_DIR"), "/model.rs"));
-}
+app::board_package!();
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
@@ -27,9 +22,4 @@ fn main() -> ! {
         model::server(),
         cp.SYST,
     )
-}
-
-#[cortex_m_rt::exception]
-fn SysTick() {
-    app::clock::tick();
 }

@@ -12,12 +12,7 @@ use nrf52840_hal::uarte::{Baudrate, Parity, Pins, Uarte};
 use panic_probe as _;
 use static_cell::StaticCell;
 
-mod board {
-    include!(concat!(env!("OUT_DIR"), "/board.rs"));
-}
-mod model {
-    include!(concat!(env!("OUT_DIR"), "/model.rs"));
-}
+app::board_package!();
 
 /// EasyDMA reads what it sends from RAM: responses leave through this buffer.
 static TX_BUF: StaticCell<[u8; 64]> = StaticCell::new();
@@ -46,9 +41,4 @@ fn main() -> ! {
         model::server(),
         cp.SYST,
     )
-}
-
-#[cortex_m_rt::exception]
-fn SysTick() {
-    app::clock::tick();
 }

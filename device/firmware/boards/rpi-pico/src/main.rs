@@ -14,12 +14,7 @@ use rp2040_hal::pac;
 use rp2040_hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
 use rp2040_hal::{Sio, Watchdog};
 
-mod board {
-    include!(concat!(env!("OUT_DIR"), "/board.rs"));
-}
-mod model {
-    include!(concat!(env!("OUT_DIR"), "/model.rs"));
-}
+app::board_package!();
 
 /// The second-stage bootloader for the Pico's W25Q080 flash, placed by `boot2.x`.
 #[link_section = ".boot2"]
@@ -64,9 +59,4 @@ fn main() -> ! {
         model::server(),
         cp.SYST,
     )
-}
-
-#[cortex_m_rt::exception]
-fn SysTick() {
-    app::clock::tick();
 }
