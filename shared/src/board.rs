@@ -197,6 +197,36 @@ pub const RPI_PICO: Board = Board {
     probe_rs_chip: Some("RP2040"),
 };
 
+/// An STM32F405 (Cortex-M4F, 1 MiB flash, 128 KiB SRAM and 64 KiB CCM RAM): the Netduino
+/// Plus 2, emulated by QEMU's `netduinoplus2` machine, running the `stm32f4xx-hal` firmware.
+/// The firmware takes flash sectors 0–7 (512 KiB), `w*` sectors 8–11 (two slots of two
+/// 128 KiB sectors each, erasable apart); RAM is SRAM1 and SRAM2. QEMU clocks the core at
+/// 168 MHz whatever the RCC is told (it models no RCC), the firmware's PLL setting on the
+/// real chip.
+pub const NETDUINOPLUS2: Board = Board {
+    name: "netduinoplus2",
+    description: "Netduino Plus 2, STM32F405RG Cortex-M4F, 1 MiB flash, 192 KiB RAM",
+    target: "thumbv7em-none-eabihf",
+    code: Region {
+        origin: 0x0800_0000,
+        length: 0x0008_0000,
+    },
+    ram: Region {
+        origin: 0x2000_0000,
+        length: 0x0002_0000,
+    },
+    wstar: Region {
+        origin: 0x0808_0000,
+        length: 0x0008_0000,
+    },
+    core_clock_hz: 168_000_000,
+    qemu_machine: Some("netduinoplus2"),
+    qemu_cpu: Some("cortex-m4"),
+    // 5.95 ns ticks, 8 ns instructions.
+    qemu_icount_shift: 3,
+    probe_rs_chip: Some("STM32F405RGTx"),
+};
+
 /// Why a board description cannot hold a firmware and its `w*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -269,10 +299,11 @@ impl Board {
 }
 
 /// Every board, emulated first.
-pub const BOARDS: [&Board; 5] = [
+pub const BOARDS: [&Board; 6] = [
     &MPS2_AN386,
     &MPS2_AN505,
     &LM3S6965EVB,
+    &NETDUINOPLUS2,
     &NRF52840_DK,
     &RPI_PICO,
 ];

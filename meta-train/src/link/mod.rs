@@ -32,7 +32,7 @@ pub enum On {
 }
 
 impl On {
-    /// Parses `--on`: `qemu-an386`, `qemu-lm3s6965`, a board file (`FILE.toml`, emulated), or
+    /// Parses `--on`: `qemu-an386`, `qemu-netduinoplus2`, …, a board file (`FILE.toml`, emulated), or
     /// a serial port (a path, or `COMn`).
     ///
     /// ```

@@ -14,12 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use shared::board::{Board, LM3S6965EVB, MPS2_AN386, MPS2_AN505};
+use shared::board::{Board, LM3S6965EVB, MPS2_AN386, MPS2_AN505, NETDUINOPLUS2};
 use shared::link::{Request, Response};
 
 use super::client::{Link, Port};
 
-/// The emulated boards, as `--on` names them (`qemu-an386`, `qemu-an505`, `qemu-lm3s6965`).
+/// The emulated boards, as `--on` names them (`qemu-an386`, `qemu-an505`, `qemu-lm3s6965`,
+/// `qemu-netduinoplus2`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emulated {
     /// Arm MPS2-AN386, Cortex-M4F.
@@ -28,11 +29,18 @@ pub enum Emulated {
     An505,
     /// TI LM3S6965EVB, Cortex-M3, 64 KiB RAM.
     Lm3s6965,
+    /// Netduino Plus 2, STM32F405 Cortex-M4F, its firmware on `stm32f4xx-hal`.
+    Netduinoplus2,
 }
 
 impl Emulated {
     /// Every emulated board.
-    pub const ALL: [Emulated; 3] = [Emulated::An386, Emulated::An505, Emulated::Lm3s6965];
+    pub const ALL: [Emulated; 4] = [
+        Emulated::An386,
+        Emulated::An505,
+        Emulated::Lm3s6965,
+        Emulated::Netduinoplus2,
+    ];
 
     /// The name `--on` takes.
     pub fn name(self) -> &'static str {
@@ -40,6 +48,7 @@ impl Emulated {
             Emulated::An386 => "qemu-an386",
             Emulated::An505 => "qemu-an505",
             Emulated::Lm3s6965 => "qemu-lm3s6965",
+            Emulated::Netduinoplus2 => "qemu-netduinoplus2",
         }
     }
 
@@ -60,6 +69,7 @@ impl Emulated {
             Emulated::An386 => &MPS2_AN386,
             Emulated::An505 => &MPS2_AN505,
             Emulated::Lm3s6965 => &LM3S6965EVB,
+            Emulated::Netduinoplus2 => &NETDUINOPLUS2,
         }
     }
 }
@@ -156,6 +166,26 @@ impl Process {
     /// Whether QEMU has exited, and how (a fault or panic exits with code 1).
     pub fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
         Ok(self.child.try_wait()?)
+    }
+
+    /// Waits for the firmware's first log byte, or 5 s for a firmware that logs elsewhere.
+    /// The firmware logs only once its board package has set the UART up, and some UARTs
+    /// drop what arrives before (the STM32's, like the chip's): a request sent earlier would
+    /// arrive cut.
+    fn wait_until_serving(&mut self) -> Result<()> {
+        let start = Instant::now();
+        while self.log.lock().expect("log lock").is_empty()
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            if let Some(status) = self.exited()? {
+                bail!(
+                    "the firmware ended before it served ({status}){}",
+                    self.diagnose()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// The firmware's `defmt` log so far, decoded, one line per message.
@@ -302,6 +332,7 @@ impl Qemu {
                 Err(e) => return Err(e).context("QEMU's UART socket never came up"),
             }
         };
+        process.wait_until_serving()?;
         Ok(Self {
             link: Link::new(QemuPort { stream, process }),
             gdb,
@@ -317,6 +348,7 @@ impl Qemu {
         let start = Instant::now();
         loop {
             if pty.exists() {
+                process.wait_until_serving()?;
                 return Ok((process, pty));
             }
             if let Some(status) = process.exited()? {

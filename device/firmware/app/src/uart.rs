@@ -1,7 +1,8 @@
 //! Serial ports for [`crate::run`]: polled UART drivers for the emulated boards, behind the
 //! [`embedded_io`] traits a HAL's UART implements too (reads block until a byte arrives;
-//! writes until the transmitter takes it; neither fails), and [`Duplex`], which joins the
-//! receive and transmit halves a HAL splits its UART into.
+//! writes until the transmitter takes it; neither fails), [`Duplex`], which joins the
+//! receive and transmit halves a HAL splits its UART into, and [`Blocking`], for a HAL whose
+//! receiver only polls.
 
 use core::convert::Infallible;
 
@@ -120,6 +121,39 @@ impl<R: Read, W: Write<Error = R::Error>> Write for Duplex<R, W> {
 
     fn flush(&mut self) -> Result<(), R::Error> {
         self.tx.flush()
+    }
+}
+
+/// A HAL's receive half that offers only the non-blocking `embedded-hal-nb` read
+/// (stm32f4xx-hal's `Rx`), as the blocking [`embedded_io::Read`] [`crate::run`] takes: a read
+/// waits for the next byte and returns it alone. A receive error (overrun, framing, noise)
+/// is returned, and `run` logs it and reads on.
+///
+/// ```ignore
+/// let (tx, rx) = usart1.serial((pa9, pa10), 115_200.bps(), &mut rcc)?.split();
+/// app::run(app::uart::Duplex { rx: app::uart::Blocking(rx), tx }, &board::BOARD, model::FIRMWARE, model::server(), cp.SYST)
+/// ```
+pub struct Blocking<R>(pub R);
+
+impl<R: embedded_hal_nb::serial::ErrorType> ErrorType for Blocking<R>
+where
+    R::Error: embedded_io::Error,
+{
+    type Error = R::Error;
+}
+
+impl<R: embedded_hal_nb::serial::Read<u8>> Read for Blocking<R>
+where
+    R::Error: embedded_io::Error,
+{
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, R::Error> {
+        match buf.first_mut() {
+            Some(b) => {
+                *b = nb::block!(self.0.read())?;
+                Ok(1)
+            }
+            None => Ok(0),
+        }
     }
 }
 
