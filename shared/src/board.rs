@@ -61,6 +61,9 @@ pub struct Board {
     /// than a clock tick, so a measured tick count `t` gives the exact instruction count
     /// `round(t · tick_ns / 2^N)`.
     pub qemu_icount_shift: u8,
+    /// More `qemu-system-arm` arguments the board needs (e.g. `-global
+    /// nrf51-soc.sram-size=32768` for a chip variant the machine does not model by default).
+    pub qemu_options: &'static [&'static str],
     /// `probe-rs --chip` name, for real boards.
     pub probe_rs_chip: Option<&'static str>,
 }
@@ -87,6 +90,7 @@ pub const MPS2_AN386: Board = Board {
     qemu_cpu: Some("cortex-m4"),
     // 40 ns ticks, 64 ns instructions.
     qemu_icount_shift: 6,
+    qemu_options: &[],
     probe_rs_chip: None,
 };
 
@@ -116,6 +120,7 @@ pub const MPS2_AN505: Board = Board {
     qemu_cpu: Some("cortex-m33"),
     // 50 ns ticks, 64 ns instructions.
     qemu_icount_shift: 6,
+    qemu_options: &[],
     probe_rs_chip: None,
 };
 
@@ -142,6 +147,7 @@ pub const LM3S6965EVB: Board = Board {
     qemu_cpu: Some("cortex-m3"),
     // 80 ns ticks, 128 ns instructions.
     qemu_icount_shift: 7,
+    qemu_options: &[],
     probe_rs_chip: None,
 };
 
@@ -167,6 +173,7 @@ pub const NRF52840_DK: Board = Board {
     qemu_machine: None,
     qemu_cpu: None,
     qemu_icount_shift: 0,
+    qemu_options: &[],
     probe_rs_chip: Some("nRF52840_xxAA"),
 };
 
@@ -194,6 +201,7 @@ pub const RPI_PICO: Board = Board {
     qemu_machine: None,
     qemu_cpu: None,
     qemu_icount_shift: 0,
+    qemu_options: &[],
     probe_rs_chip: Some("RP2040"),
 };
 
@@ -224,7 +232,38 @@ pub const NETDUINOPLUS2: Board = Board {
     qemu_cpu: Some("cortex-m4"),
     // 5.95 ns ticks, 8 ns instructions.
     qemu_icount_shift: 3,
+    qemu_options: &[],
     probe_rs_chip: Some("STM32F405RGTx"),
+};
+
+/// An nRF51822-xxAC (Cortex-M0, `thumbv6m-none-eabi`, no FPU, 256 KiB flash, 32 KiB RAM),
+/// emulated by QEMU's `microbit` machine with its SRAM set to the xxAC's 32 KiB (the BBC
+/// micro:bit's own xxAA has 16 KiB, too little for the sinusoid adapter's 21 KiB). Code in the
+/// first 192 KiB of flash, `w*` in the last 64 KiB (two slots of 32 pages); UART0 at
+/// `0x4000_2000`.
+pub const NRF51822_XXAC: Board = Board {
+    name: "nrf51822-xxac",
+    description: "nRF51822-xxAC, Cortex-M0 (no FPU), 256 KiB flash, 32 KiB RAM",
+    target: "thumbv6m-none-eabi",
+    code: Region {
+        origin: 0x0000_0000,
+        length: 0x0003_0000,
+    },
+    ram: Region {
+        origin: 0x2000_0000,
+        length: 0x0000_8000,
+    },
+    wstar: Region {
+        origin: 0x0003_0000,
+        length: 0x0001_0000,
+    },
+    core_clock_hz: 16_000_000,
+    qemu_machine: Some("microbit"),
+    qemu_cpu: Some("cortex-m0"),
+    // 62.5 ns ticks, 64 ns instructions.
+    qemu_icount_shift: 6,
+    qemu_options: &["-global", "nrf51-soc.sram-size=32768"],
+    probe_rs_chip: Some("nRF51822_xxAC"),
 };
 
 /// Why a board description cannot hold a firmware and its `w*`.
@@ -299,11 +338,12 @@ impl Board {
 }
 
 /// Every board, emulated first.
-pub const BOARDS: [&Board; 6] = [
+pub const BOARDS: [&Board; 7] = [
     &MPS2_AN386,
     &MPS2_AN505,
     &LM3S6965EVB,
     &NETDUINOPLUS2,
+    &NRF51822_XXAC,
     &NRF52840_DK,
     &RPI_PICO,
 ];
@@ -339,7 +379,8 @@ impl Board {
              name: {name:?},\n    description: {description:?},\n    target: {target:?},\n    \
              code: {code},\n    ram: {ram},\n    wstar: {wstar},\n    \
              core_clock_hz: {clock},\n    qemu_machine: {machine},\n    qemu_cpu: {cpu},\n    \
-             qemu_icount_shift: {shift},\n    probe_rs_chip: {chip},\n}};\n",
+             qemu_icount_shift: {shift},\n    qemu_options: &{options:?},\n    \
+             probe_rs_chip: {chip},\n}};\n",
             name = self.name,
             description = self.description,
             target = self.target,
@@ -350,6 +391,7 @@ impl Board {
             machine = opt(self.qemu_machine),
             cpu = opt(self.qemu_cpu),
             shift = self.qemu_icount_shift,
+            options = self.qemu_options,
             chip = opt(self.probe_rs_chip),
         )
     }

@@ -14,6 +14,7 @@
 //! ram = { origin = 0x2000_0000, length = 0x4_0000 }
 //! wstar = { origin = 0x8_0000, length = 0x8_0000 }
 //! qemu = { machine = "mps2-an386", cpu = "cortex-m4", icount_shift = 6 }   # emulated only
+//! # and, where the machine needs them, more QEMU arguments: options = ["-global", "…"]
 //! probe_rs = { chip = "nRF52840_xxAA" }                                     # hardware only
 //! ```
 //!
@@ -71,6 +72,8 @@ struct QemuText {
     machine: String,
     cpu: String,
     icount_shift: u8,
+    #[serde(default)]
+    options: alloc::vec::Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,9 +112,14 @@ impl BoardFile {
             origin: r.origin,
             length: r.length,
         };
-        let (machine, cpu, shift) = match t.qemu {
-            Some(q) => (Some(leak(q.machine)), Some(leak(q.cpu)), q.icount_shift),
-            None => (None, None, 0),
+        let (machine, cpu, shift, options): (_, _, _, &'static [&'static str]) = match t.qemu {
+            Some(q) => (
+                Some(leak(q.machine)),
+                Some(leak(q.cpu)),
+                q.icount_shift,
+                Box::leak(q.options.into_iter().map(leak).collect()),
+            ),
+            None => (None, None, 0, &[]),
         };
         let board = Board {
             name: leak(t.name),
@@ -124,6 +132,7 @@ impl BoardFile {
             qemu_machine: machine,
             qemu_cpu: cpu,
             qemu_icount_shift: shift,
+            qemu_options: options,
             probe_rs_chip: t.probe_rs.map(|p| leak(p.chip)),
         };
         board

@@ -14,13 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use shared::board::{Board, LM3S6965EVB, MPS2_AN386, MPS2_AN505, NETDUINOPLUS2};
+use shared::board::{Board, LM3S6965EVB, MPS2_AN386, MPS2_AN505, NETDUINOPLUS2, NRF51822_XXAC};
 use shared::link::{Request, Response};
 
 use super::client::{Link, Port};
 
 /// The emulated boards, as `--on` names them (`qemu-an386`, `qemu-an505`, `qemu-lm3s6965`,
-/// `qemu-netduinoplus2`).
+/// `qemu-netduinoplus2`, `qemu-nrf51`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emulated {
     /// Arm MPS2-AN386, Cortex-M4F.
@@ -31,15 +31,18 @@ pub enum Emulated {
     Lm3s6965,
     /// Netduino Plus 2, STM32F405 Cortex-M4F, its firmware on `stm32f4xx-hal`.
     Netduinoplus2,
+    /// nRF51822-xxAC, Cortex-M0 without an FPU, on QEMU's `microbit` machine.
+    Nrf51,
 }
 
 impl Emulated {
     /// Every emulated board.
-    pub const ALL: [Emulated; 4] = [
+    pub const ALL: [Emulated; 5] = [
         Emulated::An386,
         Emulated::An505,
         Emulated::Lm3s6965,
         Emulated::Netduinoplus2,
+        Emulated::Nrf51,
     ];
 
     /// The name `--on` takes.
@@ -49,6 +52,7 @@ impl Emulated {
             Emulated::An505 => "qemu-an505",
             Emulated::Lm3s6965 => "qemu-lm3s6965",
             Emulated::Netduinoplus2 => "qemu-netduinoplus2",
+            Emulated::Nrf51 => "qemu-nrf51",
         }
     }
 
@@ -70,6 +74,7 @@ impl Emulated {
             Emulated::An505 => &MPS2_AN505,
             Emulated::Lm3s6965 => &LM3S6965EVB,
             Emulated::Netduinoplus2 => &NETDUINOPLUS2,
+            Emulated::Nrf51 => &NRF51822_XXAC,
         }
     }
 }
@@ -480,6 +485,7 @@ fn start(
         // The debugger port: what a probe is on hardware; tests write flash through it.
         .arg("-gdb")
         .arg(format!("unix:{},server=on,wait=off", gdb.display()))
+        .args(board.qemu_options)
         .arg("-kernel")
         .arg(elf);
     let slots = match flash {

@@ -89,6 +89,52 @@ impl Polled for Stellaris {
     }
 }
 
+/// Nordic nRF51 UART (not UARTE: no EasyDMA), polled on its RXDRDY and TXDRDY events.
+pub struct Nrf51 {
+    base: usize,
+}
+
+impl Nrf51 {
+    const STARTRX: usize = 0x000;
+    const STARTTX: usize = 0x008;
+    const RXDRDY: usize = 0x108;
+    const TXDRDY: usize = 0x11C;
+    const ENABLE: usize = 0x500;
+    const PSELTXD: usize = 0x50C;
+    const PSELRXD: usize = 0x514;
+    const RXD: usize = 0x518;
+    const TXD: usize = 0x51C;
+    const BAUDRATE: usize = 0x524;
+    const BAUD_115200: u32 = 0x01D7_E000;
+
+    /// Routes the UART at `base` to pins `tx` and `rx` of port 0, sets 115200 8N1 and starts
+    /// its receiver and transmitter.
+    pub fn new(base: usize, tx: u32, rx: u32) -> Self {
+        write(base + Self::PSELTXD, tx);
+        write(base + Self::PSELRXD, rx);
+        write(base + Self::BAUDRATE, Self::BAUD_115200);
+        write(base + Self::ENABLE, 4);
+        write(base + Self::STARTRX, 1);
+        write(base + Self::STARTTX, 1);
+        Self { base }
+    }
+}
+
+impl Polled for Nrf51 {
+    fn get(&mut self) -> u8 {
+        while read(self.base + Self::RXDRDY) == 0 {}
+        // Clear the event before reading RXD: a byte that lands after the read raises it anew.
+        write(self.base + Self::RXDRDY, 0);
+        read(self.base + Self::RXD) as u8
+    }
+
+    fn put(&mut self, byte: u8) {
+        write(self.base + Self::TXD, u32::from(byte));
+        while read(self.base + Self::TXDRDY) == 0 {}
+        write(self.base + Self::TXDRDY, 0);
+    }
+}
+
 /// One serial port made of a HAL's receive half `rx` and transmit half `tx` (nrf-hal's
 /// `UarteRx`/`UarteTx`, rp2040-hal's `Reader`/`Writer`, esp-hal's `UartRx`/`UartTx`), for
 /// [`crate::run`], which reads requests and writes responses on one port.
@@ -197,4 +243,4 @@ macro_rules! embedded_io_for {
     )*};
 }
 
-embedded_io_for!(Cmsdk, Stellaris);
+embedded_io_for!(Cmsdk, Stellaris, Nrf51);
