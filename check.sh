@@ -1,33 +1,40 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, lints, all tests (the firmware under QEMU included),
 # and the no_std builds for the Cortex-M targets. Sets itself up on a fresh machine: adds the
-# thumb targets to the preinstalled stable toolchain (never updates it) and installs
-# qemu-system-arm with apt-get when it is missing.
+# thumb and RISC-V targets to the preinstalled stable toolchain (never updates it) and
+# installs qemu-system-arm and qemu-system-misc (riscv32) with apt-get when they are missing.
 set -euo pipefail
 export RUSTUP_AUTO_INSTALL=0
 cd "$(dirname "$0")"
 
 THUMB_TARGETS=(thumbv7em-none-eabihf thumbv8m.main-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi)
+RISCV_TARGETS=(riscv32imac-unknown-none-elf)
+TARGETS=("${THUMB_TARGETS[@]}" "${RISCV_TARGETS[@]}")
 
 step() { printf '\n== %s\n' "$*"; }
 
 step "toolchain: $(rustc --version)"
 installed=$(rustup target list --installed)
-for t in "${THUMB_TARGETS[@]}"; do
+for t in "${TARGETS[@]}"; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
 
-if ! command -v qemu-system-arm >/dev/null; then
-    step "installing qemu-system-arm (the firmware tests run under it)"
+# The firmware tests run under QEMU: qemu-system-arm for the Cortex-M boards, Debian's
+# qemu-system-misc for qemu-system-riscv32.
+missing=()
+command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+command -v qemu-system-riscv32 >/dev/null || missing+=(qemu-system-misc)
+if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]} (the firmware tests run under QEMU)"
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq qemu-system-arm; }; then
-        echo "qemu-system-arm is missing and could not be installed:" >&2
-        echo "  sudo apt-get install -y qemu-system-arm" >&2
+    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"; }; then
+        echo "${missing[*]} missing and could not be installed:" >&2
+        echo "  sudo apt-get install -y ${missing[*]}" >&2
         exit 1
     fi
 fi
-step "$(qemu-system-arm --version | head -1)"
+step "$(qemu-system-arm --version | head -1); $(qemu-system-riscv32 --version | head -1)"
 
 step "cargo fmt --check (host workspace and firmware)"
 cargo fmt --all -- --check
@@ -52,8 +59,8 @@ for example in device/firmware/examples/*/; do
     (cd "$example" && cargo clippy --release --bins -- -D warnings)
 done
 
-step "no_std builds of shared and device for ${THUMB_TARGETS[*]}"
-for t in "${THUMB_TARGETS[@]}"; do
+step "no_std builds of shared and device for ${TARGETS[*]}"
+for t in "${TARGETS[@]}"; do
     cargo build --release -p tinyadapt-shared -p tinyadapt-device --target "$t"
     cargo build --release -p tinyadapt-device --features defmt --target "$t"
 done

@@ -266,6 +266,37 @@ pub const NRF51822_XXAC: Board = Board {
     probe_rs_chip: Some("nRF51822_xxAC"),
 };
 
+/// A RISC-V RV32IMAC core without an FPU (`riscv32imac-unknown-none-elf`, the class of the
+/// SiFive E31, GD32VF103 and ESP32-C3's RV32IMC) on QEMU's `virt` machine: QEMU's `sifive_e`
+/// has 16 KiB of RAM, too little for the sinusoid adapter. Code, RAM and `w*` are three parts
+/// of the machine's DRAM (QEMU's loader writes the `w*` there as it would flash); the NS16550A
+/// UART is at `0x1000_0000`. The clock is the cycle counter, which under QEMU's `-icount`
+/// counts nanoseconds of virtual time.
+pub const RISCV32_VIRT: Board = Board {
+    name: "riscv32-virt",
+    description: "RISC-V RV32IMAC (no FPU) on QEMU's virt machine",
+    target: "riscv32imac-unknown-none-elf",
+    code: Region {
+        origin: 0x8000_0000,
+        length: 0x0010_0000,
+    },
+    ram: Region {
+        origin: 0x8010_0000,
+        length: 0x0004_0000,
+    },
+    wstar: Region {
+        origin: 0x8020_0000,
+        length: 0x0010_0000,
+    },
+    core_clock_hz: 1_000_000_000,
+    qemu_machine: Some("virt"),
+    qemu_cpu: Some("rv32"),
+    // 1 ns ticks, 1 ns instructions.
+    qemu_icount_shift: 0,
+    qemu_options: &["-bios", "none"],
+    probe_rs_chip: None,
+};
+
 /// Why a board description cannot hold a firmware and its `w*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -338,12 +369,13 @@ impl Board {
 }
 
 /// Every board, emulated first.
-pub const BOARDS: [&Board; 7] = [
+pub const BOARDS: [&Board; 8] = [
     &MPS2_AN386,
     &MPS2_AN505,
     &LM3S6965EVB,
     &NETDUINOPLUS2,
     &NRF51822_XXAC,
+    &RISCV32_VIRT,
     &NRF52840_DK,
     &RPI_PICO,
 ];
@@ -404,7 +436,7 @@ impl Board {
              MEMORY\n{{\n  FLASH : ORIGIN = {co:#010x}, LENGTH = {cl:#x}\n  \
              RAM : ORIGIN = {ro:#010x}, LENGTH = {rl:#x}\n  \
              WSTAR : ORIGIN = {wo:#010x}, LENGTH = {wl:#x}\n}}\n\
-             _wstar_start = ORIGIN(WSTAR);\n_wstar_end = ORIGIN(WSTAR) + LENGTH(WSTAR);\n",
+             _wstar_start = ORIGIN(WSTAR);\n_wstar_end = ORIGIN(WSTAR) + LENGTH(WSTAR);\n{riscv}",
             name = self.name,
             co = self.code.origin,
             cl = self.code.length,
@@ -412,6 +444,14 @@ impl Board {
             rl = self.ram.length,
             wo = self.wstar.origin,
             wl = self.wstar.length,
+            // riscv-rt places its sections in regions named by these aliases.
+            riscv = if self.target.starts_with("riscv") {
+                "REGION_ALIAS(\"REGION_TEXT\", FLASH);\nREGION_ALIAS(\"REGION_RODATA\", FLASH);\n\
+                 REGION_ALIAS(\"REGION_DATA\", RAM);\nREGION_ALIAS(\"REGION_BSS\", RAM);\n\
+                 REGION_ALIAS(\"REGION_HEAP\", RAM);\nREGION_ALIAS(\"REGION_STACK\", RAM);\n"
+            } else {
+                ""
+            },
         )
     }
 }

@@ -151,7 +151,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if let Some(on) = &a.on {
         // Fail before training, not after it: the emulator and the firmware come first.
         if let Some(target) = on.emulated() {
-            qemu::ensure_qemu()?;
+            qemu::ensure_qemu(target.board)?;
             firmware::build_for(&target, &Firmware::SINUSOID)?;
         }
     }
@@ -237,9 +237,9 @@ fn run_csv(a: &TrainArgs, file: &Path) -> Result<()> {
             format!("runs/csv-{stem}-{:?}-k{}-seed{}", a.algorithm, a.k, a.seed).to_lowercase(),
         )
     });
-    if let Some(On::Qemu(_)) = &a.on {
+    if let Some(On::Qemu(e)) = &a.on {
         // Fail before training, not after it.
-        qemu::ensure_qemu()?;
+        qemu::ensure_qemu(e.board())?;
     }
     let run = RunDir::create(out)?;
     let trained = training::csv::train_csv(&config, file, a.holdout, &run, a.resume, progress(a))?;

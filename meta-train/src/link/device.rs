@@ -48,7 +48,7 @@ impl Device {
         match on {
             On::Qemu(_) | On::Board(_) => {
                 let target = on.emulated().expect("an emulated board");
-                ensure_qemu()?;
+                ensure_qemu(target.board)?;
                 let elf = match elf {
                     Some(p) => p.to_path_buf(),
                     None => firmware::build_for(&target, firmware)?,

@@ -14,13 +14,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use shared::board::{Board, LM3S6965EVB, MPS2_AN386, MPS2_AN505, NETDUINOPLUS2, NRF51822_XXAC};
+use shared::board::{
+    Board, LM3S6965EVB, MPS2_AN386, MPS2_AN505, NETDUINOPLUS2, NRF51822_XXAC, RISCV32_VIRT,
+};
 use shared::link::{Request, Response};
 
 use super::client::{Link, Port};
 
 /// The emulated boards, as `--on` names them (`qemu-an386`, `qemu-an505`, `qemu-lm3s6965`,
-/// `qemu-netduinoplus2`, `qemu-nrf51`).
+/// `qemu-netduinoplus2`, `qemu-nrf51`, `qemu-riscv32`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emulated {
     /// Arm MPS2-AN386, Cortex-M4F.
@@ -33,16 +35,19 @@ pub enum Emulated {
     Netduinoplus2,
     /// nRF51822-xxAC, Cortex-M0 without an FPU, on QEMU's `microbit` machine.
     Nrf51,
+    /// RISC-V RV32IMAC without an FPU, on QEMU's `virt` machine.
+    Riscv32,
 }
 
 impl Emulated {
     /// Every emulated board.
-    pub const ALL: [Emulated; 5] = [
+    pub const ALL: [Emulated; 6] = [
         Emulated::An386,
         Emulated::An505,
         Emulated::Lm3s6965,
         Emulated::Netduinoplus2,
         Emulated::Nrf51,
+        Emulated::Riscv32,
     ];
 
     /// The name `--on` takes.
@@ -53,6 +58,7 @@ impl Emulated {
             Emulated::Lm3s6965 => "qemu-lm3s6965",
             Emulated::Netduinoplus2 => "qemu-netduinoplus2",
             Emulated::Nrf51 => "qemu-nrf51",
+            Emulated::Riscv32 => "qemu-riscv32",
         }
     }
 
@@ -75,18 +81,34 @@ impl Emulated {
             Emulated::Lm3s6965 => &LM3S6965EVB,
             Emulated::Netduinoplus2 => &NETDUINOPLUS2,
             Emulated::Nrf51 => &NRF51822_XXAC,
+            Emulated::Riscv32 => &RISCV32_VIRT,
         }
     }
 }
 
-const QEMU_MISSING: &str =
-    "qemu-system-arm not found: install it with `sudo apt-get install -y qemu-system-arm`";
+/// The QEMU system emulator for `board`'s core, and the Debian package that has it.
+///
+/// ```
+/// use meta_train::link::qemu::{emulator, Emulated};
+/// assert_eq!(emulator(Emulated::An386.board()), ("qemu-system-arm", "qemu-system-arm"));
+/// assert_eq!(emulator(Emulated::Riscv32.board()), ("qemu-system-riscv32", "qemu-system-misc"));
+/// ```
+pub fn emulator(board: &Board) -> (&'static str, &'static str) {
+    if board.target.starts_with("riscv32") {
+        ("qemu-system-riscv32", "qemu-system-misc")
+    } else {
+        ("qemu-system-arm", "qemu-system-arm")
+    }
+}
 
-/// Checks that `qemu-system-arm` runs; on a machine without it that has `apt-get`, installs
+/// Checks that QEMU for `board` runs; on a machine without it that has `apt-get`, installs
 /// it first (as `./check.sh` does, with `sudo` unless root), saying so.
-pub fn ensure_qemu() -> Result<()> {
+pub fn ensure_qemu(board: &Board) -> Result<()> {
+    let (program, package) = emulator(board);
+    let missing =
+        format!("{program} not found: install it with `sudo apt-get install -y {package}`");
     let runs = || {
-        Command::new("qemu-system-arm")
+        Command::new(program)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
@@ -95,38 +117,32 @@ pub fn ensure_qemu() -> Result<()> {
         return Ok(());
     }
     if Command::new("apt-get").arg("--version").output().is_err() {
-        bail!("{QEMU_MISSING}");
+        bail!("{missing}");
     }
     let root = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    let (program, pre): (&str, &[&str]) = if root {
+    let (apt, pre): (&str, &[&str]) = if root {
         ("apt-get", &[])
     } else {
         ("sudo", &["apt-get"])
     };
-    for args in [
-        &["update", "-qq"][..],
-        &["install", "-y", "-qq", "qemu-system-arm"],
-    ] {
+    for args in [&["update", "-qq"][..], &["install", "-y", "-qq", package]] {
         let words: Vec<&str> = pre.iter().chain(args).copied().collect();
-        eprintln!(
-            "qemu-system-arm is missing: running {program} {}",
-            words.join(" ")
-        );
-        let ok = Command::new(program)
+        eprintln!("{program} is missing: running {apt} {}", words.join(" "));
+        let ok = Command::new(apt)
             .args(pre)
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            bail!("{QEMU_MISSING} (installing it here failed)");
+            bail!("{missing} (installing it here failed)");
         }
     }
     if !runs() {
-        bail!("{QEMU_MISSING} (it was installed but does not run)");
+        bail!("{missing} (it was installed but does not run)");
     }
     Ok(())
 }
@@ -327,10 +343,7 @@ impl Qemu {
                 Ok(s) => break s,
                 Err(_) if start.elapsed() < Duration::from_secs(10) => {
                     if let Some(status) = process.exited()? {
-                        bail!(
-                            "qemu-system-arm exited at start ({status}){}",
-                            process.diagnose()
-                        );
+                        bail!("QEMU exited at start ({status}){}", process.diagnose());
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -357,10 +370,7 @@ impl Qemu {
                 return Ok((process, pty));
             }
             if let Some(status) = process.exited()? {
-                bail!(
-                    "qemu-system-arm exited at start ({status}){}",
-                    process.diagnose()
-                );
+                bail!("QEMU exited at start ({status}){}", process.diagnose());
             }
             if start.elapsed() > Duration::from_secs(10) {
                 bail!("QEMU never said which pseudo-terminal the UART is on");
@@ -468,7 +478,8 @@ fn start(
     let dir = tempfile::tempdir()?;
     let socket = dir.path().join("uart.sock");
     let gdb = dir.path().join("gdb.sock");
-    let mut cmd = Command::new("qemu-system-arm");
+    let (program, _) = emulator(board);
+    let mut cmd = Command::new(program);
     cmd.args(["-machine", machine, "-cpu", cpu])
         .args(["-display", "none", "-monitor", "none", "-nodefaults"])
         .arg("-icount")
@@ -517,8 +528,13 @@ fn start(
         .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{QEMU_MISSING}"),
-        Err(e) => return Err(e).context("cannot start qemu-system-arm"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "{program} not found: install it with `sudo apt-get install -y {}`",
+                emulator(board).1
+            )
+        }
+        Err(e) => return Err(e).context(format!("cannot start {program}")),
     };
     let log = Arc::new(Mutex::new(Vec::new()));
     let stderr_text = Arc::new(Mutex::new(String::new()));

@@ -9,9 +9,9 @@
 //! The crate owns no global handler and takes no peripheral, so it sits beside any HAL,
 //! embassy or panic-probe. The board package (a `main.rs` of a few lines) picks the panic
 //! handler and the `defmt` transport, hands in its serial port (anything with the
-//! [`embedded_io`] traits: a HAL's UART, or the polled drivers in [`uart`]) and its SysTick,
-//! and forwards the SysTick exception to [`clock::tick`] ([`board_package!`] writes that
-//! handler and the modules its build script generates):
+//! [`embedded_io`] traits: a HAL's UART, or the polled drivers in [`uart`]) and its clock
+//! ([`clock::Clock`]: SysTick on Cortex-M, whose exception [`board_package!`] forwards, with
+//! the modules its build script generates; the cycle counter on RISC-V):
 //!
 //! ```ignore
 //! app::board_package!();
@@ -20,7 +20,8 @@
 //! fn main() -> ! {
 //!     let cp = cortex_m::Peripherals::take().unwrap();
 //!     let uart = app::uart::Cmsdk::new(0x4000_4000);
-//!     app::run(uart, &board::BOARD, model::FIRMWARE, model::server(), cp.SYST)
+//!     let clock = app::clock::Clock::start(cp.SYST);
+//!     app::run(uart, &board::BOARD, model::FIRMWARE, model::server(), clock)
 //! }
 //! ```
 //!
@@ -45,7 +46,8 @@ pub mod uart;
 /// #[cortex_m_rt::entry]
 /// fn main() -> ! {
 ///     let cp = cortex_m::Peripherals::take().expect("taken once, here");
-///     app::run(my_uart, &board::BOARD, model::FIRMWARE, model::server(), cp.SYST)
+///     let clock = app::clock::Clock::start(cp.SYST);
+///     app::run(my_uart, &board::BOARD, model::FIRMWARE, model::server(), clock)
 /// }
 /// ```
 #[macro_export]
@@ -59,6 +61,7 @@ macro_rules! board_package {
         mod model {
             include!(concat!(env!("OUT_DIR"), "/model.rs"));
         }
+        #[cfg(target_arch = "arm")]
         #[cortex_m_rt::exception]
         fn SysTick() {
             $crate::clock::tick();
@@ -66,7 +69,6 @@ macro_rules! board_package {
     };
 }
 
-use cortex_m::peripheral::SYST;
 use device::server::{LinkServer, Platform, Served};
 use embedded_io::{Read, Write};
 use shared::board::Board;
@@ -86,8 +88,9 @@ impl Platform for OnBoard {
     }
 }
 
-/// Serves the `w*` in `board`'s region over `serial` with `server`, forever; `syst` times
-/// each adaptation and prediction (forward the SysTick exception to [`clock::tick`]).
+/// Serves the `w*` in `board`'s region over `serial` with `server`, forever; `clock` times
+/// each adaptation and prediction (on Cortex-M, `clock::Clock::start(cp.SYST)`, with the
+/// SysTick exception forwarded to `clock::tick`; on RISC-V, `clock::Clock::start()`).
 /// `firmware` is the firmware's name (`model::FIRMWARE`), for the boot log.
 ///
 /// A serial error (an overrun, a framing error) is logged and the byte dropped: the host's
@@ -97,11 +100,11 @@ pub fn run<T: Served<'static>, const X: usize>(
     board: &Board,
     firmware: &str,
     server: &'static mut LinkServer<'static, T, X>,
-    syst: SYST,
+    clock: clock::Clock,
 ) -> ! {
-    let mut platform = OnBoard {
-        clock: clock::Clock::start(syst),
-    };
+    #[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
+    stack::paint();
+    let mut platform = OnBoard { clock };
     // Refused slots are logged here and reported by Status; requests that need a blob get
     // the reason when no slot serves.
     defmt::info!("{=str}: firmware {=str}", board.name, firmware);

@@ -18,6 +18,16 @@ fn write(addr: usize, v: u32) {
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
 }
 
+fn read_u8(addr: usize) -> u8 {
+    // SAFETY: callers pass the address of a byte-wide UART register of this board.
+    unsafe { core::ptr::read_volatile(addr as *const u8) }
+}
+
+fn write_u8(addr: usize, v: u8) {
+    // SAFETY: callers pass the address of a byte-wide UART register of this board.
+    unsafe { core::ptr::write_volatile(addr as *mut u8, v) }
+}
+
 /// Arm CMSDK APB UART (MPS2 boards).
 pub struct Cmsdk {
     base: usize,
@@ -135,13 +145,50 @@ impl Polled for Nrf51 {
     }
 }
 
+/// NS16550A-compatible UART with byte-wide registers (QEMU's RISC-V `virt` machine, many
+/// RISC-V and x86 SoCs), FIFOs off.
+pub struct Ns16550 {
+    base: usize,
+}
+
+impl Ns16550 {
+    const RBR_THR: usize = 0;
+    const IER: usize = 1;
+    const FCR: usize = 2;
+    const LCR: usize = 3;
+    const LSR: usize = 5;
+    const DATA_READY: u8 = 1 << 0;
+    const THR_EMPTY: u8 = 1 << 5;
+
+    /// Sets the UART at `base` to 8N1 with interrupts and FIFOs off (the clock divisor stays as
+    /// the boot firmware or reset left it).
+    pub fn new(base: usize) -> Self {
+        write_u8(base + Self::IER, 0);
+        write_u8(base + Self::FCR, 0);
+        write_u8(base + Self::LCR, 0b11);
+        Self { base }
+    }
+}
+
+impl Polled for Ns16550 {
+    fn get(&mut self) -> u8 {
+        while read_u8(self.base + Self::LSR) & Self::DATA_READY == 0 {}
+        read_u8(self.base + Self::RBR_THR)
+    }
+
+    fn put(&mut self, byte: u8) {
+        while read_u8(self.base + Self::LSR) & Self::THR_EMPTY == 0 {}
+        write_u8(self.base + Self::RBR_THR, byte);
+    }
+}
+
 /// One serial port made of a HAL's receive half `rx` and transmit half `tx` (nrf-hal's
 /// `UarteRx`/`UarteTx`, rp2040-hal's `Reader`/`Writer`, esp-hal's `UartRx`/`UartTx`), for
 /// [`crate::run`], which reads requests and writes responses on one port.
 ///
 /// ```ignore
 /// let (tx, rx) = uarte.split(tx_buf, rx_buf)?;
-/// app::run(app::uart::Duplex { rx, tx }, &board::BOARD, model::FIRMWARE, model::server(), cp.SYST)
+/// app::run(app::uart::Duplex { rx, tx }, &board::BOARD, model::FIRMWARE, model::server(), clock)
 /// ```
 pub struct Duplex<R, W> {
     /// The receive half.
@@ -177,7 +224,7 @@ impl<R: Read, W: Write<Error = R::Error>> Write for Duplex<R, W> {
 ///
 /// ```ignore
 /// let (tx, rx) = usart1.serial((pa9, pa10), 115_200.bps(), &mut rcc)?.split();
-/// app::run(app::uart::Duplex { rx: app::uart::Blocking(rx), tx }, &board::BOARD, model::FIRMWARE, model::server(), cp.SYST)
+/// app::run(app::uart::Duplex { rx: app::uart::Blocking(rx), tx }, &board::BOARD, model::FIRMWARE, model::server(), clock)
 /// ```
 pub struct Blocking<R>(pub R);
 
@@ -243,4 +290,4 @@ macro_rules! embedded_io_for {
     )*};
 }
 
-embedded_io_for!(Cmsdk, Stellaris, Nrf51);
+embedded_io_for!(Cmsdk, Stellaris, Nrf51, Ns16550);

@@ -1,10 +1,9 @@
 //! The global handlers of a tinyadapt firmware under QEMU: `defmt` logs leave by semihosting
-//! (on QEMU's stdout), and a panic or a HardFault is logged and ends QEMU with exit code 1, so
-//! a test sees it. A board package for an emulated board links it with `use tinyadapt_fw_qemu
+//! (on QEMU's stdout), and a panic or a fault (a Cortex-M HardFault, a RISC-V exception) is
+//! logged and ends QEMU with exit code 1, so a test sees it. A board package for an emulated board links it with `use tinyadapt_fw_qemu
 //! as _;`; one for hardware picks `panic-probe` and `defmt-rtt` instead.
 #![no_std]
 
-use cortex_m_rt::{exception, ExceptionFrame};
 use defmt_semihosting as _;
 
 #[panic_handler]
@@ -13,8 +12,21 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     semihosting::process::exit(1)
 }
 
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+#[cfg(target_arch = "arm")]
+#[cortex_m_rt::exception]
+unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
     defmt::error!("HardFault at pc {=u32:#010x}", frame.pc());
+    semihosting::process::exit(1)
+}
+
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
+#[export_name = "ExceptionHandler"]
+fn exception(frame: &riscv_rt::TrapFrame) -> ! {
+    defmt::error!(
+        "exception {=usize} at pc {=usize:#010x} (ra {=usize:#010x})",
+        riscv::register::mcause::read().code(),
+        riscv::register::mepc::read(),
+        frame.ra
+    );
     semihosting::process::exit(1)
 }

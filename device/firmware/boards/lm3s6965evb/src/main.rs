@@ -20,6 +20,6 @@ fn main() -> ! {
         &board::BOARD,
         model::FIRMWARE,
         model::server(),
-        cp.SYST,
+        app::clock::Clock::start(cp.SYST),
     )
 }

@@ -1,10 +1,5 @@
-//! Clock ticks for measurements, from SysTick: 24 bits in hardware, widened by counting wraps
-//! ([`tick`], called from the board's SysTick handler).
-//!
-//! A measurement restarts the counter, so its tick boundaries fall at the same instruction on
-//! every run; under QEMU with `-icount` virtual time advances a fixed amount per instruction,
-//! so a measured tick count is deterministic and converts to an instruction count (see
-//! `shared::board::Board::qemu_icount_shift`).
+//! SysTick as the clock: 24 bits in hardware, widened by counting wraps ([`tick`], called from
+//! the board's SysTick handler).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
