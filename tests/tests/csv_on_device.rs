@@ -6,98 +6,16 @@
 
 mod common;
 
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use meta_train::link::firmware;
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use meta_train::tasks::synthetic::{Family, FAMILIES};
 use serde_json::Value;
 use tinyadapt_tests::{meta_train, run};
 
-/// A task family of the user's: `features` inputs, `outputs` outputs (classes, when
-/// `classes`), trained with K samples.
-struct Family {
-    name: &'static str,
-    features: usize,
-    outputs: usize,
-    classes: bool,
-    k: usize,
-}
-
-const FAMILIES: [Family; 3] = [
-    // Gestures: three blobs in the plane whose labels each user permutes.
-    Family {
-        name: "gestures",
-        features: 2,
-        outputs: 3,
-        classes: true,
-        k: 6,
-    },
-    // A sensor: two readings, each a per-device linear function of three inputs.
-    Family {
-        name: "sensor",
-        features: 3,
-        outputs: 2,
-        classes: false,
-        k: 10,
-    },
-    // A calibration curve of six inputs: a per-device weighting.
-    Family {
-        name: "calibration",
-        features: 6,
-        outputs: 1,
-        classes: false,
-        k: 5,
-    },
-];
-
 fn write_tasks(f: &Family, path: &Path) {
-    let mut rng = ChaCha8Rng::seed_from_u64(f.features as u64);
-    let cols: Vec<String> = (0..f.features).map(|i| format!("x{i}")).collect();
-    let mut s = String::new();
-    if f.classes {
-        let names: Vec<String> = (0..f.outputs).map(|c| format!("c{c}")).collect();
-        writeln!(s, "# classes: {}", names.join(",")).unwrap();
-        writeln!(s, "task,{},label", cols.join(",")).unwrap();
-        for t in 0..20 {
-            let mut perm: Vec<usize> = (0..f.outputs).collect();
-            perm.shuffle(&mut rng);
-            for _ in 0..32 {
-                let c = rng.gen_range(0..f.outputs);
-                let angle = c as f32 * std::f32::consts::TAU / f.outputs as f32;
-                let x: Vec<String> = (0..f.features)
-                    .map(|i| {
-                        let centre = if i % 2 == 0 { angle.cos() } else { angle.sin() };
-                        (2.0 * centre + rng.gen_range(-0.9..0.9)).to_string()
-                    })
-                    .collect();
-                writeln!(s, "u{t},{},{}", x.join(","), names[perm[c]]).unwrap();
-            }
-        }
-    } else {
-        let ys: Vec<String> = (0..f.outputs).map(|i| format!("y{i}")).collect();
-        writeln!(s, "task,{},{}", cols.join(","), ys.join(",")).unwrap();
-        for t in 0..20 {
-            let w: Vec<f32> = (0..f.features * f.outputs)
-                .map(|_| rng.gen_range(-1.0..1.0))
-                .collect();
-            for _ in 0..32 {
-                let x: Vec<f32> = (0..f.features).map(|_| rng.gen_range(-2.0..2.0)).collect();
-                let y: Vec<String> = (0..f.outputs)
-                    .map(|o| {
-                        let dot: f32 = (0..f.features).map(|i| w[o * f.features + i] * x[i]).sum();
-                        (dot + 0.5).to_string()
-                    })
-                    .collect();
-                let x: Vec<String> = x.iter().map(f32::to_string).collect();
-                writeln!(s, "d{t},{},{}", x.join(","), y.join(",")).unwrap();
-            }
-        }
-    }
-    std::fs::write(path, s).unwrap();
+    std::fs::write(path, f.csv_text()).unwrap();
 }
 
 /// Trains `f` on its task file in `dir`; returns the task file and the blob.

@@ -1,21 +1,27 @@
-//! `meta-train bench --device`: what the MAML sinusoid adaptation (K = 10) costs on each
-//! emulated board: instructions per inner step and per prediction (counted under QEMU's
-//! `-icount`, so the same on every run), instructions per FLOP, code flash, static RAM, the
-//! stack's high-water mark, and RAM in all against the board's.
+//! `meta-train bench --device`: what the MAML sinusoid adaptation (K = 10) and a CSV
+//! classifier's cost on each emulated board: instructions per inner step and per prediction
+//! (counted under QEMU's `-icount`, so the same on every run), instructions per FLOP, code
+//! flash, static RAM, the stack's high-water mark, and RAM in all against the board's.
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use std::path::Path;
+
 use crate::algo::Algo;
 use crate::bench::flops;
 use crate::bench::paper_config;
+use crate::eval::csv::CsvEvalConfig;
+use crate::eval::csv_on_device;
 use crate::eval::sinusoid_on_device::{self, run_task};
 use crate::eval::{self, EvalConfig};
 use crate::link::firmware::{self, elf_sizes, ElfSizes};
 use crate::link::qemu::{Emulated, Flash, Qemu};
 use crate::model::SinusoidNet;
 use crate::run_dir::RunDir;
-use crate::train::{train, Progress};
+use crate::tasks::csv::CsvTasks;
+use crate::tasks::synthetic::{Family, FAMILIES};
+use crate::train::{self, train, Progress, TrainConfig};
 
 /// One board's figures.
 #[derive(Clone, Debug, Serialize)]
@@ -53,7 +59,7 @@ impl BoardCost {
 }
 
 /// One boot: (instructions per step, per prediction, stack peak).
-fn run_once(on: Emulated, elf: &std::path::Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
+fn run_once(on: Emulated, elf: &Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
     let mut qemu = Qemu::boot(on, elf, Flash::Blob(blob))?;
     sinusoid_on_device::check_serving(qemu.link())?;
     let cfg = EvalConfig {
@@ -85,6 +91,84 @@ pub fn measure(on: Emulated, blob: &[u8]) -> Result<BoardCost> {
         per_step: first.0,
         per_prediction: first.1,
         flop_per_step: flops::inner_step(&[1, 40, 40, 1], 10),
+        code_flash,
+        static_ram,
+        stack_peak: first.2,
+        board_ram: u64::from(on.board().ram.length),
+        repeatable: first == second,
+    })
+}
+
+/// The CSV classifier measured: the synthetic gestures family (2 features, 3 classes, a
+/// 2-40-40-3 net), K = 10.
+pub const CSV_FAMILY: &Family = &FAMILIES[0];
+
+/// K of the CSV classifier.
+const CSV_K: usize = 10;
+
+/// A short deterministic FOMAML run of the CSV classifier (2 inner steps) on its task file,
+/// written into `dir`: the task file and the blob.
+pub fn csv_blob(dir: &Path, iterations: u64) -> Result<(CsvTasks, Vec<u8>)> {
+    let file = dir.join(format!("{}.csv", CSV_FAMILY.name));
+    std::fs::write(&file, CSV_FAMILY.csv_text())?;
+    let config = TrainConfig {
+        family: train::csv::FAMILY.into(),
+        model: train::csv::model_name(CSV_FAMILY.features, CSV_FAMILY.outputs),
+        algorithm: Algo::Fomaml,
+        k: CSV_K,
+        steps: 2,
+        alpha: 0.5,
+        meta_batch: 8,
+        ..paper_config(Algo::Fomaml, iterations)
+    };
+    let run = RunDir::create(dir.join("csv"))?;
+    let trained = train::csv::train_csv(&config, &file, 0.2, &run, false, Progress::Quiet)?;
+    Ok((CsvTasks::load(&file)?, trained.blob))
+}
+
+/// One boot of the CSV firmware: (instructions per step, per prediction, stack peak).
+fn run_csv_once(
+    on: Emulated,
+    elf: &Path,
+    fw: &shared::catalogue::Firmware,
+    tasks: &CsvTasks,
+    blob: &[u8],
+) -> Result<(u64, u64, u64)> {
+    let mut qemu = Qemu::boot(on, elf, Flash::Blob(blob))?;
+    let cfg = CsvEvalConfig {
+        holdout: 0.2,
+        draws: 1,
+        seed: 0,
+    };
+    let r = csv_on_device::evaluate_on(qemu.link(), fw, blob, tasks, &cfg, |_, _| {})?;
+    if r.parity.identical != r.parity.runs {
+        bail!(
+            "the CSV firmware on {} differs from the host simulation",
+            on.name()
+        );
+    }
+    let (Some(step), Some(pred)) = (r.per_step, r.per_prediction) else {
+        bail!("no per-step count for the CSV classifier on {}", on.name());
+    };
+    Ok((step, pred, u64::from(r.stack_peak)))
+}
+
+/// Measures `on` with the CSV classifier `blob` on `tasks`.
+pub fn measure_csv(on: Emulated, tasks: &CsvTasks, blob: &[u8]) -> Result<BoardCost> {
+    let fw = firmware::for_blob(blob, None)?;
+    let elf = firmware::build(on.board(), &fw)?;
+    let ElfSizes {
+        code_flash,
+        static_ram,
+        ..
+    } = elf_sizes(&std::fs::read(&elf)?)?;
+    let first = run_csv_once(on, &elf, &fw, tasks, blob)?;
+    let second = run_csv_once(on, &elf, &fw, tasks, blob)?;
+    Ok(BoardCost {
+        board: on.board().name.into(),
+        per_step: first.0,
+        per_prediction: first.1,
+        flop_per_step: flops::inner_step(&[CSV_FAMILY.features, 40, 40, CSV_FAMILY.outputs], CSV_K),
         code_flash,
         static_ram,
         stack_peak: first.2,

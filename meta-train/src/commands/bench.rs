@@ -100,6 +100,22 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         say!("MAML sinusoid w* (1-40-40-1, 1,761 parameters, K = 10), firmware under QEMU with -icount (exact instruction counts)");
         say!("{}", device::table(&rows).trim_end());
+        let dir = tempfile::tempdir()?;
+        let (tasks, blob) = device::csv_blob(dir.path(), 300)?;
+        let rows = Emulated::ALL
+            .iter()
+            .map(|&on| device::measure_csv(on, &tasks, &blob))
+            .collect::<Result<Vec<_>>>()?;
+        let f = device::CSV_FAMILY;
+        say!(
+            "\nCSV classifier w* ({}-40-40-{}, the synthetic {} family: {} features, {} classes; FOMAML, K = 10), parity checked",
+            f.features,
+            f.outputs,
+            f.name,
+            f.features,
+            f.outputs
+        );
+        say!("{}", device::table(&rows).trim_end());
         return Ok(());
     }
     super::threads(a.threads)?;

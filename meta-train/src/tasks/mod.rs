@@ -6,6 +6,7 @@ pub mod episode_dir;
 pub mod episodes;
 pub mod omniglot;
 pub mod sinusoid;
+pub mod synthetic;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
