@@ -36,6 +36,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 step "$(qemu-system-arm --version | head -1); $(qemu-system-riscv32 --version | head -1)"
 
+if ! command -v flip-link >/dev/null; then
+    step "installing flip-link (the real boards' firmware links with it)"
+    cargo install --locked flip-link
+fi
+
 step "cargo fmt --check (host workspace and firmware)"
 cargo fmt --all -- --check
 (cd device/firmware && cargo fmt --all -- --check)
