@@ -8,7 +8,7 @@ export RUSTUP_AUTO_INSTALL=0
 cd "$(dirname "$0")"
 
 THUMB_TARGETS=(thumbv7em-none-eabihf thumbv8m.main-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi)
-RISCV_TARGETS=(riscv32imac-unknown-none-elf)
+RISCV_TARGETS=(riscv32imac-unknown-none-elf riscv32imc-unknown-none-elf)
 TARGETS=("${THUMB_TARGETS[@]}" "${RISCV_TARGETS[@]}")
 
 step() { printf '\n== %s\n' "$*"; }

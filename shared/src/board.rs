@@ -51,7 +51,8 @@ pub struct Board {
     pub ram: Region,
     /// The flash region `w*` is written to, separately from the firmware.
     pub wstar: Region,
-    /// Core clock: SysTick ticks per second.
+    /// Clock ticks per second of the firmware's measurements: the core clock for SysTick and
+    /// `mcycle`, or the board's own timer's rate.
     pub core_clock_hz: u32,
     /// `qemu-system-arm -M` machine, for emulated boards.
     pub qemu_machine: Option<&'static str>,
@@ -297,6 +298,37 @@ pub const RISCV32_VIRT: Board = Board {
     probe_rs_chip: None,
 };
 
+/// Espressif ESP32-C3-DevKitM-1: ESP32-C3, RISC-V RV32IMC without an FPU, 4 MiB of flash,
+/// 400 KiB of SRAM, on `esp-hal`. Its flash is reached through the MMU cache, which maps only
+/// the app image, so `code` and `w*` here are flash offsets (the partition table's `factory`
+/// and `wstar` partitions, as `espflash` and `probe-rs` take them), not CPU addresses: the
+/// firmware reads the two slots through the flash driver into RAM at reset. RAM is the DRAM
+/// view of the SRAM. The clock is esp-hal's microsecond time base (the SYSTIMER): the core
+/// has no `mcycle`.
+pub const ESP32C3_DEVKITM: Board = Board {
+    name: "esp32c3-devkitm",
+    description: "Espressif ESP32-C3-DevKitM-1, RISC-V RV32IMC (no FPU), 4 MiB flash, 400 KiB RAM",
+    target: "riscv32imc-unknown-none-elf",
+    code: Region {
+        origin: 0x0001_0000,
+        length: 0x001E_0000,
+    },
+    ram: Region {
+        origin: 0x3FC8_0000,
+        length: 0x0006_0000,
+    },
+    wstar: Region {
+        origin: 0x001F_0000,
+        length: 0x0001_0000,
+    },
+    core_clock_hz: 1_000_000,
+    qemu_machine: None,
+    qemu_cpu: None,
+    qemu_icount_shift: 0,
+    qemu_options: &[],
+    probe_rs_chip: Some("esp32c3"),
+};
+
 /// Why a board description cannot hold a firmware and its `w*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -369,7 +401,7 @@ impl Board {
 }
 
 /// Every board, emulated first.
-pub const BOARDS: [&Board; 8] = [
+pub const BOARDS: [&Board; 9] = [
     &MPS2_AN386,
     &MPS2_AN505,
     &LM3S6965EVB,
@@ -378,6 +410,7 @@ pub const BOARDS: [&Board; 8] = [
     &RISCV32_VIRT,
     &NRF52840_DK,
     &RPI_PICO,
+    &ESP32C3_DEVKITM,
 ];
 
 /// The board called `name`.
@@ -444,11 +477,13 @@ impl Board {
             rl = self.ram.length,
             wo = self.wstar.origin,
             wl = self.wstar.length,
-            // riscv-rt places its sections in regions named by these aliases.
+            // riscv-rt places its sections in regions named by these aliases, and names the
+            // stack's bottom `__estack` where cortex-m-rt and esp-hal say `_stack_end`.
             riscv = if self.target.starts_with("riscv") {
                 "REGION_ALIAS(\"REGION_TEXT\", FLASH);\nREGION_ALIAS(\"REGION_RODATA\", FLASH);\n\
                  REGION_ALIAS(\"REGION_DATA\", RAM);\nREGION_ALIAS(\"REGION_BSS\", RAM);\n\
-                 REGION_ALIAS(\"REGION_HEAP\", RAM);\nREGION_ALIAS(\"REGION_STACK\", RAM);\n"
+                 REGION_ALIAS(\"REGION_HEAP\", RAM);\nREGION_ALIAS(\"REGION_STACK\", RAM);\n\
+                 PROVIDE(_stack_end = __estack);\n"
             } else {
                 ""
             },

@@ -255,14 +255,19 @@ fn a_board_described_in_a_file_gets_its_firmware_and_serves_a_csv_model_bit_for_
 #[test]
 fn the_firmware_command_builds_a_csv_model_for_real_boards_on_their_hals() {
     // Real boards' packages (the nRF52840 DK on nrf52840-hal, the Pico's Cortex-M0+ on
-    // rp2040-hal; RTT logs): they cannot run here, but the firmware for the user's blob must
-    // build and fit the chip.
+    // rp2040-hal, the ESP32-C3's RISC-V on esp-hal; RTT logs): they cannot run here, but the
+    // firmware for the user's blob must build and fit the chip.
     let dir = tempfile::tempdir().unwrap();
     let f = &FAMILIES[0];
     let (_, blob) = train(f, dir.path());
     for (board, description, chip) in [
         ("nrf52840-dk", "the Nordic nRF52840 DK", "nRF52840_xxAA"),
         ("rpi-pico", "the Raspberry Pi Pico", "RP2040"),
+        (
+            "esp32c3-devkitm",
+            "the Espressif ESP32-C3-DevKitM-1",
+            "esp32c3",
+        ),
     ] {
         let out = run(meta_train()
             .arg("firmware")

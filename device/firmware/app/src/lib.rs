@@ -74,11 +74,11 @@ use embedded_io::{Read, Write};
 use shared::board::Board;
 use shared::link::{Memory, MAX_FRAME};
 
-struct OnBoard {
-    clock: clock::Clock,
+struct OnBoard<C> {
+    clock: C,
 }
 
-impl Platform for OnBoard {
+impl<C: clock::Ticks> Platform for OnBoard<C> {
     fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
         self.clock.measure(f)
     }
@@ -96,11 +96,25 @@ impl Platform for OnBoard {
 /// A serial error (an overrun, a framing error) is logged and the byte dropped: the host's
 /// request then fails to decode or times out, and the next one is served.
 pub fn run<T: Served<'static>, const X: usize>(
+    serial: impl Read + Write,
+    board: &Board,
+    firmware: &str,
+    server: &'static mut LinkServer<'static, T, X>,
+    clock: impl clock::Ticks,
+) -> ! {
+    run_with_slots(serial, board, firmware, server, clock, wstar_slots(board))
+}
+
+/// [`run`] with the two `w*` slots' bytes handed in, for a board whose flash the core does not
+/// map at the slots' addresses (the ESP32-C3 reads it through its flash driver into RAM at
+/// reset; a `Rescan` then sees that copy, so reset after writing a slot).
+pub fn run_with_slots<T: Served<'static>, const X: usize>(
     mut serial: impl Read + Write,
     board: &Board,
     firmware: &str,
     server: &'static mut LinkServer<'static, T, X>,
-    clock: clock::Clock,
+    clock: impl clock::Ticks,
+    slots: [&'static [u8]; 2],
 ) -> ! {
     #[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
     stack::paint();
@@ -108,7 +122,7 @@ pub fn run<T: Served<'static>, const X: usize>(
     // Refused slots are logged here and reported by Status; requests that need a blob get
     // the reason when no slot serves.
     defmt::info!("{=str}: firmware {=str}", board.name, firmware);
-    let selection = server.load_slots(wstar_slots(board));
+    let selection = server.load_slots(slots);
     for (i, why) in selection.refused.iter().enumerate() {
         if let Some(e) = why {
             defmt::warn!("{=str}: w* slot {=usize} refused: {}", board.name, i, e);

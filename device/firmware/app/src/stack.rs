@@ -1,28 +1,29 @@
 //! The stack's high-water mark: the stack is painted once (by `cortex-m-rt` at reset, feature
-//! `paint-stack`; on RISC-V by [`paint`] when the app starts, as `riscv-rt` has no such
-//! feature); the lowest word no longer painted is the deepest the stack has been.
+//! `paint-stack`; on RISC-V by [`paint`] when the app starts, as neither `riscv-rt` nor
+//! esp-hal's runtime paints); the lowest word no longer painted is the deepest the stack has
+//! been. The runtimes name the stack's ends `_stack_start` (top) and `_stack_end` (bottom);
+//! for `riscv-rt`, whose bottom is `__estack`, the generated `memory.x` provides the alias.
 
 use shared::link::Memory;
 
-#[cfg(target_arch = "arm")]
 extern "C" {
     static _stack_start: u32;
-    static _stack_end: u32;
-}
-
-#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
-extern "C" {
-    static _stack_start: u32;
-    #[link_name = "__estack"]
     static _stack_end: u32;
 }
 
 const PAINT: u32 = 0xCCCC_CCCC;
 
-/// Lowest and one-past-highest address of the stack.
+/// Bytes at the bottom of the stack left alone on RISC-V: esp-hal keeps its stack-guard word
+/// there (60 bytes up by default) and a debug trigger faults on any write to it.
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
+const UNPAINTED: usize = 128;
+#[cfg(not(any(target_arch = "riscv32", target_arch = "riscv64")))]
+const UNPAINTED: usize = 0;
+
+/// The stack's painted part: from above [`UNPAINTED`] at the bottom to the top.
 fn bounds() -> (usize, usize) {
     (
-        core::ptr::addr_of!(_stack_end) as usize,
+        core::ptr::addr_of!(_stack_end) as usize + UNPAINTED,
         core::ptr::addr_of!(_stack_start) as usize,
     )
 }
@@ -56,6 +57,6 @@ pub fn memory() -> Memory {
     }
     Memory {
         stack_peak: (top - at) as u32,
-        stack_size: (top - bottom) as u32,
+        stack_size: (top - bottom + UNPAINTED) as u32,
     }
 }

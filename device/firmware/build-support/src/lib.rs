@@ -30,6 +30,16 @@ pub const DEFAULT: Firmware = Firmware::SINUSOID;
 /// again. A firmware name that does not parse, or a board file that does not load, stops the
 /// build with the reason.
 pub fn generate(board: &Board) {
+    let board = generate_modules(board);
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::write(out.join("memory.x"), board.memory_x()).expect("OUT_DIR is writable");
+    println!("cargo:rustc-link-search={}", out.display());
+}
+
+/// [`generate`] without `memory.x`, for a board whose HAL brings its own linker scripts
+/// (esp-hal's `linkall.x`): writes `board.rs` and `model.rs` and returns the board built for
+/// (the package's, or [`BOARD_VAR`]'s file).
+pub fn generate_modules(board: &Board) -> &Board {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed={BOARD_VAR}");
     let board = match env::var(BOARD_VAR) {
@@ -41,7 +51,6 @@ pub fn generate(board: &Board) {
         }
         Err(_) => board,
     };
-    fs::write(out.join("memory.x"), board.memory_x()).expect("OUT_DIR is writable");
     fs::write(out.join("board.rs"), board.rust_source()).expect("OUT_DIR is writable");
     let firmware = match env::var(FIRMWARE_VAR) {
         Ok(name) => name.parse::<Firmware>().unwrap_or_else(|e| {
@@ -50,7 +59,7 @@ pub fn generate(board: &Board) {
         Err(_) => DEFAULT,
     };
     fs::write(out.join("model.rs"), firmware.rust_source()).expect("OUT_DIR is writable");
-    println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-env-changed={FIRMWARE_VAR}");
     println!("cargo:rerun-if-changed=build.rs");
+    board
 }

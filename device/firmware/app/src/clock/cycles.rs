@@ -11,9 +11,10 @@ impl Clock {
     pub fn start() -> Self {
         Self { _private: () }
     }
+}
 
-    /// Runs `f` and returns its result with the cycles it took.
-    pub fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
+impl super::Ticks for Clock {
+    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
         let start = riscv::register::mcycle::read64();
         let r = f();
         (r, riscv::register::mcycle::read64().wrapping_sub(start))

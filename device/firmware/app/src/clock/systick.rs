@@ -25,9 +25,10 @@ impl Clock {
         syst.enable_counter();
         Self { syst }
     }
+}
 
-    /// Runs `f` and returns its result with the ticks it took.
-    pub fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
+impl super::Ticks for Clock {
+    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> (R, u64) {
         WRAPS.store(0, Ordering::Release);
         // Writing the current value restarts the count: the next tick reloads it.
         self.syst.clear_current();
