@@ -34,7 +34,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 pub struct ExportArgs {
     /// The blob.
     pub blob: PathBuf,
-    /// Board: mps2-an386, mps2-an505, lm3s6965evb, netduinoplus2, nrf51822-xxac (QEMU), nrf52840-dk, rpi-pico, or a board file (FILE.toml).
+    /// Board: mps2-an386, mps2-an505, lm3s6965evb, netduinoplus2, nrf51822-xxac, riscv32-virt (QEMU), nrf52840-dk, rpi-pico, esp32c3-devkitm, or a board file (FILE.toml).
     #[arg(long, value_parser = target_arg)]
     pub board: firmware::Target,
     /// Slot: a or b. An update goes to the slot not serving, with a higher generation.
@@ -64,7 +64,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
 pub struct FirmwareArgs {
     /// The blob.
     pub blob: PathBuf,
-    /// Board: mps2-an386, mps2-an505, lm3s6965evb, netduinoplus2, nrf51822-xxac, nrf52840-dk, rpi-pico, or a board file (FILE.toml) naming its package.
+    /// Board: mps2-an386, mps2-an505, lm3s6965evb, netduinoplus2, nrf51822-xxac, riscv32-virt, nrf52840-dk, rpi-pico, esp32c3-devkitm, or a board file (FILE.toml) naming its package.
     #[arg(long, value_parser = target_arg)]
     pub board: firmware::Target,
     /// Samples the device holds (default: the smallest of 1, 2, 5, 10, 20, 32 that holds the

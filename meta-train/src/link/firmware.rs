@@ -90,7 +90,7 @@ impl Target {
     /// use meta_train::link::firmware::Target;
     /// assert_eq!(Target::parse("lm3s6965evb")?.board.name, "lm3s6965evb");
     /// let e = Target::parse("lm3s").unwrap_err().to_string();
-    /// assert!(e.contains("mps2-an386, mps2-an505, lm3s6965evb, netduinoplus2, nrf51822-xxac, riscv32-virt, nrf52840-dk, rpi-pico"), "{e}");
+    /// assert!(e.contains("mps2-an386, mps2-an505, lm3s6965evb, netduinoplus2, nrf51822-xxac, riscv32-virt, nrf52840-dk, rpi-pico, esp32c3-devkitm"), "{e}");
     /// # anyhow::Ok(())
     /// ```
     pub fn parse(arg: &str) -> Result<Self> {
