@@ -11,6 +11,8 @@
 //! | [`train`] | the outer loops, the optimiser, checkpoints and the run's threads |
 //! | [`eval`] | held-out evaluation through the device runtime, on the host and on a device |
 //! | [`link`] | talking to a device: the client, loopback, QEMU, serial, firmware, parity |
+//! | [`blob_spec`] | a dense `w*` as plain arrays, made with every check and read back |
+//! | [`pytorch`] | PyTorch `state_dict`s (safetensors files) to `w*` and back |
 //! | [`export`] | flash images of `w*` for a board's slots |
 //! | [`report`] | tables, figures, blob inspection and standard output |
 //! | [`bench`] | speed, FLOP counts and on-device costs |
@@ -20,10 +22,12 @@
 
 pub mod algo;
 pub mod bench;
+pub mod blob_spec;
 pub mod eval;
 pub mod export;
 pub mod link;
 pub mod model;
+pub mod pytorch;
 pub mod report;
 pub mod run_dir;
 pub mod tasks;

@@ -5,7 +5,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
-use commands::{bench, blob, eval, train, train_fewshot};
+use commands::{bench, blob, eval, pytorch, train, train_fewshot};
 
 /// Meta-train few-shot learners on the host; adapt them on microcontrollers.
 #[derive(Parser)]
@@ -33,6 +33,13 @@ enum Command {
     /// firmware's types) for a board; print the ELF, its code flash and RAM, and how to flash
     /// it and the w*.
     Firmware(blob::FirmwareArgs),
+    /// Make a w* blob from a PyTorch MLP's state_dict saved as safetensors (nn.Sequential of
+    /// Linear and ReLU, plain or in learn2learn's MAML or MetaSGD) and the inner loop's
+    /// settings.
+    Import(pytorch::ImportArgs),
+    /// Write a dense w* blob's θ0 (and Meta-SGD's α as lrs.N) as a PyTorch state_dict in a
+    /// safetensors file.
+    StateDict(pytorch::StateDictArgs),
     /// Measure meta-iterations per second, GFLOP/s and peak memory; with --quality, the
     /// post-adaptation error of MAML and Meta-SGD trained with the paper's setup.
     Bench(bench::BenchArgs),
@@ -48,6 +55,8 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => blob::inspect(a),
         Command::Export(a) => blob::export(a),
         Command::Firmware(a) => blob::firmware(a),
+        Command::Import(a) => pytorch::import(a),
+        Command::StateDict(a) => pytorch::state_dict(a),
         Command::Bench(a) => bench::run(&a),
     };
     match done {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod blob;
 pub mod eval;
+pub mod pytorch;
 pub mod train;
 pub mod train_fewshot;
 
