@@ -143,34 +143,50 @@ impl BlobSpec {
             AlphaKind::Scalar => 1,
             AlphaKind::PerParameter => params,
         };
+        let shape = self.shape_name();
+        let alpha_says = match alpha_kind {
+            AlphaKind::Scalar => format!("{} stores one α", self.algorithm.name()),
+            AlphaKind::PerParameter => format!(
+                "{} stores one α per parameter ({params})",
+                self.algorithm.name()
+            ),
+        };
         let lengths = [
-            ("θ0", &self.theta0, params, "the model's parameters"),
-            ("α", &self.alpha, alpha_len, "what the algorithm stores"),
-            ("x_mean", &self.x_mean, inputs, "the inputs"),
-            ("x_std", &self.x_std, inputs, "the inputs"),
-            ("y_mean", &self.y_mean, outputs, "the outputs"),
-            ("y_std", &self.y_std, outputs, "the outputs"),
+            (
+                "θ0",
+                &self.theta0,
+                params,
+                format!("the {shape} model has {params} parameters"),
+            ),
+            ("α", &self.alpha, alpha_len, alpha_says),
+            (
+                "x_mean",
+                &self.x_mean,
+                inputs,
+                format!("the {shape} model has {inputs} inputs"),
+            ),
+            (
+                "x_std",
+                &self.x_std,
+                inputs,
+                format!("the {shape} model has {inputs} inputs"),
+            ),
+            (
+                "y_mean",
+                &self.y_mean,
+                outputs,
+                format!("the {shape} model has {outputs} outputs"),
+            ),
+            (
+                "y_std",
+                &self.y_std,
+                outputs,
+                format!("the {shape} model has {outputs} outputs"),
+            ),
         ];
-        for (name, values, expected, what) in lengths {
+        for (name, values, expected, why) in lengths {
             if values.len() != expected {
-                let algo = if name == "α" {
-                    format!(
-                        " ({} stores {})",
-                        self.algorithm.name(),
-                        if alpha_len == 1 {
-                            "one α".to_string()
-                        } else {
-                            "one α per parameter".to_string()
-                        }
-                    )
-                } else {
-                    String::new()
-                };
-                bail!(
-                    "{name} has {} values; expected {expected}, {what} of the {} model{algo}",
-                    values.len(),
-                    self.shape_name()
-                );
+                bail!("{name} has {} values; {why}", values.len());
             }
             if let Some(k) = values.iter().position(|v| !v.is_finite()) {
                 bail!("{name}[{k}] is {}: every value must be finite", values[k]);

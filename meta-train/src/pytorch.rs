@@ -156,13 +156,67 @@ mod key {
     pub const SEED: &str = "tinyadapt.seed";
 }
 
-/// A tensor of the file, as f32.
-struct Tensor {
-    shape: Vec<usize>,
-    values: Vec<f32>,
+/// A tensor of a state_dict, as float32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Its key (`0.weight`, `module.2.bias`, `lrs.3`).
+    pub name: String,
+    /// Its shape (`[outputs, inputs]` for a Linear layer's weight).
+    pub shape: Vec<usize>,
+    /// Its values, row-major.
+    pub values: Vec<f32>,
 }
 
-fn read_tensor(name: &str, view: &TensorView<'_>) -> Result<Tensor> {
+/// A state_dict's tensors and the file's metadata (string pairs).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StateDict {
+    /// The tensors, in the file's order.
+    pub tensors: Vec<Tensor>,
+    /// The metadata (`format`, `tinyadapt.*`).
+    pub metadata: HashMap<String, String>,
+}
+
+impl StateDict {
+    /// The tensors and metadata of a safetensors file; float32 and float64 tensors only.
+    pub fn read(file: &[u8]) -> Result<Self> {
+        let st =
+            SafeTensors::deserialize(file).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+        let (_, header) =
+            SafeTensors::read_metadata(file).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+        let tensors = st
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| read_tensor(name, &view))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            tensors,
+            metadata: header.metadata().clone().unwrap_or_default(),
+        })
+    }
+
+    /// The safetensors file, as `safetensors.torch.save_file` writes it (float32).
+    pub fn to_file(&self) -> Result<Vec<u8>> {
+        let data: Vec<Vec<u8>> = self
+            .tensors
+            .iter()
+            .map(|t| t.values.iter().flat_map(|x| x.to_le_bytes()).collect())
+            .collect();
+        let views = self
+            .tensors
+            .iter()
+            .zip(&data)
+            .map(|(t, d)| {
+                TensorView::new(Dtype::F32, t.shape.clone(), d)
+                    .map(|v| (t.name.clone(), v))
+                    .map_err(|e| anyhow!("tensor {}: {e}", t.name))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
+        safetensors::serialize(views, meta).map_err(|e| anyhow!("cannot write safetensors: {e}"))
+    }
+}
+
+fn read_tensor(name: String, view: &TensorView<'_>) -> Result<Tensor> {
     let data = view.data();
     let values = match view.dtype() {
         Dtype::F32 => data
@@ -179,6 +233,7 @@ fn read_tensor(name: &str, view: &TensorView<'_>) -> Result<Tensor> {
         ),
     };
     Ok(Tensor {
+        name,
         shape: view.shape().to_vec(),
         values,
     })
@@ -274,15 +329,17 @@ fn metadata_floats(meta: &HashMap<String, String>, key: &str) -> Result<Option<V
 /// The blob spec of the state_dict in `file` (the bytes of a `.safetensors` file). Errors
 /// name the key and what was expected.
 pub fn import(file: &[u8], opts: &ImportOptions) -> Result<BlobSpec> {
-    let st = SafeTensors::deserialize(file).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
-    let (_, header) =
-        SafeTensors::read_metadata(file).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
-    let meta = header.metadata().clone().unwrap_or_default();
+    import_state_dict(StateDict::read(file)?, opts)
+}
+
+/// The blob spec of `state_dict` (see [`import`]).
+pub fn import_state_dict(state_dict: StateDict, opts: &ImportOptions) -> Result<BlobSpec> {
+    let meta = state_dict.metadata;
     let mut weights = BTreeMap::new();
     let mut biases = BTreeMap::new();
     let mut lrs = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        let t = read_tensor(&name, &view)?;
+    for t in state_dict.tensors {
+        let name = t.name.clone();
         if let Some(n) = name
             .strip_prefix("lrs.")
             .and_then(|n| n.parse::<usize>().ok())
@@ -486,26 +543,27 @@ fn floats_text(values: &[f32]) -> String {
     v.join(",")
 }
 
-/// The safetensors file of `spec`'s model in `layout`, as `safetensors.torch.save_file`
-/// writes a `state_dict`: float32 tensors, `W` as outputs × inputs; per-parameter `α` as
-/// Meta-SGD's `lrs.N`; the rest in `tinyadapt.*` metadata.
-pub fn state_dict(spec: &BlobSpec, layout: Layout) -> Result<Vec<u8>> {
-    let to_bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+/// The state_dict of `spec`'s model in `layout`: float32 tensors, `W` as outputs × inputs;
+/// per-parameter `α` as Meta-SGD's `lrs.N`; the rest in `tinyadapt.*` metadata.
+pub fn state_dict_of(spec: &BlobSpec, layout: Layout) -> StateDict {
+    let mut tensors = Vec::new();
+    let mut push = |name: String, shape: Vec<usize>, values: &[f32]| {
+        tensors.push(Tensor {
+            name,
+            shape,
+            values: values.to_vec(),
+        })
+    };
     for (l, layer) in spec.layers(&spec.theta0).iter().enumerate() {
         let name = format!("{}{}", layout.prefix(), 2 * l);
-        tensors.push((
+        push(
             format!("{name}.weight"),
             vec![layer.outputs, layer.inputs],
-            to_bytes(&layer.weight),
-        ));
-        tensors.push((
-            format!("{name}.bias"),
-            vec![layer.outputs],
-            to_bytes(&layer.bias),
-        ));
+            &layer.weight,
+        );
+        push(format!("{name}.bias"), vec![layer.outputs], &layer.bias);
     }
-    let mut meta = HashMap::from([
+    let mut metadata = HashMap::from([
         ("format".to_string(), "pt".to_string()),
         (key::STEPS.into(), spec.steps.to_string()),
         (key::K.into(), spec.trained_k.to_string()),
@@ -522,30 +580,27 @@ pub fn state_dict(spec: &BlobSpec, layout: Layout) -> Result<Vec<u8>> {
         (key::SEED.into(), spec.seed.to_string()),
     ]);
     if spec.alpha.len() == 1 {
-        meta.insert(key::ALPHA.into(), floats_text(&spec.alpha));
+        metadata.insert(key::ALPHA.into(), floats_text(&spec.alpha));
     } else {
         for (l, layer) in spec.layers(&spec.alpha).iter().enumerate() {
-            tensors.push((
+            push(
                 format!("lrs.{}", 2 * l),
                 vec![layer.outputs, layer.inputs],
-                to_bytes(&layer.weight),
-            ));
-            tensors.push((
+                &layer.weight,
+            );
+            push(
                 format!("lrs.{}", 2 * l + 1),
                 vec![layer.outputs],
-                to_bytes(&layer.bias),
-            ));
+                &layer.bias,
+            );
         }
     }
-    let views = tensors
-        .iter()
-        .map(|(name, shape, data)| {
-            TensorView::new(Dtype::F32, shape.clone(), data)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| anyhow!("tensor {name}: {e}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| anyhow!("cannot write safetensors: {e}"))
+    StateDict { tensors, metadata }
+}
+
+/// [`state_dict_of`] as a safetensors file, as `safetensors.torch.save_file` writes one.
+pub fn state_dict(spec: &BlobSpec, layout: Layout) -> Result<Vec<u8>> {
+    state_dict_of(spec, layout).to_file()
 }
 
 #[cfg(test)]
@@ -556,21 +611,20 @@ mod tests {
 
     /// A safetensors file of `tensors` (name, shape, values), as `save_file` writes one.
     fn file(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
-        let data: Vec<Vec<u8>> = tensors
+        let tensors = tensors
             .iter()
-            .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-            .collect();
-        let views: Vec<_> = tensors
-            .iter()
-            .zip(&data)
-            .map(|((n, s, _), d)| {
-                (
-                    n.to_string(),
-                    TensorView::new(Dtype::F32, s.clone(), d).unwrap(),
-                )
+            .map(|(n, s, v)| Tensor {
+                name: n.to_string(),
+                shape: s.clone(),
+                values: v.clone(),
             })
             .collect();
-        safetensors::serialize(views, None).unwrap()
+        StateDict {
+            tensors,
+            metadata: HashMap::new(),
+        }
+        .to_file()
+        .unwrap()
     }
 
     fn opts() -> ImportOptions {
