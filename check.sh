@@ -73,5 +73,18 @@ done
 step "cargo test (all crates, doc tests, end-to-end CLI tests)"
 cargo test --workspace
 
+step "Python package: the wheel (maturin), installed in a fresh venv with numpy, safetensors and pytest from PyPI, then pytest"
+# The wheel is built in its own venv (maturin), then installed where nothing else is, as a
+# user installs it. pytest calls the CLI the tests above built, and boots the firmware they
+# built under QEMU.
+py=target/python
+rm -rf "$py/build" "$py/test" "$py/wheels"
+python3 -m venv "$py/build"
+"$py/build/bin/pip" install -q maturin
+"$py/build/bin/maturin" build -q -m python/Cargo.toml --out "$py/wheels"
+python3 -m venv "$py/test"
+"$py/test/bin/pip" install -q "$py"/wheels/tinyadapt-*.whl safetensors pytest
+PYTHONDONTWRITEBYTECODE=1 TINYADAPT_META_TRAIN="$PWD/target/debug/meta-train" "$py/test/bin/python" -m pytest -q -p no:cacheprovider python/tests
+
 step "fuzzing: each target 30 s on its committed corpus (fuzz/run.sh; nightly + cargo-fuzz)"
 fuzz/run.sh 30
