@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, lints, all tests (the firmware under QEMU included),
-# and the no_std builds for the Cortex-M targets. Sets itself up on a fresh machine: adds the
-# thumb and RISC-V targets to the preinstalled stable toolchain (never updates it) and
-# installs qemu-system-arm and qemu-system-misc (riscv32) with apt-get when they are missing.
+# Runs every check CI runs: formatting, lints, all tests (the firmware under QEMU and the
+# Python package included), and the no_std builds for the Cortex-M and RISC-V targets. Sets
+# itself up on a fresh machine: adds the thumb and RISC-V targets to the preinstalled stable
+# toolchain (never updates it) and installs qemu-system-arm, qemu-system-misc (riscv32) and
+# python3-venv with apt-get when they are missing.
 set -euo pipefail
 export RUSTUP_AUTO_INSTALL=0
 cd "$(dirname "$0")"
@@ -35,6 +36,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 step "$(qemu-system-arm --version | head -1); $(qemu-system-riscv32 --version | head -1)"
+
+# The Python package is built and tested in venvs of the machine's python3.
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    step "installing python3-venv (the Python package is tested in a fresh venv)"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq python3-venv
+fi
 
 if ! command -v flip-link >/dev/null; then
     step "installing flip-link (the real boards' firmware links with it)"

@@ -57,7 +57,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Run every adaptation and prediction in the firmware on a board instead of the host, and
-    /// compare each task bit for bit with the host simulation: qemu-an386, qemu-an505, qemu-lm3s6965, qemu-netduinoplus2 or qemu-nrf51
+    /// compare each task bit for bit with the host simulation: qemu-an386, qemu-an505, qemu-lm3s6965, qemu-netduinoplus2, qemu-nrf51 or qemu-riscv32
     /// (built and booted under QEMU), or a serial port (/dev/ttyACM0, COM3) of a board
     /// flashed with the firmware `meta-train firmware` builds for the w*, and the w*.
     #[arg(long, value_parser = on_arg)]

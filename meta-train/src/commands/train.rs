@@ -88,7 +88,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 600)]
     pub eval_tasks: usize,
     /// Then flash w* into a board and evaluate there too, next to the host simulation, with
-    /// the parity verdict: qemu-an386, qemu-an505, qemu-lm3s6965, qemu-netduinoplus2 or qemu-nrf51 (the firmware for the w* is built and
+    /// the parity verdict: qemu-an386, qemu-an505, qemu-lm3s6965, qemu-netduinoplus2, qemu-nrf51 or qemu-riscv32 (the firmware for the w* is built and
     /// booted under QEMU), or a serial port (/dev/ttyACM0, COM3) of a board flashed with it.
     #[arg(long, value_parser = on_arg)]
     pub on: Option<On>,
