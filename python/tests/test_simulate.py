@@ -93,3 +93,24 @@ def test_load_serves_a_new_blob_as_an_update(trained):
     assert np.array_equal(dev.params(), other.theta0)
     with pytest.raises(ta.DeviceError, match="not compiled|no simulation|capacity"):
         dev.load(ta.Blob.make([3, 4, 2], np.zeros(3 * 4 + 4 + 4 * 2 + 2), [0.1], steps=1, k=10))
+
+
+def test_a_classifier_takes_labels_and_answers_with_its_scores():
+    rng = np.random.default_rng(2)
+    theta = (rng.normal(size=2 * 40 + 40 + 40 * 40 + 40 + 40 * 3 + 3) * 0.3).astype(np.float32)
+    blob = ta.Blob.make([2, 40, 40, 3], theta, [0.5], steps=5, k=10, loss="cross-entropy")
+    dev = ta.simulate(blob)
+    centres = np.array([[-2, 0], [2, 0], [0, 2]], np.float32)
+    labels = [i % 3 for i in range(9)]
+    xs = centres[labels] + rng.normal(scale=0.3, size=(9, 2)).astype(np.float32)
+    assert dev.push_many(xs, labels=labels) == 9
+    with pytest.raises(ta.DeviceError, match="label outside the classes"):
+        dev.push([0.0, 0.0], label=3)
+    before = dev.adapt(0).loss_before
+    report = dev.adapt()
+    assert report.steps == 5 and report.loss_after < before
+    for c in range(3):
+        label, scores = dev.classify(centres[c])
+        assert label == c and abs(float(scores.sum()) - 1) < 1e-5 and scores.shape == (3,)
+    logits = dev.predict(centres[0])
+    assert logits.shape == (3,) and int(np.argmax(logits)) == 0
