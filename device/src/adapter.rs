@@ -11,6 +11,11 @@ use shared::wstar::{Blob, BlobError, HeadStart};
 
 use crate::error::{AdaptError, PushError, PushErrorKind};
 
+/// How many times a step beyond the trained ones that raises the loss on the samples (or
+/// diverges) is retried at half the length before the guard undoes it and ends the
+/// adaptation (see [`Adapter::adapt_steps`]).
+pub const BACKTRACKS: u8 = 8;
+
 /// One target-train sample, in the user's units (the adapter normalises it).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample<const I: usize, const O: usize> {
@@ -226,12 +231,41 @@ where
     ///
     /// The divergence guard undoes a step, exactly, and ends the adaptation (see
     /// [`AdaptReport::undone`] and [`AdaptReport::cause`]) when its loss on the samples is
-    /// non-finite or above the bound in `w*`, or when a step beyond those `w*` was trained for
-    /// raises the loss. The trained steps are kept even when they raise the loss on the
-    /// samples, because meta-training optimised them for the loss on unseen points; extra
-    /// steps are plain fine-tuning, and full-batch gradient descent only climbs when its step
-    /// is too large for the local curvature.
+    /// non-finite or above the bound in `w*`. The trained steps are kept even when they raise
+    /// the loss on the samples, because meta-training optimised them for the loss on unseen
+    /// points. A step beyond those is plain fine-tuning: when it raises the loss (or diverges)
+    /// it is retried at half the length, up to [`BACKTRACKS`] times (a backtracking line
+    /// search along the step, in the candidate's buffer), and only then undone, ending the
+    /// adaptation. Full-batch gradient descent climbs only when its step is too long for the
+    /// local curvature, so a shorter one goes on descending where stopping would not.
     pub fn adapt_steps(&mut self, steps: u16, limit: StepLimit) -> Result<AdaptReport, AdaptError> {
+        self.adapt_steps_with(steps, limit, BACKTRACKS)
+    }
+
+    /// [`Adapter::adapt_steps`] with at most `backtracks` retries of an extra step (0: the
+    /// guard undoes the first one that raises the loss): fewer bounds an adaptation's worst
+    /// case to fewer forward passes.
+    ///
+    /// ```
+    /// use device::{Adapter, Sample, StepLimit};
+    /// type Net = shared::model::Mlp1<f32, 1, 4, 1>;
+    /// # use shared::model::Params;
+    /// let meta = shared::wstar::Meta::new::<Net, 1, 1>(shared::loss::Loss::Mse, 1);
+    /// let theta: Vec<f32> = (0..Net::PARAMS).map(|k| ((k * 7 % 5) as f32 - 2.0) / 4.0).collect();
+    /// let blob = shared::wstar::encode(&meta, &theta, &[0.4], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
+    /// let mut a = Adapter::<Net, 1, 1, 4>::new(&blob).unwrap();
+    /// for x in [-1.0, -0.5, 0.5, 1.0] {
+    ///     a.push(Sample { x: [x], y: [x * x] }).unwrap();
+    /// }
+    /// let r = a.adapt_steps_with(20, StepLimit::Unchecked, 2).unwrap();
+    /// assert!(r.loss_after <= r.loss_before);
+    /// ```
+    pub fn adapt_steps_with(
+        &mut self,
+        steps: u16,
+        limit: StepLimit,
+        backtracks: u8,
+    ) -> Result<AdaptReport, AdaptError> {
         let blob = loaded(&self.blob).ok_or(AdaptError::NoBlob)?;
         let requested = self.steps_since_reset + u32::from(steps);
         if limit == StepLimit::Trained && requested > u32::from(blob.meta.steps) {
@@ -269,21 +303,28 @@ where
             let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
             theta.backward(x, &mut self.cache, &self.dy, next, None);
             inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
-            next.forward_into(x, &mut self.cache, &mut self.dy);
-            let l = loss.value_grad_in_place(&mut self.dy, y, n);
-            // The guard: undo a step whose loss is non-finite or above w*'s bound, or, past the
-            // steps w* was trained for, one that raises the loss (full-batch gradient descent
-            // only climbs when the step is too large for the local curvature, and then it
-            // tends to blow up).
             let extra = self.steps_since_reset >= trained;
-            let cause = if !l.is_finite() {
-                Some(Guard::NonFinite)
-            } else if l > bound {
-                Some(Guard::AboveBound)
-            } else if extra && l > report.loss_after {
-                Some(Guard::Rose)
-            } else {
-                None
+            let mut halvings = 0;
+            let cause = loop {
+                next.forward_into(x, &mut self.cache, &mut self.dy);
+                let l = loss.value_grad_in_place(&mut self.dy, y, n);
+                // The guard: a step whose loss is non-finite or above w*'s bound, or, past the
+                // steps w* was trained for, one that raises the loss, is not taken as it is.
+                let cause = if !l.is_finite() {
+                    Some(Guard::NonFinite)
+                } else if l > bound {
+                    Some(Guard::AboveBound)
+                } else if extra && l > report.loss_after {
+                    Some(Guard::Rose)
+                } else {
+                    report.loss_after = l;
+                    None
+                };
+                if cause.is_none() || !extra || halvings == backtracks {
+                    break cause;
+                }
+                inner::halve_step(theta, next);
+                halvings += 1;
             };
             if cause.is_some() {
                 report.undone = Some(s);
@@ -293,7 +334,6 @@ where
             self.live = 1 - self.live;
             self.steps_since_reset += 1;
             report.steps += 1;
-            report.loss_after = l;
         }
         Ok(report)
     }

@@ -33,7 +33,7 @@ mod classifier;
 mod error;
 pub mod server;
 
-pub use adapter::{AdaptReport, Adapter, Classified, Guard, Sample, StepLimit};
+pub use adapter::{AdaptReport, Adapter, Classified, Guard, Sample, StepLimit, BACKTRACKS};
 pub use classifier::ImageClassifier;
 pub use error::{AdaptError, PushError, PushErrorKind};
 pub use shared::wstar::BlobError;

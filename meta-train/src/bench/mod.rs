@@ -1,9 +1,10 @@
 //! What the benchmarks measure with: the paper's sinusoid setup, exact FLOP counts
-//! ([`flops`]), the build's nominal peak, the clock, peak memory, and the on-device costs
-//! ([`device`]). `meta-train bench` prints them.
+//! ([`flops`]), the build's nominal peak, the clock, peak memory, the on-device costs
+//! ([`device`]) and the guard's extra steps ([`guard`]). `meta-train bench` prints them.
 
 pub mod device;
 pub mod flops;
+pub mod guard;
 
 use crate::algo::Algo;
 use crate::model::SINUSOID_NET;

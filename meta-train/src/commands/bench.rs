@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use meta_train::algo::{parse_algorithm, Algo};
-use meta_train::bench::{build, clock_ghz, device, flops, paper_config, peak_memory_mib};
+use meta_train::bench::{build, clock_ghz, device, flops, guard, paper_config, peak_memory_mib};
 use meta_train::eval::{self, EvalConfig};
 use meta_train::link::qemu::Emulated;
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
@@ -177,6 +177,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 cfg.iterations, ecfg.tasks, ecfg.test_points
             );
             say!("{}", eval::table(&results).trim_end());
+            let val = EvalConfig { seed: 1, ..ecfg };
+            say!(
+                "extra steps on {} validation tasks (seed 1): retries of an extra step that raises the loss, at half the length each (0: the guard stops; the device retries {})",
+                val.tasks,
+                ::device::BACKTRACKS
+            );
+            say!("{}", guard::table(&t.blob, &val)?.trim_end());
         }
     }
     Ok(())

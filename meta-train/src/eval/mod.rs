@@ -127,6 +127,17 @@ pub fn eval_task<M: Layers<f32, 1, 1>, const K: usize>(
     cfg: &EvalConfig,
     index: usize,
 ) -> Result<TaskTrace> {
+    eval_task_with::<M, K>(blob, cfg, index, device::BACKTRACKS)
+}
+
+/// [`eval_task`] with at most `backtracks` retries of an extra step that raises the loss
+/// (see `device::Adapter::adapt_steps_with`).
+pub fn eval_task_with<M: Layers<f32, 1, 1>, const K: usize>(
+    blob: &[u8],
+    cfg: &EvalConfig,
+    index: usize,
+    backtracks: u8,
+) -> Result<TaskTrace> {
     let HeldOut {
         task,
         support,
@@ -137,7 +148,7 @@ pub fn eval_task<M: Layers<f32, 1, 1>, const K: usize>(
     for &s in &EVAL_STEPS {
         if s > done && guard.is_none() {
             let r = a
-                .adapt_steps(s - done, StepLimit::Unchecked)
+                .adapt_steps_with(s - done, StepLimit::Unchecked, backtracks)
                 .map_err(|e| anyhow!("{e}"))?;
             guard = r.cause;
             done = s;
@@ -161,9 +172,22 @@ pub fn evaluate<M: Layers<f32, 1, 1> + Send + Sync, const K: usize>(
 where
     for<'b> Adapter<'b, M, 1, 1, K>: Send,
 {
+    evaluate_with::<M, K>(blob, cfg, device::BACKTRACKS)
+}
+
+/// [`evaluate`] with at most `backtracks` retries of an extra step (0: the guard stops at
+/// the first one that raises the loss).
+pub fn evaluate_with<M: Layers<f32, 1, 1> + Send + Sync, const K: usize>(
+    blob: &[u8],
+    cfg: &EvalConfig,
+    backtracks: u8,
+) -> Result<KResult>
+where
+    for<'b> Adapter<'b, M, 1, 1, K>: Send,
+{
     let traces: Vec<TaskTrace> = (0..cfg.tasks)
         .into_par_iter()
-        .map(|i| eval_task::<M, K>(blob, cfg, i))
+        .map(|i| eval_task_with::<M, K>(blob, cfg, i, backtracks))
         .collect::<Result<_>>()?;
     Ok(summarise(K, &traces))
 }
@@ -237,7 +261,7 @@ pub fn table(results: &[KResult]) -> String {
         }
     }
     s.push_str(
-        "stopped: tasks where the device's guard undid an extra step that raised the loss on its samples;\n\
+        "stopped: tasks where the device's guard undid an extra step that raised the loss on its samples even at a 256th of its length;\n\
          diverged: tasks where a step's loss went non-finite or above w*'s bound (undone too).\n",
     );
     s
