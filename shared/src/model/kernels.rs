@@ -29,7 +29,10 @@ pub fn zeros<T: Real, const R: usize, const C: usize>() -> SMatrix<T, R, C> {
 
 /// Output rows summed side by side in [`add_mul`] and [`add_mul_bt`]: as many as a
 /// microcontroller's FPU keeps in registers (16 of its 32), all of them on the host (wider
-/// vectors). Like [`BLOCK`], it changes the order of the loops, never of any sum.
+/// vectors). Where the rows do not all fit, two output columns go side by side in blocks of
+/// `ROWS / 2` rows, so each value loaded serves both (on the Cortex-M4F: 212,708 instructions
+/// per inner step of the sinusoid net instead of 230,455). Like [`BLOCK`], it changes the order
+/// of the loops, never of any sum.
 #[cfg(target_os = "none")]
 const ROWS: usize = 16;
 #[cfg(not(target_os = "none"))]
@@ -84,7 +87,44 @@ fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R
         add_mul_cols::<T, O, I, K, 1>(out, w, x, j);
         return;
     }
-    for (j, oc) in out.as_mut_slice().chunks_exact_mut(O).enumerate() {
+    let out = out.as_mut_slice();
+    let mut j0 = 0;
+    // Two columns at a time in blocks of half the rows: each weight loaded once for both.
+    while j0 + 2 <= K {
+        let mut r0 = 0;
+        while r0 + R / 2 <= O {
+            let mut acc = [[T::ZERO; R]; 2];
+            for (q, a) in acc.iter_mut().enumerate() {
+                a[..R / 2].copy_from_slice(&out[(j0 + q) * O + r0..][..R / 2]);
+            }
+            for (l, wc) in w.chunks_exact(O).enumerate() {
+                let (x0, x1) = (x[j0 * I + l], x[(j0 + 1) * I + l]);
+                for (r, &wv) in wc[r0..r0 + R / 2].iter().enumerate() {
+                    acc[0][r] += wv * x0;
+                    acc[1][r] += wv * x1;
+                }
+            }
+            for (q, a) in acc.iter().enumerate() {
+                out[(j0 + q) * O + r0..][..R / 2].copy_from_slice(&a[..R / 2]);
+            }
+            r0 += R / 2;
+        }
+        if r0 < O {
+            for q in 0..2 {
+                let (xc, oc) = (
+                    &x[(j0 + q) * I..(j0 + q + 1) * I],
+                    &mut out[(j0 + q) * O..(j0 + q + 1) * O],
+                );
+                for (wc, &xv) in w.chunks_exact(O).zip(xc) {
+                    for (a, &wv) in oc[r0..].iter_mut().zip(&wc[r0..]) {
+                        *a += wv * xv;
+                    }
+                }
+            }
+        }
+        j0 += 2;
+    }
+    for (j, oc) in out.chunks_exact_mut(O).enumerate().skip(j0) {
         let xc = &x[j * I..(j + 1) * I];
         let mut r0 = 0;
         while r0 + R <= O {
@@ -200,10 +240,46 @@ fn add_mul_bt_rows<
         add_mul_bt_cols::<T, O, I, K, 1, ADD>(out, a, b, l);
         return;
     }
-    for (l, oc) in out.as_mut_slice().chunks_exact_mut(O).enumerate() {
-        if !ADD {
-            oc.fill(T::ZERO);
+    let out = out.as_mut_slice();
+    if !ADD {
+        out.fill(T::ZERO);
+    }
+    let mut l0 = 0;
+    // Two output columns at a time in blocks of half the rows: each `a` value loaded once for
+    // both.
+    while l0 + 2 <= I {
+        let mut r0 = 0;
+        while r0 + R / 2 <= O {
+            let mut acc = [[T::ZERO; R]; 2];
+            for (q, s) in acc.iter_mut().enumerate() {
+                s[..R / 2].copy_from_slice(&out[(l0 + q) * O + r0..][..R / 2]);
+            }
+            for (j, ac) in a.chunks_exact(O).enumerate() {
+                let (b0, b1) = (b[j * I + l0], b[j * I + l0 + 1]);
+                for (r, &av) in ac[r0..r0 + R / 2].iter().enumerate() {
+                    acc[0][r] += av * b0;
+                    acc[1][r] += av * b1;
+                }
+            }
+            for (q, s) in acc.iter().enumerate() {
+                out[(l0 + q) * O + r0..][..R / 2].copy_from_slice(&s[..R / 2]);
+            }
+            r0 += R / 2;
         }
+        if r0 < O {
+            for q in 0..2 {
+                let oc = &mut out[(l0 + q) * O..(l0 + q + 1) * O];
+                for (j, ac) in a.chunks_exact(O).enumerate() {
+                    let bv = b[j * I + l0 + q];
+                    for (s, &av) in oc[r0..].iter_mut().zip(&ac[r0..]) {
+                        *s += av * bv;
+                    }
+                }
+            }
+        }
+        l0 += 2;
+    }
+    for (l, oc) in out.chunks_exact_mut(O).enumerate().skip(l0) {
         let mut r0 = 0;
         while r0 + R <= O {
             let ob = &mut oc[r0..r0 + R];
