@@ -90,7 +90,7 @@ fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R
     let out = out.as_mut_slice();
     let mut j0 = 0;
     // Two columns at a time in blocks of half the rows: each weight loaded once for both.
-    while j0 + 2 <= K {
+    while R >= 2 && j0 + 2 <= K {
         let mut r0 = 0;
         while r0 + R / 2 <= O {
             let mut acc = [[T::ZERO; R]; 2];
@@ -247,7 +247,7 @@ fn add_mul_bt_rows<
     let mut l0 = 0;
     // Two output columns at a time in blocks of half the rows: each `a` value loaded once for
     // both.
-    while l0 + 2 <= I {
+    while R >= 2 && l0 + 2 <= I {
         let mut r0 = 0;
         while r0 + R / 2 <= O {
             let mut acc = [[T::ZERO; R]; 2];
