@@ -4,6 +4,7 @@ use nalgebra::SMatrix;
 use shared::body::BodySpec;
 use shared::inner;
 use shared::loss::{softmax, Loss};
+use shared::math::Real;
 use shared::model::{Layers, Zeroed};
 use shared::report::MAX_NORMALISED;
 pub use shared::report::{AdaptReport, Guard, StepLimit};
@@ -34,14 +35,33 @@ pub struct Classified<const O: usize> {
     pub scores: [f32; O],
 }
 
-/// Few-shot adaptation of model `M` (`I` inputs, `O` outputs) on up to `K` samples.
+/// Few-shot adaptation of model `M` (`I` inputs, `O` outputs) on up to `K` samples, in the
+/// arithmetic `T` of `M`: `f32`, or fixed point on a core without an FPU (`Mlp2<Q20, 1, 40,
+/// 40, 1>` adapted by an `Adapter<…, Q20>`, see [`shared::fixed`]).
 ///
 /// Holds two parameter buffers (the live one and the candidate of the next step, so a
 /// diverging step is undone exactly), the samples, and the forward-pass cache. `θ0` and `α`
-/// are read from the blob in place (flash on a device).
-pub struct Adapter<'w, M, const I: usize, const O: usize, const K: usize>
+/// are read from the blob in place (flash on a device), converted to `T` where they are used.
+/// Samples and answers are `f32` in the user's units whatever `T` is.
+///
+/// ```
+/// use device::{Adapter, Sample};
+/// use shared::fixed::Q20;
+/// use shared::model::{Mlp1, Params};
+/// # let meta = shared::wstar::Meta::new::<Mlp1<f32, 1, 8, 1>, 1, 1>(shared::loss::Loss::Mse, 3);
+/// # let theta: Vec<f32> = (0..Mlp1::<f32, 1, 8, 1>::PARAMS).map(|k| ((k * 37 % 11) as f32 - 5.0) / 10.0).collect();
+/// # let flash = shared::wstar::encode(&meta, &theta, &[0.05], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
+/// // The same float w* as the f32 adapter's, adapted in integers.
+/// let mut a = Adapter::<Mlp1<Q20, 1, 8, 1>, 1, 1, 5, Q20>::new(&flash).unwrap();
+/// for x in [-1.0f32, -0.5, 0.0, 0.5, 1.0] {
+///     a.push(Sample { x: [x], y: [2.0 * x] }).unwrap();
+/// }
+/// let report = a.adapt().unwrap();
+/// assert!(report.loss_after < report.loss_before);
+/// ```
+pub struct Adapter<'w, M, const I: usize, const O: usize, const K: usize, T: Real = f32>
 where
-    M: Layers<f32, I, O>,
+    M: Layers<T, I, O>,
 {
     /// [`Blob::EMPTY`] while nothing is loaded.
     blob: Blob<'w>,
@@ -52,19 +72,27 @@ where
     primed: bool,
     /// The samples' inputs, normalised, one per column; columns from `n` on are zero. Kept as
     /// the batch itself, so adapting copies nothing onto the stack.
-    xs: SMatrix<f32, I, K>,
+    xs: SMatrix<T, I, K>,
     /// Their targets, normalised, likewise.
-    ys: SMatrix<f32, O, K>,
+    ys: SMatrix<T, O, K>,
     /// Samples held.
     n: usize,
     cache: M::Cache<K>,
-    dy: SMatrix<f32, O, K>,
+    dy: SMatrix<T, O, K>,
 }
 
-impl<'w, M, const I: usize, const O: usize, const K: usize> Adapter<'w, M, I, O, K>
+impl<'w, M, const I: usize, const O: usize, const K: usize, T: Real> Adapter<'w, M, I, O, K, T>
 where
-    M: Layers<f32, I, O>,
+    M: Layers<T, I, O>,
 {
+    /// No sum of the model's kernels has more terms than `T`'s accumulator holds: a compile
+    /// error for a fixed-point adapter of a layer or capacity wider than
+    /// [`Real::MAX_TERMS`].
+    const SUMS_FIT: () = assert!(
+        K <= T::MAX_TERMS && M::WIDEST <= T::MAX_TERMS,
+        "a layer width or the capacity K is above the arithmetic's Real::MAX_TERMS"
+    );
+
     /// Bytes of RAM the adapter itself occupies (two parameter buffers, the sample buffer,
     /// the forward cache and the blob view); the stack of `adapt` comes on top.
     ///
@@ -84,21 +112,25 @@ where
     /// let a = A::UNLOADED;
     /// assert_eq!(a.predict(&[0.0]), Err(AdaptError::NoBlob));
     /// ```
-    pub const UNLOADED: Self = Self {
-        blob: Blob::EMPTY,
-        params: [M::ZERO, M::ZERO],
-        live: 0,
-        steps_since_reset: 0,
-        primed: false,
-        xs: SMatrix::ZERO,
-        ys: SMatrix::ZERO,
-        n: 0,
-        cache: <M::Cache<K> as Zeroed>::ZERO,
-        dy: SMatrix::ZERO,
+    pub const UNLOADED: Self = {
+        #[allow(clippy::let_unit_value)] // evaluates the check
+        let () = Self::SUMS_FIT;
+        Self {
+            blob: Blob::EMPTY,
+            params: [M::ZERO, M::ZERO],
+            live: 0,
+            steps_since_reset: 0,
+            primed: false,
+            xs: SMatrix::ZERO,
+            ys: SMatrix::ZERO,
+            n: 0,
+            cache: <M::Cache<K> as Zeroed>::ZERO,
+            dy: SMatrix::ZERO,
+        }
     };
 
-    /// Validates `blob` (magic, version, signature, length, CRC, finite values) and starts at
-    /// `θ0`.
+    /// Validates `blob` (magic, version, signature, length, CRC, finite values, and for fixed
+    /// point `θ0` and `α` inside its range) and starts at `θ0`.
     pub fn new(blob: &'w [u8]) -> Result<Self, BlobError> {
         let mut a = Self::UNLOADED;
         a.load(blob)?;
@@ -109,9 +141,8 @@ where
     /// samples are dropped. If the blob is refused the adapter is left without one.
     pub fn load(&mut self, blob: &'w [u8]) -> Result<(), BlobError> {
         self.unload();
-        self.blob = Blob::parse_for::<M, I, O>(blob)?;
-        self.reset();
-        Ok(())
+        let parsed = Blob::parse_for::<M, I, O>(blob)?;
+        self.serve(parsed)
     }
 
     /// As [`Adapter::load`], for a blob whose model `M` is the head on a convolutional `body`
@@ -123,7 +154,16 @@ where
         body: &BodySpec<C>,
     ) -> Result<(), BlobError> {
         self.unload();
-        self.blob = Blob::parse_on::<M, I, O, C>(blob, body)?;
+        let parsed = Blob::parse_on::<M, I, O, C>(blob, body)?;
+        self.serve(parsed)
+    }
+
+    /// Serves a parsed blob whose values `T` holds, from its `θ0`.
+    fn serve(&mut self, blob: Blob<'w>) -> Result<(), BlobError> {
+        if let Some(e) = blob.out_of_range::<T>() {
+            return Err(e);
+        }
+        self.blob = blob;
         self.reset();
         Ok(())
     }
@@ -191,7 +231,7 @@ where
         let column = self.xs.column_mut(self.n).into_iter();
         let targets = self.ys.column_mut(self.n).into_iter();
         for (to, v) in column.chain(targets).zip(normalised(blob, &sample)) {
-            *to = v;
+            *to = T::from_f32(v);
         }
         self.n += 1;
         Ok(())
@@ -200,8 +240,8 @@ where
     /// Drops the samples (the parameters stay as they are).
     pub fn clear_samples(&mut self) {
         // Zero, not stale: padding columns take part in the forward pass.
-        self.xs.as_mut_slice().fill(0.0);
-        self.ys.as_mut_slice().fill(0.0);
+        self.xs.as_mut_slice().fill(T::ZERO);
+        self.ys.as_mut_slice().fill(T::ZERO);
         self.n = 0;
     }
 
@@ -284,16 +324,17 @@ where
         }
         let (x, y) = (&self.xs, &self.ys);
         let loss = blob.meta.loss;
-        let bound = blob.meta.loss_bound;
+        let bound = T::from_f32(blob.meta.loss_bound);
         self.params[self.live].forward_into(x, &mut self.cache, &mut self.dy);
         let loss_before = loss.value_grad_in_place(&mut self.dy, y, n);
         if !loss_before.is_finite() {
             return Err(AdaptError::NonFiniteLoss);
         }
         let trained = u32::from(blob.meta.steps);
+        let mut loss_after = loss_before;
         let mut report = AdaptReport {
-            loss_before,
-            loss_after: loss_before,
+            loss_before: loss_before.to_f32(),
+            loss_after: loss_before.to_f32(),
             steps: 0,
             undone: None,
             cause: None,
@@ -302,7 +343,12 @@ where
             let [a, b] = &mut self.params;
             let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
             theta.backward(x, &mut self.cache, &self.dy, next, None);
-            inner::step(theta, next, |_, k| blob.alpha(k), blob.meta.adapt);
+            inner::step(
+                theta,
+                next,
+                |_, k| T::from_f32(blob.alpha(k)),
+                blob.meta.adapt,
+            );
             let extra = self.steps_since_reset >= trained;
             let mut halvings = 0;
             let cause = loop {
@@ -314,10 +360,10 @@ where
                     Some(Guard::NonFinite)
                 } else if l > bound {
                     Some(Guard::AboveBound)
-                } else if extra && l > report.loss_after {
+                } else if extra && l > loss_after {
                     Some(Guard::Rose)
                 } else {
-                    report.loss_after = l;
+                    loss_after = l;
                     None
                 };
                 if cause.is_none() || !extra || halvings == backtracks {
@@ -335,6 +381,7 @@ where
             self.steps_since_reset += 1;
             report.steps += 1;
         }
+        report.loss_after = loss_after.to_f32();
         Ok(report)
     }
 
@@ -344,7 +391,7 @@ where
         let mut y = [0.0; O];
         for (i, y) in y.iter_mut().enumerate() {
             let (mean, std) = blob.output_norm(i);
-            *y = out[i] * std + mean;
+            *y = out[i].to_f32() * std + mean;
         }
         Ok(y)
     }
@@ -375,18 +422,22 @@ where
                 label = i;
             }
         }
-        Ok(Classified { label, scores })
+        Ok(Classified {
+            label,
+            scores: scores.map(T::to_f32),
+        })
     }
 
     /// The model's raw outputs for `x` (normalised as in training), with the blob.
-    fn outputs(&self, x: &[f32; I]) -> Result<(&Blob<'w>, SMatrix<f32, O, 1>), AdaptError> {
+    fn outputs(&self, x: &[f32; I]) -> Result<(&Blob<'w>, SMatrix<T, O, 1>), AdaptError> {
         let blob = loaded(&self.blob).ok_or(AdaptError::NoBlob)?;
-        let mut xn = SMatrix::<f32, I, 1>::zeros();
+        let mut xn = SMatrix::<T, I, 1>::ZERO;
         for (i, v) in x.iter().enumerate() {
             let (mean, std) = blob.input_norm(i);
-            xn[i] = (v - mean) / std;
+            // NaN and infinities saturate a fixed-point value: the check below catches them.
+            xn[i] = T::from_f32((v - mean) / std);
         }
-        if !xn.iter().all(|v| v.is_finite()) {
+        if !xn.iter().all(|v| Real::is_finite(*v)) {
             return Err(AdaptError::NonFiniteInput);
         }
         let mut cache = M::new_cache::<1>();

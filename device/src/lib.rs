@@ -39,6 +39,6 @@ pub use error::{AdaptError, PushError, PushErrorKind};
 pub use shared::wstar::BlobError;
 
 // What a firmware author needs besides the runtime, so that `device` is the one crate to add:
-// the model types, the boards, the `w*` slots and blob, the link protocol and the catalogue.
+// the model types and fixed point, the boards, the `w*` slots and blob, the link protocol and the catalogue.
 pub use shared::model::{Mlp1, Mlp2};
-pub use shared::{board, body, catalogue, link, slots, wstar};
+pub use shared::{board, body, catalogue, fixed, link, slots, wstar};

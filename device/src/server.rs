@@ -48,6 +48,7 @@ use postcard::accumulator::{CobsAccumulator, FeedResult};
 use shared::link::{
     floats, put_floats, LinkError, Memory, Request, Response, Status, MAX_FRAME, PARAMS_PER_FRAME,
 };
+use shared::math::Real;
 use shared::model::{Dense, Layers, Params};
 use shared::slots::{select_by, slot_blob_by, Selection};
 use shared::wstar::{Blob, BlobError};
@@ -191,14 +192,16 @@ fn exact<const N: usize>(x: &[f32]) -> Result<[f32; N], AdaptError> {
     })
 }
 
-impl<'w, M, const I: usize, const O: usize, const K: usize> Served<'w> for Adapter<'w, M, I, O, K>
+impl<'w, M, const I: usize, const O: usize, const K: usize, T: Real> Served<'w>
+    for Adapter<'w, M, I, O, K, T>
 where
-    M: Layers<f32, I, O>,
+    M: Layers<T, I, O>,
 {
     type Output = [f32; O];
 
     fn check(&mut self, blob: &'w [u8]) -> Result<(), BlobError> {
-        Blob::parse_for::<M, I, O>(blob).map(drop)
+        let parsed = Blob::parse_for::<M, I, O>(blob)?;
+        parsed.out_of_range::<T>().map_or(Ok(()), Err)
     }
     fn load(&mut self, blob: &'w [u8]) -> Result<(), BlobError> {
         Adapter::load(self, blob)
@@ -256,7 +259,16 @@ where
         Ok((c.label, c.scores))
     }
     fn visit_params(&self, f: &mut dyn FnMut(&[f32])) {
-        self.params().for_each(&mut |_, s| f(s));
+        // Converted to f32 a few at a time (the identity for an f32 adapter).
+        let mut buf = [0.0f32; 16];
+        self.params().for_each(&mut |_, s| {
+            for chunk in s.chunks(buf.len()) {
+                for (b, v) in buf.iter_mut().zip(chunk) {
+                    *b = v.to_f32();
+                }
+                f(&buf[..chunk.len()]);
+            }
+        });
     }
 }
 
@@ -359,12 +371,12 @@ pub struct LinkServer<'w, T, const X: usize> {
 }
 
 /// The server of an [`Adapter`]: the sinusoid firmware's.
-pub type Server<'w, M, const I: usize, const O: usize, const K: usize> =
-    LinkServer<'w, Adapter<'w, M, I, O, K>, I>;
+pub type Server<'w, M, const I: usize, const O: usize, const K: usize, T = f32> =
+    LinkServer<'w, Adapter<'w, M, I, O, K, T>, I>;
 
-impl<'w, M, const I: usize, const O: usize, const K: usize> Server<'w, M, I, O, K>
+impl<'w, M, const I: usize, const O: usize, const K: usize, T: Real> Server<'w, M, I, O, K, T>
 where
-    M: Layers<f32, I, O>,
+    M: Layers<T, I, O>,
 {
     /// A server with no `w*` loaded, as a constant: a firmware keeps it in a `static` and
     /// calls [`LinkServer::load_slots`], so the adapter is never built on the stack.
@@ -384,7 +396,7 @@ where
     }
 
     /// The adapter.
-    pub fn adapter(&self) -> &Adapter<'w, M, I, O, K> {
+    pub fn adapter(&self) -> &Adapter<'w, M, I, O, K, T> {
         &self.model
     }
 }

@@ -103,7 +103,7 @@ fn case(per_parameter: bool) -> Case {
     let theta = init_theta::<SinusoidNet, 1, 1>(3);
     // Step sizes large enough that the Hessian term moves the meta-gradient clearly.
     let alpha = if per_parameter {
-        (0..SinusoidNet::PARAMS)
+        (0..<SinusoidNet>::PARAMS)
             .map(|k| 0.02 + 0.06 * ((k * 7919 % 101) as f32 / 100.0))
             .collect()
     } else {
@@ -126,7 +126,7 @@ fn meta_grad_f32(
     kept: Option<&Kept>,
 ) -> (f32, SinusoidNet, SinusoidNet) {
     let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
-    let (mut g, mut ga) = (SinusoidNet::zeros(), SinusoidNet::zeros());
+    let (mut g, mut ga) = (<SinusoidNet>::zeros(), <SinusoidNet>::zeros());
     let theta: SinusoidNet = from_flat(&c.theta);
     let l = task_meta_grad(
         &theta,
@@ -217,7 +217,7 @@ fn the_inner_loop_is_the_device_adaptation() {
     }
     adapter.adapt().unwrap();
     let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
-    let mut g = SinusoidNet::zeros();
+    let mut g = <SinusoidNet>::zeros();
     let theta: SinusoidNet = from_flat(&c.theta);
     let q = task_meta_grad(
         &theta,
@@ -235,7 +235,7 @@ fn the_inner_loop_is_the_device_adaptation() {
     for j in 0..K {
         out[j] = adapter.predict(&[c.task.xq[j]]).unwrap()[0];
     }
-    let mut cache = SinusoidNet::new_cache::<K>();
+    let mut cache = <SinusoidNet>::new_cache::<K>();
     let direct = adapter.params().forward(&c.task.xq, &mut cache);
     assert_eq!(
         out, direct,
@@ -263,7 +263,7 @@ fn the_kept_transpose_of_theta0_gives_the_same_bits() {
         }
         let reptile = |t: Option<&Kept>| {
             let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
-            let mut g = SinusoidNet::zeros();
+            let mut g = <SinusoidNet>::zeros();
             let l = task_reptile_grad(&theta, t, &c.alpha, &c.task, inner(), &mut ws, &mut g);
             (l.to_bits(), bits(&g))
         };

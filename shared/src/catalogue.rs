@@ -1,5 +1,6 @@
-//! What a firmware serves, written once: the model type and the sample capacity, as a
-//! [`Firmware`] with a short name (`mlp-2-40-40-3-k10`, `omniglot-5way-k25`).
+//! What a firmware serves, written once: the model type, the sample capacity and the
+//! arithmetic, as a [`Firmware`] with a short name (`mlp-2-40-40-3-k10`, `omniglot-5way-k25`,
+//! `mlp-1-40-40-1-k10-q20` for the fixed-point build of a core without an FPU).
 //!
 //! The board packages' build scripts turn the name in `TINYADAPT_FIRMWARE` into the firmware's
 //! Rust types ([`Firmware::rust_source`]); the host derives the name from a `w*` blob
@@ -8,11 +9,14 @@
 //! and nobody edits a constant to serve a new shape.
 //!
 //! ```
-//! use shared::catalogue::{Firmware, Model};
+//! use shared::catalogue::{Arithmetic, Firmware, Model};
 //! let f: Firmware = "mlp-2-40-40-3-k10".parse().unwrap();
 //! assert_eq!(f.model, Model::Mlp2 { inputs: 2, hidden: [40, 40], outputs: 3 });
 //! assert_eq!(f.capacity, 10);
 //! assert_eq!(f.to_string(), "mlp-2-40-40-3-k10");
+//! let q: Firmware = "sinusoid-q20".parse().unwrap();
+//! assert_eq!(q.arithmetic, Arithmetic::Q20);
+//! assert_eq!(q.to_string(), "mlp-1-40-40-1-k10-q20");
 //! assert_eq!("sinusoid".parse::<Firmware>(), Ok(Firmware::SINUSOID));
 //! assert!("mlp-2-40-k10".parse::<Firmware>().is_err()); // no output width
 //! ```
@@ -83,13 +87,64 @@ impl Model {
     }
 }
 
-/// A firmware: the model it serves and how many samples it holds.
+/// The numbers a firmware computes in. The `w*` blob is the same for both: a fixed-point
+/// firmware converts `θ0` and `α` as it uses them, so one meta-training serves boards with and
+/// without an FPU, and the host simulates whichever the board runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Arithmetic {
+    /// IEEE single precision (in hardware on an FPU, in software elsewhere).
+    #[default]
+    F32,
+    /// Fixed point with 20 fractional bits in integers ([`crate::fixed::Q20`]): for cores
+    /// without an FPU. Dense models only.
+    Q20,
+}
+
+impl Arithmetic {
+    /// Both, in the order `inspect` lists them.
+    pub const ALL: [Arithmetic; 2] = [Arithmetic::F32, Arithmetic::Q20];
+
+    /// Its short name: `f32`, `q20` (a firmware name's suffix for fixed point).
+    ///
+    /// ```
+    /// use shared::catalogue::Arithmetic;
+    /// assert_eq!(Arithmetic::Q20.name(), "q20");
+    /// assert_eq!("q20".parse(), Ok(Arithmetic::Q20));
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arithmetic::F32 => "f32",
+            Arithmetic::Q20 => "q20",
+        }
+    }
+}
+
+impl fmt::Display for Arithmetic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Arithmetic {
+    type Err = CatalogueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Arithmetic::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or(CatalogueError::Arithmetic)
+    }
+}
+
+/// A firmware: the model it serves, how many samples it holds and its arithmetic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Firmware {
     /// The model.
     pub model: Model,
     /// Samples (support images) the device holds: its adapter's `K`.
     pub capacity: u16,
+    /// What it computes in.
+    pub arithmetic: Arithmetic,
 }
 
 /// Why a name or a blob gives no firmware.
@@ -106,6 +161,10 @@ pub enum CatalogueError {
     Body,
     /// A width or capacity of 0, or one above `u16::MAX`.
     Size,
+    /// An arithmetic other than `f32` and `q20`, or fixed point for the image classifier
+    /// (its convolutional body computes in `f32`), or a fixed-point model wider than its
+    /// sums hold (see [`crate::math::Real::MAX_TERMS`]).
+    Arithmetic,
 }
 
 impl fmt::Display for CatalogueError {
@@ -125,6 +184,11 @@ impl fmt::Display for CatalogueError {
                 "a convolutional body other than the Omniglot body: no firmware is built for it"
             ),
             CatalogueError::Size => write!(f, "widths and capacity must be from 1 to 65535"),
+            CatalogueError::Arithmetic => write!(
+                f,
+                "the arithmetic is f32 or q20 (the suffix -q20); q20 is for dense models of widths and capacity up to {}",
+                <crate::fixed::Q20 as crate::math::Real>::MAX_TERMS
+            ),
         }
     }
 }
@@ -141,18 +205,21 @@ impl Firmware {
             outputs: 1,
         },
         capacity: 10,
+        arithmetic: Arithmetic::F32,
     };
 
     /// The 5-way Omniglot classifier, up to 25 support images (5-way 5-shot).
     pub const OMNIGLOT_5WAY: Firmware = Firmware {
         model: Model::Omniglot { ways: 5 },
         capacity: 25,
+        arithmetic: Arithmetic::F32,
     };
 
     /// The 20-way Omniglot classifier, up to 20 support images (20-way 1-shot).
     pub const OMNIGLOT_20WAY: Firmware = Firmware {
         model: Model::Omniglot { ways: 20 },
         capacity: 20,
+        arithmetic: Arithmetic::F32,
     };
 
     /// The firmwares known by a short name, as `(name, firmware)`.
@@ -162,8 +229,8 @@ impl Firmware {
         ("omniglot20", Firmware::OMNIGLOT_20WAY),
     ];
 
-    /// The firmware that serves `blob`'s model, holding `capacity` samples (default: the K
-    /// the blob was trained with).
+    /// The `f32` firmware that serves `blob`'s model, holding `capacity` samples (default: the
+    /// K the blob was trained with).
     ///
     /// ```
     /// use shared::catalogue::Firmware;
@@ -196,7 +263,49 @@ impl Firmware {
         if capacity == 0 {
             return Err(CatalogueError::Size);
         }
-        Ok(Firmware { model, capacity })
+        Ok(Firmware {
+            model,
+            capacity,
+            arithmetic: Arithmetic::F32,
+        })
+    }
+
+    /// This firmware in `arithmetic`, checked: fixed point serves dense models whose widths
+    /// and capacity its sums hold.
+    ///
+    /// ```
+    /// use shared::catalogue::{Arithmetic, CatalogueError, Firmware};
+    /// let q = Firmware::SINUSOID.in_arithmetic(Arithmetic::Q20).unwrap();
+    /// assert_eq!(q.to_string(), "mlp-1-40-40-1-k10-q20");
+    /// let e = Firmware::OMNIGLOT_5WAY.in_arithmetic(Arithmetic::Q20);
+    /// assert_eq!(e, Err(CatalogueError::Arithmetic));
+    /// ```
+    pub fn in_arithmetic(self, arithmetic: Arithmetic) -> Result<Self, CatalogueError> {
+        let fits = match (arithmetic, self.model) {
+            (Arithmetic::F32, _) => true,
+            (Arithmetic::Q20, Model::Omniglot { .. }) => false,
+            (Arithmetic::Q20, model) => {
+                let max = <crate::fixed::Q20 as crate::math::Real>::MAX_TERMS;
+                let widest = match model {
+                    Model::Mlp1 {
+                        inputs,
+                        hidden,
+                        outputs,
+                    } => inputs.max(hidden).max(outputs),
+                    Model::Mlp2 {
+                        inputs,
+                        hidden: [h1, h2],
+                        outputs,
+                    } => inputs.max(h1).max(h2).max(outputs),
+                    Model::Omniglot { ways } => ways,
+                };
+                usize::from(widest.max(self.capacity)) <= max
+            }
+        };
+        if !fits {
+            return Err(CatalogueError::Arithmetic);
+        }
+        Ok(Firmware { arithmetic, ..self })
     }
 
     /// Values of one input (an image's pixels for the classifier).
@@ -231,7 +340,11 @@ impl fmt::Display for Firmware {
             } => write!(f, "mlp-{inputs}-{h1}-{h2}-{outputs}")?,
             Model::Omniglot { ways } => write!(f, "omniglot-{ways}way")?,
         }
-        write!(f, "-k{}", self.capacity)
+        write!(f, "-k{}", self.capacity)?;
+        match self.arithmetic {
+            Arithmetic::F32 => Ok(()),
+            a => write!(f, "-{a}"),
+        }
     }
 }
 
@@ -239,6 +352,13 @@ impl FromStr for Firmware {
     type Err = CatalogueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let fixed = Arithmetic::ALL.into_iter().skip(1).find_map(|a| {
+            let rest = s.strip_suffix(a.name())?.strip_suffix('-')?;
+            Some((rest, a))
+        });
+        if let Some((rest, a)) = fixed {
+            return rest.parse::<Firmware>()?.in_arithmetic(a);
+        }
         if let Some((_, f)) = Firmware::NAMED.iter().find(|(n, _)| *n == s) {
             return Ok(*f);
         }
@@ -263,7 +383,11 @@ impl FromStr for Firmware {
             let widths = model.strip_prefix("mlp-").ok_or(CatalogueError::Name)?;
             Model::dense(widths.split('-').map(number))?
         };
-        Ok(Firmware { model, capacity })
+        Ok(Firmware {
+            model,
+            capacity,
+            arithmetic: Arithmetic::F32,
+        })
     }
 }
 
@@ -280,6 +404,10 @@ impl Firmware {
     /// ```
     /// let src = shared::catalogue::Firmware::SINUSOID.rust_source();
     /// assert!(src.contains("Adapter<'static, device::Mlp2<f32, 1, 40, 40, 1>, 1, 1, 10>"));
+    /// let q: shared::catalogue::Firmware = "sinusoid-q20".parse().unwrap();
+    /// assert!(q.rust_source().contains(
+    ///     "Adapter<'static, device::Mlp2<device::fixed::Q20, 1, 40, 40, 1>, 1, 1, 10, device::fixed::Q20>"
+    /// ));
     /// ```
     pub fn rust_source(&self) -> alloc::string::String {
         let (model, stage, cell) = self.rust_parts();
@@ -310,6 +438,11 @@ impl Firmware {
     /// The model's type, the stage's length and the server's cell.
     fn rust_parts(&self) -> (alloc::string::String, alloc::string::String, &'static str) {
         let k = self.capacity;
+        // The scalar of the model, and the adapter's arithmetic parameter when it is not f32.
+        let (t, at) = match self.arithmetic {
+            Arithmetic::F32 => ("f32", ""),
+            Arithmetic::Q20 => ("device::fixed::Q20", ", device::fixed::Q20"),
+        };
         match self.model {
             Model::Mlp1 {
                 inputs: i,
@@ -317,7 +450,7 @@ impl Firmware {
                 outputs: o,
             } => (
                 alloc::format!(
-                    "device::Adapter<'static, device::Mlp1<f32, {i}, {h}, {o}>, {i}, {o}, {k}>"
+                    "device::Adapter<'static, device::Mlp1<{t}, {i}, {h}, {o}>, {i}, {o}, {k}{at}>"
                 ),
                 alloc::format!("{i}"),
                 CONST_CELL,
@@ -328,7 +461,7 @@ impl Firmware {
                 outputs: o,
             } => (
                 alloc::format!(
-                    "device::Adapter<'static, device::Mlp2<f32, {i}, {h1}, {h2}, {o}>, {i}, {o}, {k}>"
+                    "device::Adapter<'static, device::Mlp2<{t}, {i}, {h1}, {h2}, {o}>, {i}, {o}, {k}{at}>"
                 ),
                 alloc::format!("{i}"),
                 CONST_CELL,
@@ -370,6 +503,8 @@ mod tests {
             "mlp-3-16-2-k1",
             "omniglot-5way-k25",
             "omniglot-20way-k20",
+            "mlp-1-40-40-1-k10-q20",
+            "mlp-3-16-2-k1-q20",
         ] {
             let f: Firmware = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
@@ -392,6 +527,10 @@ mod tests {
             ("mlp-1-x-1-k3", CatalogueError::Name),
             ("cnn-1-2-3-k3", CatalogueError::Name),
             ("omniglot-way-k3", CatalogueError::Name),
+            ("omniglot-5way-k25-q20", CatalogueError::Arithmetic),
+            ("mlp-1-600-1-k3-q20", CatalogueError::Arithmetic),
+            ("mlp-1-40-1-k600-q20", CatalogueError::Arithmetic),
+            ("mlp-1-40-1-k6-q16", CatalogueError::Name),
         ];
         for (s, e) in cases {
             assert_eq!(s.parse::<Firmware>(), Err(e), "{s:?}");

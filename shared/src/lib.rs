@@ -19,6 +19,7 @@ pub mod board;
 pub mod board_file;
 pub mod body;
 pub mod catalogue;
+pub mod fixed;
 pub mod inner;
 pub mod link;
 pub mod loss;

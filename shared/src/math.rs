@@ -15,7 +15,10 @@
 use core::fmt::Debug;
 use core::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
-/// The scalar the model math is generic over: `f32` on the device, `f32` or `f64` on the host.
+/// The scalar the model math is generic over: `f32` on a device with an FPU, [`Fixed`]
+/// (integer arithmetic) on one without, `f32`, `f64` or [`Fixed`] on the host.
+///
+/// [`Fixed`]: crate::fixed::Fixed
 pub trait Real:
     Copy
     + Debug
@@ -38,8 +41,29 @@ pub trait Real:
     const ZERO: Self;
     /// `1`.
     const ONE: Self;
-    /// Converts from `f32` (exact for `f32` and `f64`).
+    /// What a sum of products accumulates in ([`Real::mac`]): the scalar itself for a float
+    /// (a sum is rounded at every addition), a wider integer for fixed point (rounded once,
+    /// by [`Real::narrow`]).
+    type Acc: Copy;
+    /// The empty sum.
+    const ACC_ZERO: Self::Acc;
+    /// Most products one sum may add up without its accumulator overflowing: every layer width
+    /// and the sample capacity must be at most this (unbounded for a float).
+    const MAX_TERMS: usize;
+    /// `self` as the start of a sum.
+    fn widen(self) -> Self::Acc;
+    /// `acc + a · b`. For a float, `acc + a * b` (two roundings, never fused).
+    fn mac(acc: Self::Acc, a: Self, b: Self) -> Self::Acc;
+    /// The sum, rounded to a scalar.
+    fn narrow(acc: Self::Acc) -> Self;
+    /// `self` plus the sum `acc`, rounded once: for a float `self + acc`, so a sum that starts
+    /// from zero and is added at the end keeps the bits it always had.
+    fn add_narrow(self, acc: Self::Acc) -> Self;
+    /// Converts from `f32` (exact for `f32` and `f64`; rounded to nearest, and saturated, for
+    /// fixed point).
     fn from_f32(v: f32) -> Self;
+    /// Converts to `f32` (rounded to nearest for `f64` and fixed point).
+    fn to_f32(self) -> f32;
     /// Converts to `f64` (exact).
     fn to_f64(self) -> f64;
     /// Converts from a count.
@@ -50,7 +74,7 @@ pub trait Real:
     fn ln(self) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
-    /// Neither NaN nor infinite.
+    /// Neither NaN nor infinite (for fixed point: not saturated).
     fn is_finite(self) -> bool;
     /// `rows` transposed: `out[c][r] = rows[r][c]`. Values are moved, never computed, so every
     /// way of doing it gives the same bits; the host's `f32` uses vector shuffles.
@@ -69,6 +93,29 @@ pub trait Real:
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    type Acc = Self;
+    const ACC_ZERO: Self = 0.0;
+    const MAX_TERMS: usize = usize::MAX;
+    #[inline(always)]
+    fn widen(self) -> Self {
+        self
+    }
+    #[inline(always)]
+    fn mac(acc: Self, a: Self, b: Self) -> Self {
+        acc + a * b
+    }
+    #[inline(always)]
+    fn narrow(acc: Self) -> Self {
+        acc
+    }
+    #[inline(always)]
+    fn add_narrow(self, acc: Self) -> Self {
+        self + acc
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
     #[inline]
     fn from_f32(v: f32) -> Self {
         v
@@ -116,6 +163,29 @@ impl Real for f32 {
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    type Acc = Self;
+    const ACC_ZERO: Self = 0.0;
+    const MAX_TERMS: usize = usize::MAX;
+    #[inline(always)]
+    fn widen(self) -> Self {
+        self
+    }
+    #[inline(always)]
+    fn mac(acc: Self, a: Self, b: Self) -> Self {
+        acc + a * b
+    }
+    #[inline(always)]
+    fn narrow(acc: Self) -> Self {
+        acc
+    }
+    #[inline(always)]
+    fn add_narrow(self, acc: Self) -> Self {
+        self + acc
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
     #[inline]
     fn from_f32(v: f32) -> Self {
         v as f64

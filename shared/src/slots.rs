@@ -29,7 +29,7 @@
 //! assert!(matches!(s.refused[1], Some(BlobError::CrcMismatch { .. })));
 //! ```
 
-use crate::model::Layers;
+use crate::model::Shape;
 use crate::wstar::{in_region, Blob, BlobError, CRC32};
 
 /// Magic of a slot header.
@@ -72,7 +72,7 @@ pub fn parse_slot(slot: &[u8]) -> Result<(u32, &[u8]), BlobError> {
 }
 
 /// The blob in a slot, checked for model `M` (every check of [`Blob::parse_for`]).
-pub fn slot_blob<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+pub fn slot_blob<M: Shape, const I: usize, const O: usize>(
     slot: &[u8],
 ) -> Result<(u32, &[u8]), BlobError> {
     slot_blob_by(slot, parse_for::<M, I, O>)
@@ -108,9 +108,7 @@ pub fn slot_blob_by<'s>(
 }
 
 /// Picks the newest slot whose blob passes every check for model `M`.
-pub fn select<M: Layers<f32, I, O>, const I: usize, const O: usize>(
-    slots: [&[u8]; 2],
-) -> Selection {
+pub fn select<M: Shape, const I: usize, const O: usize>(slots: [&[u8]; 2]) -> Selection {
     select_by(slots, parse_for::<M, I, O>)
 }
 
@@ -156,9 +154,7 @@ pub fn select_by<'s>(
 }
 
 /// [`Blob::parse_for`] as a check.
-fn parse_for<M: Layers<f32, I, O>, const I: usize, const O: usize>(
-    blob: &[u8],
-) -> Result<(), BlobError> {
+fn parse_for<M: Shape, const I: usize, const O: usize>(blob: &[u8]) -> Result<(), BlobError> {
     Blob::parse_for::<M, I, O>(blob).map(drop)
 }
 

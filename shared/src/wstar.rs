@@ -45,7 +45,8 @@ use serde::{Deserialize, Serialize};
 use crate::body::{BodySpec, Conv, LeBytes, Views, MAX_CONVS};
 use crate::inner::AdaptMask;
 use crate::loss::Loss;
-use crate::model::{Layers, Params, MAX_LAYERS};
+use crate::math::Real;
+use crate::model::{Params, Shape, MAX_LAYERS};
 
 /// The first four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"TAW*";
@@ -297,10 +298,7 @@ pub struct Meta {
 
 impl Meta {
     /// Meta for model `M` with defaults: MAML, scalar α, all layers adapt, no loss bound.
-    pub fn new<M: Layers<f32, I, O>, const I: usize, const O: usize>(
-        loss: Loss,
-        steps: u16,
-    ) -> Self {
+    pub fn new<M: Shape, const I: usize, const O: usize>(loss: Loss, steps: u16) -> Self {
         let mut shape = heapless::Vec::new();
         M::shape(&mut |w| {
             // The Layers impls have at most MAX_LAYERS layers, so this always fits.
@@ -308,7 +306,7 @@ impl Meta {
         });
         Self {
             shape,
-            params: M::PARAMS as u32,
+            params: M::params() as u32,
             loss,
             algorithm: Algorithm::Maml,
             alpha: AlphaKind::Scalar,
@@ -371,7 +369,7 @@ pub fn signature_with_body(widths: impl IntoIterator<Item = u32>, body: Option<&
 }
 
 /// Signature of model `M`.
-pub fn signature<M: Layers<f32, I, O>, const I: usize, const O: usize>() -> u32 {
+pub fn signature<M: Shape, const I: usize, const O: usize>() -> u32 {
     let mut d = CRC32.digest();
     d.update(SCHEMA.as_bytes());
     M::shape(&mut |w| d.update(&(w as u32).to_le_bytes()));
@@ -379,7 +377,7 @@ pub fn signature<M: Layers<f32, I, O>, const I: usize, const O: usize>() -> u32 
 }
 
 /// Signature of head `M` on `body`.
-pub fn signature_on<M: Layers<f32, I, O>, const I: usize, const O: usize, const C: usize>(
+pub fn signature_on<M: Shape, const I: usize, const O: usize, const C: usize>(
     body: &BodySpec<C>,
 ) -> u32 {
     let mut widths = heapless::Vec::<u32, { MAX_LAYERS + 1 }>::new();
@@ -461,6 +459,12 @@ pub enum BlobError {
     /// The header asks for a head started from class prototypes, but the model is not a
     /// softmax classifier.
     BadPrototypes,
+    /// A stored `θ0` or `α` value is beyond the range of the device's fixed-point arithmetic
+    /// (see [`Blob::out_of_range`]).
+    OutOfRange {
+        /// Index of the value among all stored f32s.
+        index: usize,
+    },
 }
 
 impl fmt::Display for BlobError {
@@ -491,6 +495,7 @@ impl fmt::Display for BlobError {
             BlobError::UnknownFlags { flags } => write!(f, "w* header flags {flags:#06x} are not known to this build"),
             BlobError::BadBody => write!(f, "w* body record does not decode, its weights are not the size it implies, or its features are not the head's inputs"),
             BlobError::BadPrototypes => write!(f, "w* starts its head from class prototypes, but the model is not a softmax classifier"),
+            BlobError::OutOfRange { index } => write!(f, "w* value {index} is beyond the range of this device's fixed-point arithmetic"),
         }
     }
 }
@@ -612,7 +617,7 @@ impl<'a> Blob<'a> {
 
     /// Parses and checks a blob for model `M`: header, signature, CRC, meta, sizes, and that
     /// every value is finite.
-    pub fn parse_for<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+    pub fn parse_for<M: Shape, const I: usize, const O: usize>(
         bytes: &'a [u8],
     ) -> Result<Self, BlobError> {
         let blob = Self::parse_with(bytes, Some(signature::<M, I, O>()))?;
@@ -621,7 +626,7 @@ impl<'a> Blob<'a> {
 
     /// Parses and checks a blob for head `M` on `body` (an ANIL classifier whose body stays
     /// in the blob): as [`Blob::parse_for`], and the body's shape and weights too.
-    pub fn parse_on<M: Layers<f32, I, O>, const I: usize, const O: usize, const C: usize>(
+    pub fn parse_on<M: Shape, const I: usize, const O: usize, const C: usize>(
         bytes: &'a [u8],
         body: &BodySpec<C>,
     ) -> Result<Self, BlobError> {
@@ -632,11 +637,11 @@ impl<'a> Blob<'a> {
         }
     }
 
-    fn check_model<M: Layers<f32, I, O>, const I: usize, const O: usize>(
+    fn check_model<M: Shape, const I: usize, const O: usize>(
         blob: Self,
     ) -> Result<Self, BlobError> {
         let mut widths = blob.meta.shape.iter();
-        let mut same = blob.meta.params as usize == M::PARAMS;
+        let mut same = blob.meta.params as usize == M::params();
         M::shape(&mut |w| same &= widths.next() == Some(&(w as u32)));
         if !same || widths.next().is_some() {
             return Err(BlobError::ModelMismatch);
@@ -812,9 +817,35 @@ impl<'a> Blob<'a> {
         f32_at(self.arrays().theta0, index)
     }
 
-    /// Copies `θ0` into `params`.
-    pub fn load_theta0<P: Params<f32>>(&self, params: &mut P) {
-        params.fill_with(|k| self.theta0(k));
+    /// Copies `θ0` into `params`, converted to their scalar (see [`Real::from_f32`]).
+    pub fn load_theta0<T: Real, P: Params<T>>(&self, params: &mut P) {
+        params.fill_with(|k| T::from_f32(self.theta0(k)));
+    }
+
+    /// The first stored `θ0` or `α` value that `T` cannot hold (a fixed-point format's range;
+    /// never for `f32`), as the flat index among all stored values, like
+    /// [`BlobError::NonFinite`].
+    ///
+    /// ```
+    /// use shared::fixed::Q20;
+    /// use shared::model::{Mlp1, Params};
+    /// use shared::wstar::{encode, Blob, BlobError, Meta};
+    /// type Net = Mlp1<f32, 1, 4, 1>;
+    /// let meta = Meta::new::<Net, 1, 1>(shared::loss::Loss::Mse, 1);
+    /// let mut theta = vec![0.5; Net::PARAMS];
+    /// theta[3] = 300.0; // beyond Q20's ±128
+    /// let bytes = encode(&meta, &theta, &[0.1], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
+    /// let blob = Blob::parse(&bytes).unwrap();
+    /// assert_eq!(blob.out_of_range::<f32>(), None);
+    /// assert_eq!(blob.out_of_range::<Q20>(), Some(BlobError::OutOfRange { index: 3 }));
+    /// ```
+    pub fn out_of_range<T: Real>(&self) -> Option<BlobError> {
+        let a = self.arrays();
+        let values = a.theta0.chunks_exact(4).chain(a.alpha.chunks_exact(4));
+        values
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .position(|v| !T::from_f32(v).is_finite())
+            .map(|index| BlobError::OutOfRange { index })
     }
 
     /// The step size of the parameter at flat `index`.

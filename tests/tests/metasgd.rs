@@ -31,15 +31,15 @@ fn samples(index: usize) -> Vec<(f32, f32)> {
 fn unguarded_losses(blob: &Blob<'_>, support: &[(f32, f32)], steps: usize) -> Vec<f32> {
     let x = SMatrix::<f32, 1, K>::from_fn(|_, j| support[j].0);
     let y = SMatrix::<f32, 1, K>::from_fn(|_, j| support[j].1);
-    let mut theta = SinusoidNet::zeros();
+    let mut theta = <SinusoidNet>::zeros();
     blob.load_theta0(&mut theta);
-    let mut cache = SinusoidNet::new_cache::<K>();
+    let mut cache = <SinusoidNet>::new_cache::<K>();
     let mut dy = SMatrix::zeros();
     let mut losses = Vec::new();
     for _ in 0..=steps {
         let out = theta.forward(&x, &mut cache);
         losses.push(blob.meta.loss.value_grad(&out, &y, K, Some(&mut dy)));
-        let mut next = SinusoidNet::zeros();
+        let mut next = <SinusoidNet>::zeros();
         theta.backward(&x, &mut cache, &dy, &mut next, None);
         inner::step(&theta, &mut next, |_, k| blob.alpha(k), blob.meta.adapt);
         theta = next;

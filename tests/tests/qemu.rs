@@ -24,6 +24,7 @@ mod common;
 
 use common::{boot, call, next_response, FIRMWARE_K};
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
+use shared::catalogue::{Arithmetic, Firmware};
 use shared::link::{put_floats, LinkError, Request, Response, Status, MAX_FRAME};
 use shared::loss::Loss;
 use shared::model::{Mlp1, Params, SinusoidNet};
@@ -83,7 +84,7 @@ fn still_serves(q: &mut Qemu) {
         test_points: 3,
     };
     let image = slot_image(BLOB, 1);
-    let mut sim = host_sim(&image).expect("the fixture loads");
+    let mut sim = host_sim(&Firmware::SINUSOID, &image).expect("the fixture loads");
     let mut parity = Parity::default();
     let mut task = TaskRun(held_out(&cfg, 0, FIRMWARE_K));
     let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
@@ -149,7 +150,7 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
         test_points: 20,
     };
     let theta0 = Blob::parse_for::<SinusoidNet, 1, 1>(BLOB).expect("the fixture parses");
-    let theta0: Vec<u32> = (0..SinusoidNet::PARAMS)
+    let theta0: Vec<u32> = (0..<SinusoidNet>::PARAMS)
         .map(|k| theta0.theta0(k).to_bits())
         .collect();
     for on in Emulated::ALL {
@@ -157,7 +158,7 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
         let mut q = boot(on, Flash::Blob(BLOB));
         check_serving(q.link()).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let image = slot_image(BLOB, 1);
-        let mut sim = host_sim(&image).expect("the fixture loads");
+        let mut sim = host_sim(&Firmware::SINUSOID, &image).expect("the fixture loads");
         let start = Instant::now();
         let (mut moved, mut guarded) = (0, 0);
         let mut parity = Parity::default();
@@ -167,7 +168,7 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
                 .unwrap_or_else(|e| panic!("{name}: task {i}: {e:#}"));
             // One single prediction (for its instruction count), then the batches.
             assert_eq!(on_device.predictions.len(), 1 + 4 * cfg.test_points);
-            assert_eq!(on_device.params.len(), SinusoidNet::PARAMS);
+            assert_eq!(on_device.params.len(), <SinusoidNet>::PARAMS);
             assert!(
                 parity.holds(),
                 "{name}: task {i} is not bit-identical to the host simulation: {}",
@@ -185,7 +186,7 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
              stopped {guarded}) in {:.1?}",
             cfg.tasks,
             4 * cfg.test_points,
-            SinusoidNet::PARAMS,
+            <SinusoidNet>::PARAMS,
             start.elapsed()
         );
     }
@@ -616,8 +617,9 @@ fn the_sinusoid_evaluation_runs_over_a_serial_port() {
         test_points: 10,
     };
     let on = meta_train::link::On::Serial(port.into());
-    let (r, logs) = meta_train::eval::sinusoid_on_device::evaluate(&on, None, BLOB, &cfg)
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (r, logs) =
+        meta_train::eval::sinusoid_on_device::evaluate(&on, Arithmetic::F32, None, BLOB, &cfg)
+            .unwrap_or_else(|e| panic!("{e:#}"));
     println!("{}", meta_train::eval::sinusoid_on_device::report(&r, &cfg));
     assert!(r.parity.holds(), "{}", r.parity.verdict());
     assert_eq!(r.parity.runs, 2 * cfg.tasks);

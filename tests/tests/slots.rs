@@ -13,6 +13,7 @@ mod common;
 use common::{boot, FIRMWARE_K};
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
 use rand::{Rng, SeedableRng};
+use shared::catalogue::Firmware;
 use shared::link::{Request, Response, Status};
 use shared::model::SinusoidNet;
 use shared::slots::{select, slot_image, SLOT_HEADER_LEN};
@@ -45,7 +46,7 @@ fn serves_bit_exactly(q: &mut Qemu, task: usize) {
     run_both(
         &mut TaskRun(held_out(&cfg, task, FIRMWARE_K)),
         q.link(),
-        &mut host_sim(&image).unwrap(),
+        &mut host_sim(&Firmware::SINUSOID, &image).unwrap(),
         &mut parity,
     )
     .unwrap_or_else(|e| panic!("{e:#}"));

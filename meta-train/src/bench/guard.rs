@@ -18,8 +18,8 @@ pub fn table(blob: &[u8], cfg: &EvalConfig) -> Result<String> {
         "retries   K=5 5 steps  K=5 10 steps   K=10 5 steps  K=10 10 steps   (mean MSE, tasks stopped)\n",
     );
     for r in RETRIES {
-        let five = evaluate_with::<SinusoidNet, 5>(blob, cfg, r)?;
-        let ten = evaluate_with::<SinusoidNet, 10>(blob, cfg, r)?;
+        let five = evaluate_with::<SinusoidNet, f32, 5>(blob, cfg, r)?;
+        let ten = evaluate_with::<SinusoidNet, f32, 10>(blob, cfg, r)?;
         let _ = write!(s, "{r:>7}");
         for k in [&five, &ten] {
             for steps in [5, 10] {

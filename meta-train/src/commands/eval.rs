@@ -21,9 +21,10 @@ use meta_train::tasks::csv::CsvTasks;
 use meta_train::tasks::episode_dir::UserEpisode;
 use meta_train::tasks::episodes::Pools;
 use meta_train::tasks::omniglot::Omniglot;
+use shared::catalogue::Arithmetic;
 use shared::wstar::Blob;
 
-use super::{on_arg, parity_verdict, read_blob_file, threads};
+use super::{arithmetic_arg, on_arg, parity_verdict, read_blob_file, threads};
 
 /// Options of `eval`.
 #[derive(Args)]
@@ -72,6 +73,11 @@ pub struct EvalArgs {
     /// (support/CLASS/*.png, query/CLASS/*.png) or a CSV file (split,label,f0,f1,…).
     #[arg(long)]
     pub episode: Option<PathBuf>,
+    /// The arithmetic the adapter computes in: f32, or q20 (fixed point, the firmware for a
+    /// core without an FPU). With q20 the table of f32 on the same tasks comes first, and the
+    /// ratio of the two after.
+    #[arg(long, default_value = "f32", value_parser = arithmetic_arg)]
+    pub arithmetic: Arithmetic,
     /// For an image classifier w*: the folder with the Omniglot zips.
     #[arg(long, default_value = "../shared/data/omniglot")]
     pub omniglot: PathBuf,
@@ -134,7 +140,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
         test_points: a.test_points,
     };
     if let Some(on) = &a.on {
-        let (r, logs) = sinusoid_on_device::evaluate(on, a.firmware.as_deref(), &blob, &cfg)?;
+        let (r, logs) =
+            sinusoid_on_device::evaluate(on, a.arithmetic, a.firmware.as_deref(), &blob, &cfg)?;
         if a.logs {
             for line in logs {
                 eprintln!("[{}] {line}", r.board);
@@ -147,7 +154,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
         return parity_verdict(r.parity.holds());
     }
-    let results = eval::evaluate_sinusoid(&blob, &cfg)?;
+    let results = eval::evaluate_sinusoid_in(&blob, &cfg, a.arithmetic)?;
+    let float = match a.arithmetic {
+        Arithmetic::F32 => None,
+        _ => Some(eval::evaluate_sinusoid(&blob, &cfg)?),
+    };
     if let Some(path) = &a.plot {
         #[cfg(feature = "plot")]
         figures::eval_figure(path, &blob, &cfg, &results)?;
@@ -165,7 +176,18 @@ pub fn run(a: EvalArgs) -> Result<()> {
             cfg.tasks,
             cfg.test_points
         );
+        if let Some(float) = &float {
+            say!("f32:\n{}", eval::table(float).trim_end());
+            say!("{}:", a.arithmetic);
+        }
         say!("{}", eval::table(&results).trim_end());
+        if let Some(float) = &float {
+            say!(
+                "{} / f32 mean MSE: {}",
+                a.arithmetic,
+                eval::ratios(&results, float)
+            );
+        }
         if let Some(path) = &a.plot {
             say!("figure: {}", path.display());
         }

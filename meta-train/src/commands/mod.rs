@@ -24,6 +24,12 @@ fn on_arg(s: &str) -> Result<On, String> {
     On::parse(s).map_err(|e| e.to_string())
 }
 
+/// Parses `--arithmetic`: `f32` or `q20`.
+fn arithmetic_arg(s: &str) -> Result<shared::catalogue::Arithmetic, String> {
+    s.parse()
+        .map_err(|e: shared::catalogue::CatalogueError| e.to_string())
+}
+
 /// Sets the worker threads of the rayon pool (default: one per core).
 fn threads(n: Option<usize>) -> Result<()> {
     if let Some(t) = n {

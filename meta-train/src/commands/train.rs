@@ -19,7 +19,7 @@ use meta_train::run_dir::{self, RunDir};
 use meta_train::tasks::csv::CsvTasks;
 use meta_train::train::{self as training, train, Progress, TrainConfig, Trained};
 use meta_train::{say, with_k};
-use shared::catalogue::Firmware;
+use shared::catalogue::{Arithmetic, Firmware};
 
 use super::{on_arg, parity_verdict, threads};
 
@@ -207,7 +207,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             ),
             (None, _) => {}
         }
-        let (r, _) = sinusoid_on_device::evaluate(on, None, &trained.blob, &cfg)?;
+        let (r, _) = sinusoid_on_device::evaluate(on, Arithmetic::F32, None, &trained.blob, &cfg)?;
         run.write_atomic(
             &format!("eval-{}.json", board.map_or("serial", |b| b.name)),
             serde_json::to_string_pretty(&r)?.as_bytes(),

@@ -5,6 +5,9 @@ use anyhow::{anyhow, Result};
 use device::{Adapter, Guard, Sample, StepLimit};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use shared::catalogue::Arithmetic;
+use shared::fixed::Q20;
+use shared::math::Real;
 use shared::model::{Layers, SinusoidNet};
 
 pub mod csv;
@@ -96,11 +99,11 @@ pub fn held_out(cfg: &EvalConfig, index: usize, k: usize) -> HeldOut {
 }
 
 /// An adapter for `blob` holding the support samples.
-pub fn adapter_for<'b, M: Layers<f32, 1, 1>, const K: usize>(
+pub fn adapter_for<'b, M: Layers<T, 1, 1>, T: Real, const K: usize>(
     blob: &'b [u8],
     support: &[(f32, f32)],
-) -> Result<Adapter<'b, M, 1, 1, K>> {
-    let mut a = Adapter::<M, 1, 1, K>::new(blob).map_err(|e| anyhow!("{e}"))?;
+) -> Result<Adapter<'b, M, 1, 1, K, T>> {
+    let mut a = Adapter::<M, 1, 1, K, T>::new(blob).map_err(|e| anyhow!("{e}"))?;
     for &(x, y) in support {
         a.push(Sample { x: [x], y: [y] })
             .map_err(|e| anyhow!("{e}"))?;
@@ -109,8 +112,8 @@ pub fn adapter_for<'b, M: Layers<f32, 1, 1>, const K: usize>(
 }
 
 /// Mean squared error of the adapter's predictions on `points`.
-pub fn mse<M: Layers<f32, 1, 1>, const K: usize>(
-    a: &Adapter<'_, M, 1, 1, K>,
+pub fn mse<M: Layers<T, 1, 1>, T: Real, const K: usize>(
+    a: &Adapter<'_, M, 1, 1, K, T>,
     points: &[(f32, f32)],
 ) -> Result<f64> {
     let mut s = 0.0f64;
@@ -122,17 +125,17 @@ pub fn mse<M: Layers<f32, 1, 1>, const K: usize>(
 }
 
 /// Adapts on one held-out task and records the error after each of [`EVAL_STEPS`].
-pub fn eval_task<M: Layers<f32, 1, 1>, const K: usize>(
+pub fn eval_task<M: Layers<T, 1, 1>, T: Real, const K: usize>(
     blob: &[u8],
     cfg: &EvalConfig,
     index: usize,
 ) -> Result<TaskTrace> {
-    eval_task_with::<M, K>(blob, cfg, index, device::BACKTRACKS)
+    eval_task_with::<M, T, K>(blob, cfg, index, device::BACKTRACKS)
 }
 
 /// [`eval_task`] with at most `backtracks` retries of an extra step that raises the loss
 /// (see `device::Adapter::adapt_steps_with`).
-pub fn eval_task_with<M: Layers<f32, 1, 1>, const K: usize>(
+pub fn eval_task_with<M: Layers<T, 1, 1>, T: Real, const K: usize>(
     blob: &[u8],
     cfg: &EvalConfig,
     index: usize,
@@ -143,7 +146,7 @@ pub fn eval_task_with<M: Layers<f32, 1, 1>, const K: usize>(
         support,
         test,
     } = held_out(cfg, index, K);
-    let mut a = adapter_for::<M, K>(blob, &support)?;
+    let mut a = adapter_for::<M, T, K>(blob, &support)?;
     let (mut mses, mut guards, mut done, mut guard) = (Vec::new(), Vec::new(), 0u16, None);
     for &s in &EVAL_STEPS {
         if s > done && guard.is_none() {
@@ -165,29 +168,29 @@ pub fn eval_task_with<M: Layers<f32, 1, 1>, const K: usize>(
 }
 
 /// Evaluates `blob` on `cfg.tasks` held-out tasks with K target-train samples each.
-pub fn evaluate<M: Layers<f32, 1, 1> + Send + Sync, const K: usize>(
+pub fn evaluate<M: Layers<T, 1, 1> + Send + Sync, T: Real, const K: usize>(
     blob: &[u8],
     cfg: &EvalConfig,
 ) -> Result<KResult>
 where
-    for<'b> Adapter<'b, M, 1, 1, K>: Send,
+    for<'b> Adapter<'b, M, 1, 1, K, T>: Send,
 {
-    evaluate_with::<M, K>(blob, cfg, device::BACKTRACKS)
+    evaluate_with::<M, T, K>(blob, cfg, device::BACKTRACKS)
 }
 
 /// [`evaluate`] with at most `backtracks` retries of an extra step (0: the guard stops at
 /// the first one that raises the loss).
-pub fn evaluate_with<M: Layers<f32, 1, 1> + Send + Sync, const K: usize>(
+pub fn evaluate_with<M: Layers<T, 1, 1> + Send + Sync, T: Real, const K: usize>(
     blob: &[u8],
     cfg: &EvalConfig,
     backtracks: u8,
 ) -> Result<KResult>
 where
-    for<'b> Adapter<'b, M, 1, 1, K>: Send,
+    for<'b> Adapter<'b, M, 1, 1, K, T>: Send,
 {
     let traces: Vec<TaskTrace> = (0..cfg.tasks)
         .into_par_iter()
-        .map(|i| eval_task_with::<M, K>(blob, cfg, i, backtracks))
+        .map(|i| eval_task_with::<M, T, K>(blob, cfg, i, backtracks))
         .collect::<Result<_>>()?;
     Ok(summarise(K, &traces))
 }
@@ -242,10 +245,44 @@ pub fn cell(steps: u16, values: &[f64], guards: &[Option<Guard>]) -> Cell {
 /// # }
 /// ```
 pub fn evaluate_sinusoid(blob: &[u8], cfg: &EvalConfig) -> Result<Vec<KResult>> {
-    Ok(vec![
-        evaluate::<SinusoidNet, 5>(blob, cfg)?,
-        evaluate::<SinusoidNet, 10>(blob, cfg)?,
-    ])
+    evaluate_sinusoid_in(blob, cfg, Arithmetic::F32)
+}
+
+/// [`evaluate_sinusoid`] by an adapter computing in `arithmetic` (the fixed-point build of a
+/// core without an FPU, or `f32`).
+pub fn evaluate_sinusoid_in(
+    blob: &[u8],
+    cfg: &EvalConfig,
+    arithmetic: Arithmetic,
+) -> Result<Vec<KResult>> {
+    Ok(match arithmetic {
+        Arithmetic::F32 => vec![
+            evaluate::<SinusoidNet, f32, 5>(blob, cfg)?,
+            evaluate::<SinusoidNet, f32, 10>(blob, cfg)?,
+        ],
+        Arithmetic::Q20 => vec![
+            evaluate::<SinusoidNet<Q20>, Q20, 5>(blob, cfg)?,
+            evaluate::<SinusoidNet<Q20>, Q20, 10>(blob, cfg)?,
+        ],
+    })
+}
+
+/// The ratio of the mean MSE of `results` to that of `reference` in each (K, steps) cell, as
+/// `K=5/0: 1.000, …`: how an arithmetic compares with another on the same tasks.
+///
+/// ```
+/// use meta_train::eval::{cell, ratios, KResult};
+/// let r = |m: f64| vec![KResult { k: 5, cells: vec![cell(1, &[m], &[None])] }];
+/// assert_eq!(ratios(&r(1.03), &r(1.0)), "K=5/1: 1.030");
+/// ```
+pub fn ratios(results: &[KResult], reference: &[KResult]) -> String {
+    let mut parts = Vec::new();
+    for (r, f) in results.iter().zip(reference) {
+        for (c, fc) in r.cells.iter().zip(&f.cells) {
+            parts.push(format!("K={}/{}: {:.3}", r.k, c.steps, c.mean / fc.mean));
+        }
+    }
+    parts.join(", ")
 }
 
 /// The results as a text table.

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use device::{AdaptReport, StepLimit};
 use serde::Serialize;
-use shared::catalogue::Firmware;
+use shared::catalogue::{Arithmetic, Firmware};
 use shared::model::{Params, SinusoidNet};
 
 use crate::eval::{self, EvalConfig, HeldOut, KResult, TaskTrace, EVAL_STEPS};
@@ -19,18 +19,20 @@ use crate::link::device::Device;
 use crate::link::parity::{run_both, Parity, Workload};
 use crate::link::{Link, Loopback, On, Port};
 
-/// The host's simulation of the sinusoid firmware serving `slot` (a slot image, see
-/// `shared::slots::slot_image`): its server, in this process.
+/// The host's simulation of `firmware` (the sinusoid firmware, [`Firmware::SINUSOID`], in
+/// some arithmetic) serving `slot` (a slot image, see `shared::slots::slot_image`): its
+/// server, in this process.
 ///
 /// ```
 /// use meta_train::eval::sinusoid_on_device::host_sim;
+/// use shared::catalogue::Firmware;
 /// let erased = [0xFFu8; 64];
-/// let mut sim = host_sim(&erased)?;
+/// let mut sim = host_sim(&Firmware::SINUSOID, &erased)?;
 /// assert!(sim.reset().is_err()); // nothing flashed: refused
 /// # anyhow::Ok(())
 /// ```
-pub fn host_sim(slot: &[u8]) -> Result<Link<Loopback<'_>>> {
-    Ok(Link::new(Loopback::open(&Firmware::SINUSOID, [slot, &[]])?))
+pub fn host_sim<'s>(firmware: &Firmware, slot: &'s [u8]) -> Result<Link<Loopback<'s>>> {
+    Ok(Link::new(Loopback::open(firmware, [slot, &[]])?))
 }
 
 /// Checks that the device serves a blob for the sinusoid net with the capacity of the
@@ -102,7 +104,7 @@ pub fn run_task<P: Port>(link: &mut Link<P>, held: &HeldOut) -> Result<DeviceTra
         guards.push(guard);
     }
     let params = link
-        .params(SinusoidNet::PARAMS)?
+        .params(<SinusoidNet>::PARAMS)?
         .iter()
         .map(|v| v.to_bits())
         .collect();
@@ -191,10 +193,11 @@ pub fn memory<P: Port>(device: &mut Link<P>) -> Result<DeviceMemory> {
     })
 }
 
-/// Evaluates `blob` on `device` for K = 5 and 10, and the host simulation alongside, task by
-/// task.
+/// Evaluates `blob` on `device`, which runs `firmware`, for K = 5 and 10, and the host
+/// simulation of that firmware alongside, task by task.
 pub fn evaluate_on<P: Port>(
     device: &mut Link<P>,
+    firmware: &Firmware,
     board: &str,
     blob: &[u8],
     cfg: &EvalConfig,
@@ -202,7 +205,7 @@ pub fn evaluate_on<P: Port>(
 ) -> Result<OnDevice> {
     check_serving(device)?;
     let image = shared::slots::slot_image(blob, 1);
-    let mut sim = host_sim(&image)?;
+    let mut sim = host_sim(firmware, &image)?;
     let mut parity = Parity::default();
     let mut cost = Cost::default();
     let (mut results, mut host) = (Vec::new(), Vec::new());
@@ -234,16 +237,20 @@ pub fn evaluate_on<P: Port>(
     })
 }
 
-/// [`evaluate_on`] the device `on` names ([`Device::open`]: the sinusoid firmware, or `elf`,
-/// booted under QEMU with `blob`, or a board on a serial port flashed with both); also returns
-/// the firmware's decoded log (under QEMU).
+/// [`evaluate_on`] the device `on` names ([`Device::open`]: the sinusoid firmware in
+/// `arithmetic`, or `elf` built as that firmware, booted under QEMU with `blob`, or a board on
+/// a serial port flashed with both); also returns the firmware's decoded log (under QEMU).
 pub fn evaluate(
     on: &On,
+    arithmetic: Arithmetic,
     elf: Option<&Path>,
     blob: &[u8],
     cfg: &EvalConfig,
 ) -> Result<(OnDevice, Vec<String>)> {
-    let mut device = Device::open(on, &Firmware::SINUSOID, elf, blob)?;
+    let firmware = Firmware::SINUSOID
+        .in_arithmetic(arithmetic)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut device = Device::open(on, &firmware, elf, blob)?;
     let name = device.name();
     let bar = indicatif::ProgressBar::new(2 * cfg.tasks as u64).with_style(
         indicatif::ProgressStyle::with_template(
@@ -253,7 +260,7 @@ pub fn evaluate(
     );
     bar.set_message(format!("on {name}"));
     let progress = |n: usize| bar.set_position(n as u64);
-    let r = crate::with_link!(device, link => evaluate_on(link, &name, blob, cfg, progress))?;
+    let r = crate::with_link!(device, link => evaluate_on(link, &firmware, &name, blob, cfg, progress))?;
     bar.finish_and_clear();
     Ok((r, device.logs()?))
 }

@@ -11,8 +11,10 @@ use anyhow::{bail, Result};
 use device::server::{LinkServer, Served, Untimed};
 use device::{Adapter, ImageClassifier};
 use shared::body::OMNIGLOT_BODY;
-use shared::catalogue::{Firmware, Model};
+use shared::catalogue::{Arithmetic, Firmware, Model};
+use shared::fixed::Q20;
 use shared::link::MAX_FRAME;
+use shared::math::Real;
 
 use super::client::Port;
 use crate::model::CsvNet;
@@ -64,15 +66,25 @@ impl<'w> Loopback<'w> {
                 hidden: [40, 40],
                 outputs,
             } => crate::with_csv_shape!(usize::from(inputs), usize::from(outputs), I, O => {
-                with_capacity!(k, K => Ok(adapter::<CsvNet<I, O>, I, O, K>(slots)))
+                with_capacity!(k, K => Ok(match firmware.arithmetic {
+                    Arithmetic::F32 => adapter::<CsvNet<I, O>, f32, I, O, K>(slots),
+                    Arithmetic::Q20 => adapter::<CsvNet<I, O, Q20>, Q20, I, O, K>(slots),
+                }))
             })?,
-            Model::Omniglot { ways: 5 } if k == 5 => classifier::<5, 5>(slots),
-            Model::Omniglot { ways: 5 } if k == 25 => classifier::<5, 25>(slots),
-            Model::Omniglot { ways: 20 } if k == 20 => classifier::<20, 20>(slots),
+            Model::Omniglot { ways } if firmware.arithmetic == Arithmetic::F32 => match (ways, k) {
+                (5, 5) => classifier::<5, 5>(slots),
+                (5, 25) => classifier::<5, 25>(slots),
+                (20, 20) => classifier::<20, 20>(slots),
+                _ => bail!(
+                    "the host has no simulation of the firmware {firmware}: it simulates the \
+                     omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers"
+                ),
+            },
             _ => bail!(
                 "the host has no simulation of the firmware {firmware}: it simulates I-40-40-O \
-                 networks of the compiled CSV shapes with {CAPACITIES:?} samples, and the \
-                 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers"
+                 networks of the compiled CSV shapes with {CAPACITIES:?} samples (in f32 and \
+                 q20), and the f32 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 \
+                 classifiers"
             ),
         };
         Ok(Self {
@@ -83,13 +95,13 @@ impl<'w> Loopback<'w> {
     }
 }
 
-fn adapter<'w, M, const I: usize, const O: usize, const K: usize>(
+fn adapter<'w, M, T: Real + 'w, const I: usize, const O: usize, const K: usize>(
     slots: [&'w [u8]; 2],
 ) -> Box<dyn Feed + 'w>
 where
-    M: shared::model::Layers<f32, I, O> + 'w,
+    M: shared::model::Layers<T, I, O> + 'w,
 {
-    let mut s = Box::new(LinkServer::<Adapter<'w, M, I, O, K>, I>::unloaded(
+    let mut s = Box::new(LinkServer::<Adapter<'w, M, I, O, K, T>, I>::unloaded(
         Adapter::UNLOADED,
     ));
     s.load_slots(slots);

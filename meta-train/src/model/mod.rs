@@ -53,9 +53,10 @@ pub const CSV_HIDDEN: usize = 40;
 pub const CSV_MAX_K: usize = 32;
 
 /// The model trained on CSV tasks with `I` features and `O` outputs (one per class for
-/// classification): `I`-40-40-`O`, ReLU.
-pub type CsvNet<const I: usize, const O: usize> =
-    shared::model::Mlp2<f32, I, { CSV_HIDDEN }, { CSV_HIDDEN }, O>;
+/// classification): `I`-40-40-`O`, ReLU; in `f32` unless named with another scalar
+/// (`CsvNet<I, O, Q20>`, what a fixed-point firmware adapts).
+pub type CsvNet<const I: usize, const O: usize, T = f32> =
+    shared::model::Mlp2<T, I, { CSV_HIDDEN }, { CSV_HIDDEN }, O>;
 
 /// Calls `$body` with `const $I: usize` and `const $O: usize` bound to the runtime inputs `$i`
 /// and outputs `$o` (so that [`CsvNet`]`<$I, $O>` is a type), for each shape of

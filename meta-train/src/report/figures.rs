@@ -50,7 +50,7 @@ pub fn eval_figure(path: &Path, blob: &[u8], cfg: &EvalConfig, results: &[KResul
     let mut panels = Vec::new();
     for index in 0..3 {
         let eval::HeldOut { task, support, .. } = eval::held_out(cfg, index, 5);
-        let mut a = eval::adapter_for::<SinusoidNet, 5>(blob, &support)?;
+        let mut a = eval::adapter_for::<SinusoidNet, f32, 5>(blob, &support)?;
         let predict = |a: &device::Adapter<'_, SinusoidNet, 1, 1, 5>| -> Result<Vec<(f32, f32)>> {
             grid.iter()
                 .map(|&x| Ok((x, a.predict(&[x]).map_err(|e| anyhow!("{e}"))?[0])))

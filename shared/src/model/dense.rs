@@ -7,7 +7,7 @@ use super::kernels::{
     add_mul, add_mul_at, add_mul_bt, mul_at, mul_at_transposed, mul_bt, transpose, transpose_into,
     zeros,
 };
-use super::{Layers, Params, Zeroed};
+use super::{Layers, Params, Shape, Zeroed};
 use crate::math::Real;
 
 /// Weights `w` (`O × I`) and biases `b` (`O`).
@@ -151,6 +151,15 @@ fn column_sum<T: Real, const O: usize, const K: usize>(m: &SMatrix<T, O, K>) -> 
     SVector::from(s)
 }
 
+impl<T: Real, const I: usize, const O: usize> Shape for Dense<T, I, O> {
+    fn shape(f: &mut dyn FnMut(usize)) {
+        f(I);
+        f(O);
+    }
+
+    const WIDEST: usize = if I > O { I } else { O };
+}
+
 impl<T: Real, const I: usize, const O: usize> Zeroed for Dense<T, I, O> {
     const ZERO: Self = Self {
         w: SMatrix::ZERO,
@@ -187,11 +196,6 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
 
     fn transpose_to(&self, t: &mut Self::Transposed) {
         transpose_into::<T, O, I>(self.w.as_slice(), t.as_mut_slice(), I);
-    }
-
-    fn shape(f: &mut dyn FnMut(usize)) {
-        f(I);
-        f(O);
     }
 
     fn forward<const K: usize>(

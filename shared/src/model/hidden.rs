@@ -3,7 +3,7 @@
 use nalgebra::SMatrix;
 
 use super::kernels::{transpose, transpose_into};
-use super::{Dense, Layers, Params, Zeroed};
+use super::{Dense, Layers, Params, Shape, Zeroed};
 use crate::math::Real;
 
 /// `a = relu(W·x + b)`, then `rest` maps the `H` activations to the `O` outputs.
@@ -52,6 +52,18 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Zeroed> Zeroed
         layer: Dense::ZERO,
         rest: R::ZERO,
     };
+}
+
+impl<T: Real, const I: usize, const H: usize, const O: usize, R: Shape> Shape
+    for Hidden<T, I, H, O, R>
+{
+    fn shape(f: &mut dyn FnMut(usize)) {
+        // The rest of the stack starts at its input width, which is this layer's `H`.
+        f(I);
+        R::shape(f);
+    }
+
+    const WIDEST: usize = if I > R::WIDEST { I } else { R::WIDEST };
 }
 
 impl<T: Real, const H: usize, const K: usize, C: Zeroed> Zeroed for HiddenCache<T, H, K, C> {
@@ -106,12 +118,6 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
     fn transpose_to(&self, t: &mut Self::Transposed) {
         transpose_into::<T, I, H>(self.layer.w.as_slice(), t.0.as_mut_slice(), I);
         self.rest.transpose_to(&mut t.1);
-    }
-
-    fn shape(f: &mut dyn FnMut(usize)) {
-        // The rest of the stack starts at its input width, which is this layer's `H`.
-        f(I);
-        R::shape(f);
     }
 
     fn forward<const K: usize>(

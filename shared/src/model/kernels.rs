@@ -93,19 +93,19 @@ fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R
     while R >= 2 && j0 + 2 <= K {
         let mut r0 = 0;
         while r0 + R / 2 <= O {
-            let mut acc = [[T::ZERO; R]; 2];
+            let mut acc = [[T::ACC_ZERO; R]; 2];
             for (q, a) in acc.iter_mut().enumerate() {
-                a[..R / 2].copy_from_slice(&out[(j0 + q) * O + r0..][..R / 2]);
+                widen_into(&mut a[..R / 2], &out[(j0 + q) * O + r0..][..R / 2]);
             }
             for (l, wc) in w.chunks_exact(O).enumerate() {
                 let (x0, x1) = (x[j0 * I + l], x[(j0 + 1) * I + l]);
                 for (r, &wv) in wc[r0..r0 + R / 2].iter().enumerate() {
-                    acc[0][r] += wv * x0;
-                    acc[1][r] += wv * x1;
+                    acc[0][r] = T::mac(acc[0][r], wv, x0);
+                    acc[1][r] = T::mac(acc[1][r], wv, x1);
                 }
             }
             for (q, a) in acc.iter().enumerate() {
-                out[(j0 + q) * O + r0..][..R / 2].copy_from_slice(&a[..R / 2]);
+                narrow_into(&mut out[(j0 + q) * O + r0..][..R / 2], &a[..R / 2]);
             }
             r0 += R / 2;
         }
@@ -115,11 +115,7 @@ fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R
                     &x[(j0 + q) * I..(j0 + q + 1) * I],
                     &mut out[(j0 + q) * O..(j0 + q + 1) * O],
                 );
-                for (wc, &xv) in w.chunks_exact(O).zip(xc) {
-                    for (a, &wv) in oc[r0..].iter_mut().zip(&wc[r0..]) {
-                        *a += wv * xv;
-                    }
-                }
+                add_mul_tail::<T, O, R>(oc, w, xc, r0);
             }
         }
         j0 += 2;
@@ -130,24 +126,55 @@ fn add_mul_rows<T: Real, const O: usize, const I: usize, const K: usize, const R
         while r0 + R <= O {
             // Full blocks have a fixed trip count: the accumulators stay in registers.
             let ob = &mut oc[r0..r0 + R];
-            let mut acc = [T::ZERO; R];
-            acc.copy_from_slice(ob);
+            let mut acc = [T::ACC_ZERO; R];
+            widen_into(&mut acc, ob);
             for (wc, &xv) in w.chunks_exact(O).zip(xc) {
                 for (a, &wv) in acc.iter_mut().zip(&wc[r0..r0 + R]) {
-                    *a += wv * xv;
+                    *a = T::mac(*a, wv, xv);
                 }
             }
-            ob.copy_from_slice(&acc);
+            narrow_into(ob, &acc);
             r0 += R;
         }
         if r0 < O {
-            let ob = &mut oc[r0..];
-            for (wc, &xv) in w.chunks_exact(O).zip(xc) {
-                for (a, &wv) in ob.iter_mut().zip(&wc[r0..]) {
-                    *a += wv * xv;
-                }
-            }
+            add_mul_tail::<T, O, R>(oc, w, xc, r0);
         }
+    }
+}
+
+/// The rows from `r0` (fewer than `R`) of one column of [`add_mul`]: `oc[r] += Σ_l w[r, l] ·
+/// xc[l]`.
+#[inline(always)]
+fn add_mul_tail<T: Real, const O: usize, const R: usize>(
+    oc: &mut [T],
+    w: &[T],
+    xc: &[T],
+    r0: usize,
+) {
+    let n = O - r0;
+    let mut acc = [T::ACC_ZERO; R];
+    widen_into(&mut acc[..n], &oc[r0..]);
+    for (wc, &xv) in w.chunks_exact(O).zip(xc) {
+        for (a, &wv) in acc[..n].iter_mut().zip(&wc[r0..]) {
+            *a = T::mac(*a, wv, xv);
+        }
+    }
+    narrow_into(&mut oc[r0..], &acc[..n]);
+}
+
+/// `acc[i] = from[i]` widened, as the start of a sum.
+#[inline(always)]
+fn widen_into<T: Real>(acc: &mut [T::Acc], from: &[T]) {
+    for (a, &v) in acc.iter_mut().zip(from) {
+        *a = v.widen();
+    }
+}
+
+/// `to[i] = acc[i]` rounded: the end of a sum.
+#[inline(always)]
+fn narrow_into<T: Real>(to: &mut [T], acc: &[T::Acc]) {
+    for (t, &a) in to.iter_mut().zip(acc) {
+        *t = T::narrow(a);
     }
 }
 
@@ -161,20 +188,20 @@ fn add_mul_cols<T: Real, const O: usize, const I: usize, const K: usize, const C
     mut j: usize,
 ) -> usize {
     while j + C <= K {
-        let mut acc = [[T::ZERO; O]; C];
+        let mut acc = [[T::ACC_ZERO; O]; C];
         for (q, a) in acc.iter_mut().enumerate() {
-            a.copy_from_slice(&out[(j + q) * O..(j + q + 1) * O]);
+            widen_into(a, &out[(j + q) * O..(j + q + 1) * O]);
         }
         for (l, wc) in w.chunks_exact(O).enumerate() {
             for (q, a) in acc.iter_mut().enumerate() {
                 let xv = x[(j + q) * I + l];
                 for (a, &wv) in a.iter_mut().zip(wc) {
-                    *a += wv * xv;
+                    *a = T::mac(*a, wv, xv);
                 }
             }
         }
         for (q, a) in acc.iter().enumerate() {
-            out[(j + q) * O..(j + q + 1) * O].copy_from_slice(a);
+            narrow_into(&mut out[(j + q) * O..(j + q + 1) * O], a);
         }
         j += C;
     }
@@ -250,31 +277,26 @@ fn add_mul_bt_rows<
     while R >= 2 && l0 + 2 <= I {
         let mut r0 = 0;
         while r0 + R / 2 <= O {
-            let mut acc = [[T::ZERO; R]; 2];
+            let mut acc = [[T::ACC_ZERO; R]; 2];
             for (q, s) in acc.iter_mut().enumerate() {
-                s[..R / 2].copy_from_slice(&out[(l0 + q) * O + r0..][..R / 2]);
+                widen_into(&mut s[..R / 2], &out[(l0 + q) * O + r0..][..R / 2]);
             }
             for (j, ac) in a.chunks_exact(O).enumerate() {
                 let (b0, b1) = (b[j * I + l0], b[j * I + l0 + 1]);
                 for (r, &av) in ac[r0..r0 + R / 2].iter().enumerate() {
-                    acc[0][r] += av * b0;
-                    acc[1][r] += av * b1;
+                    acc[0][r] = T::mac(acc[0][r], av, b0);
+                    acc[1][r] = T::mac(acc[1][r], av, b1);
                 }
             }
             for (q, s) in acc.iter().enumerate() {
-                out[(l0 + q) * O + r0..][..R / 2].copy_from_slice(&s[..R / 2]);
+                narrow_into(&mut out[(l0 + q) * O + r0..][..R / 2], &s[..R / 2]);
             }
             r0 += R / 2;
         }
         if r0 < O {
             for q in 0..2 {
                 let oc = &mut out[(l0 + q) * O..(l0 + q + 1) * O];
-                for (j, ac) in a.chunks_exact(O).enumerate() {
-                    let bv = b[j * I + l0 + q];
-                    for (s, &av) in oc[r0..].iter_mut().zip(&ac[r0..]) {
-                        *s += av * bv;
-                    }
-                }
+                add_mul_bt_tail::<T, O, I, R>(oc, a, b, l0 + q, r0);
             }
         }
         l0 += 2;
@@ -283,27 +305,43 @@ fn add_mul_bt_rows<
         let mut r0 = 0;
         while r0 + R <= O {
             let ob = &mut oc[r0..r0 + R];
-            let mut acc = [T::ZERO; R];
-            acc.copy_from_slice(ob);
+            let mut acc = [T::ACC_ZERO; R];
+            widen_into(&mut acc, ob);
             for (j, ac) in a.chunks_exact(O).enumerate() {
                 let bv = b[j * I + l];
                 for (s, &av) in acc.iter_mut().zip(&ac[r0..r0 + R]) {
-                    *s += av * bv;
+                    *s = T::mac(*s, av, bv);
                 }
             }
-            ob.copy_from_slice(&acc);
+            narrow_into(ob, &acc);
             r0 += R;
         }
         if r0 < O {
-            let ob = &mut oc[r0..];
-            for (j, ac) in a.chunks_exact(O).enumerate() {
-                let bv = b[j * I + l];
-                for (s, &av) in ob.iter_mut().zip(&ac[r0..]) {
-                    *s += av * bv;
-                }
-            }
+            add_mul_bt_tail::<T, O, I, R>(oc, a, b, l, r0);
         }
     }
+}
+
+/// The rows from `r0` (fewer than `R`) of column `l` of [`add_mul_bt`]: `oc[r] += Σ_j a[r, j]
+/// · b[l, j]`.
+#[inline(always)]
+fn add_mul_bt_tail<T: Real, const O: usize, const I: usize, const R: usize>(
+    oc: &mut [T],
+    a: &[T],
+    b: &[T],
+    l: usize,
+    r0: usize,
+) {
+    let n = O - r0;
+    let mut acc = [T::ACC_ZERO; R];
+    widen_into(&mut acc[..n], &oc[r0..]);
+    for (j, ac) in a.chunks_exact(O).enumerate() {
+        let bv = b[j * I + l];
+        for (s, &av) in acc[..n].iter_mut().zip(&ac[r0..]) {
+            *s = T::mac(*s, av, bv);
+        }
+    }
+    narrow_into(&mut oc[r0..], &acc[..n]);
 }
 
 /// [`add_mul_bt`] on all rows at once, `C` columns side by side from column `l`; returns the
@@ -323,22 +361,22 @@ fn add_mul_bt_cols<
     mut l: usize,
 ) -> usize {
     while l + C <= I {
-        let mut acc = [[T::ZERO; O]; C];
+        let mut acc = [[T::ACC_ZERO; O]; C];
         if ADD {
             for (q, s) in acc.iter_mut().enumerate() {
-                s.copy_from_slice(&out[(l + q) * O..(l + q + 1) * O]);
+                widen_into(s, &out[(l + q) * O..(l + q + 1) * O]);
             }
         }
         for (j, ac) in a.chunks_exact(O).enumerate() {
             for (q, s) in acc.iter_mut().enumerate() {
                 let bv = b[j * I + l + q];
                 for (s, &av) in s.iter_mut().zip(ac) {
-                    *s += av * bv;
+                    *s = T::mac(*s, av, bv);
                 }
             }
         }
         for (q, s) in acc.iter().enumerate() {
-            out[(l + q) * O..(l + q + 1) * O].copy_from_slice(s);
+            narrow_into(&mut out[(l + q) * O..(l + q + 1) * O], s);
         }
         l += C;
     }
@@ -562,7 +600,7 @@ fn at_block<
     let mut j = 0;
     while j < K {
         let nj = JG.min(K - j);
-        let mut acc = [[T::ZERO; B]; JG];
+        let mut acc = [[T::ACC_ZERO; B]; JG];
         if nj == JG {
             // The common case with a fixed trip count, which the compiler unrolls.
             let dc = &d[j * O..(j + JG) * O];
@@ -571,7 +609,7 @@ fn at_block<
                 for (q, acc) in acc.iter_mut().enumerate() {
                     let dv = dc[q * O + i];
                     for (a, &t) in acc.iter_mut().zip(r) {
-                        *a += t * dv;
+                        *a = T::mac(*a, t, dv);
                     }
                 }
             }
@@ -580,7 +618,7 @@ fn at_block<
                 let dc = &d[(j + q) * O..(j + q + 1) * O];
                 for (i, &dv) in dc.iter().enumerate() {
                     for (a, &t) in acc.iter_mut().zip(row(i)) {
-                        *a += t * dv;
+                        *a = T::mac(*a, t, dv);
                     }
                 }
             }
@@ -589,7 +627,7 @@ fn at_block<
             let col = (j + q) * I + lb;
             for (o, &a) in out[col..col + nb].iter_mut().zip(acc) {
                 // A sum that starts from `+0` is never `−0`, so `a` has the bits of `0 + a`.
-                *o = if ADD { *o + a } else { a };
+                *o = if ADD { o.add_narrow(a) } else { T::narrow(a) };
             }
         }
         j += nj;
@@ -658,6 +696,66 @@ mod tests {
             let mut out = SMatrix::<f32, 40, 10>::from_element(0.5);
             run(&mut out, &w, &x);
             assert_eq!(bits(&out), bits(&reference));
+        }
+    }
+
+    /// In fixed point every layout of rows, columns and blocks gives each output its start
+    /// plus the exact sum of its products, rounded once: what makes the host (wide blocks) and
+    /// a microcontroller (narrow ones) agree.
+    #[test]
+    fn fixed_point_sums_round_once_in_every_layout() {
+        use crate::fixed::Q20;
+        let q = |a: usize, b: usize, s: f32| Q20::from_f32(((a * 7 + b * 3) as f32 * s).sin());
+        let w = SMatrix::<Q20, 40, 37>::from_fn(|i, j| q(i, j, 0.37));
+        let x = SMatrix::<Q20, 37, 10>::from_fn(|i, j| q(i, j, 0.11));
+        let d = SMatrix::<Q20, 40, 10>::from_fn(|i, j| q(i, j, 0.23));
+        let start = Q20::from_f32(0.5);
+        let exact = |start: Q20, terms: &mut dyn Iterator<Item = (Q20, Q20)>| {
+            let products: i64 = terms
+                .map(|(a, b)| a.to_raw() as i64 * b.to_raw() as i64)
+                .sum();
+            Q20::narrow(start.widen() + products)
+        };
+        let y = SMatrix::<Q20, 40, 10>::from_fn(|i, j| {
+            exact(start, &mut (0..37).map(|l| (w[(i, l)], x[(l, j)])))
+        });
+        let g = SMatrix::<Q20, 40, 37>::from_fn(|i, l| {
+            exact(start, &mut (0..10).map(|j| (d[(i, j)], x[(l, j)])))
+        });
+        for run in [
+            add_mul_rows::<Q20, 40, 37, 10, 1>,
+            add_mul_rows::<Q20, 40, 37, 10, 7>,
+            add_mul_rows::<Q20, 40, 37, 10, 16>,
+            add_mul_rows::<Q20, 40, 37, 10, 64>,
+        ] {
+            let mut out = SMatrix::from_element(start);
+            run(&mut out, &w, &x);
+            assert_eq!(out, y);
+        }
+        for run in [
+            add_mul_bt_rows::<Q20, 40, 37, 10, 1, true>,
+            add_mul_bt_rows::<Q20, 40, 37, 10, 7, true>,
+            add_mul_bt_rows::<Q20, 40, 37, 10, 16, true>,
+            add_mul_bt_rows::<Q20, 40, 37, 10, 64, true>,
+        ] {
+            let mut out = SMatrix::from_element(start);
+            run(&mut out, &d, &x);
+            assert_eq!(out, g);
+        }
+        // `wᵀ · d` is summed from zero and added at the end: in fixed point that is one
+        // rounding too.
+        let dx = SMatrix::<Q20, 37, 10>::from_fn(|l, j| {
+            exact(start, &mut (0..40).map(|i| (w[(i, l)], d[(i, j)])))
+        });
+        for run in [
+            add_mul_at_blocked::<Q20, 40, 37, 10, 1, true>,
+            add_mul_at_blocked::<Q20, 40, 37, 10, 8, true>,
+            add_mul_at_blocked::<Q20, 40, 37, 10, 37, true>,
+            add_mul_at_blocked::<Q20, 40, 37, 10, 64, true>,
+        ] {
+            let mut out = SMatrix::from_element(start);
+            run(&mut out, &w, &d);
+            assert_eq!(out, dx);
         }
     }
 

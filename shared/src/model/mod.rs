@@ -37,9 +37,10 @@ pub type Mlp1<T, const I: usize, const H: usize, const O: usize> =
 pub type Mlp2<T, const I: usize, const H1: usize, const H2: usize, const O: usize> =
     Hidden<T, I, H1, O, Hidden<T, H1, H2, O, Dense<T, H2, O>>>;
 
-/// The MAML paper's sinusoid regressor: 1-40-40-1, ReLU (1,761 parameters). The firmware and
-/// the host trainer name it from here.
-pub type SinusoidNet = Mlp2<f32, 1, 40, 40, 1>;
+/// The MAML paper's sinusoid regressor: 1-40-40-1, ReLU (1,761 parameters), in `f32` unless
+/// named with another scalar (`SinusoidNet<Q20>`). The firmware and the host trainer name it
+/// from here.
+pub type SinusoidNet<T = f32> = Mlp2<T, 1, 40, 40, 1>;
 
 /// A value with every number zero, as a constant: buffers built from it can sit in a
 /// `static` in zero-initialised RAM (`.bss`) instead of being built on a small stack.
@@ -114,9 +115,42 @@ pub trait Params<T: Real>: Clone + Zeroed {
     }
 }
 
+/// A model's layer widths, whatever its scalar: what the `w*` format's signature and shape
+/// checks read, so a blob is checked the same way for an `f32` and a fixed-point adapter.
+///
+/// ```
+/// use shared::fixed::Q20;
+/// use shared::model::{Mlp2, Shape, SinusoidNet};
+/// let mut widths = vec![];
+/// <SinusoidNet>::shape(&mut |w| widths.push(w));
+/// assert_eq!(widths, [1, 40, 40, 1]);
+/// assert_eq!(Mlp2::<Q20, 1, 40, 40, 1>::WIDEST, 40);
+/// ```
+pub trait Shape {
+    /// Calls `f(width)` for the input width, each hidden width and the output width.
+    fn shape(f: &mut dyn FnMut(usize));
+
+    /// The largest of those widths: the most terms a sum over one layer's inputs or outputs
+    /// has (see [`Real::MAX_TERMS`]).
+    const WIDEST: usize;
+
+    /// Parameters of the dense layers between those widths ([`Params::PARAMS`] of any
+    /// scalar).
+    fn params() -> usize {
+        let (mut prev, mut n) = (None, 0);
+        Self::shape(&mut |w| {
+            if let Some(p) = prev {
+                n += p * w + w;
+            }
+            prev = Some(w);
+        });
+        n
+    }
+}
+
 /// A stack of layers mapping `I` inputs to `O` outputs, batched over `K` samples (the columns
 /// of the input matrix).
-pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
+pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> + Shape {
     /// What the forward pass keeps for the backward pass and the Hessian-vector product.
     type Cache<const K: usize>: Clone + Zeroed;
 
@@ -124,9 +158,6 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
     fn new_cache<const K: usize>() -> Self::Cache<K> {
         Self::Cache::<K>::ZERO
     }
-
-    /// Calls `f(width)` for the input width, each hidden width and the output width.
-    fn shape(f: &mut dyn FnMut(usize));
 
     /// The forward pass: returns the outputs and fills `cache`.
     fn forward<const K: usize>(
@@ -171,9 +202,9 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
     ///
     /// ```
     /// use shared::model::{Layers, Params, SinusoidNet};
-    /// let mut net = SinusoidNet::zeros();
+    /// let mut net = <SinusoidNet>::zeros();
     /// net.fill_with(|k| k as f32);
-    /// let mut t = SinusoidNet::zeros().transposed();
+    /// let mut t = <SinusoidNet>::zeros().transposed();
     /// net.transpose_to(&mut t);
     /// assert_eq!(t, net.transposed());
     /// ```
@@ -185,12 +216,12 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
     /// ```
     /// use nalgebra::SMatrix;
     /// use shared::model::{Layers, Params, SinusoidNet};
-    /// let mut net = SinusoidNet::zeros();
+    /// let mut net = <SinusoidNet>::zeros();
     /// net.fill_with(|k| ((k * 7 % 13) as f32 - 6.0) * 0.05);
     /// let x = SMatrix::<f32, 1, 3>::new(-1.0, 0.5, 2.0);
     /// let dy = SMatrix::<f32, 1, 3>::new(0.3, -0.2, 0.1);
-    /// let (mut c1, mut c2) = (SinusoidNet::new_cache::<3>(), SinusoidNet::new_cache::<3>());
-    /// let (mut g1, mut g2) = (SinusoidNet::zeros(), SinusoidNet::zeros());
+    /// let (mut c1, mut c2) = (<SinusoidNet>::new_cache::<3>(), <SinusoidNet>::new_cache::<3>());
+    /// let (mut g1, mut g2) = (<SinusoidNet>::zeros(), <SinusoidNet>::zeros());
     /// net.forward(&x, &mut c1);
     /// net.forward(&x, &mut c2);
     /// let (mut dx1, mut dx2) = (SMatrix::zeros(), SMatrix::zeros());
@@ -254,7 +285,7 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> {
 /// use shared::model::{forward_macs, Mlp2};
 /// assert_eq!(forward_macs::<Mlp2<f32, 1, 40, 40, 1>, 1, 1>(1), 40 + 1600 + 40);
 /// ```
-pub fn forward_macs<M: Layers<f32, I, O>, const I: usize, const O: usize>(k: usize) -> usize {
+pub fn forward_macs<M: Shape, const I: usize, const O: usize>(k: usize) -> usize {
     let (mut prev, mut macs) = (0usize, 0usize);
     M::shape(&mut |w| {
         macs += prev * w;
