@@ -331,6 +331,9 @@ where
             return Err(AdaptError::NonFiniteLoss);
         }
         let trained = u32::from(blob.meta.steps);
+        // One α for every parameter (MAML) is converted once, not once per parameter.
+        let one_alpha = (blob.alpha_len() == 1).then(|| T::from_f32(blob.alpha(0)));
+        let alpha = |k| one_alpha.unwrap_or_else(|| T::from_f32(blob.alpha(k)));
         let mut loss_after = loss_before;
         let mut report = AdaptReport {
             loss_before: loss_before.to_f32(),
@@ -343,12 +346,7 @@ where
             let [a, b] = &mut self.params;
             let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
             theta.backward(x, &mut self.cache, &self.dy, next, None);
-            inner::step(
-                theta,
-                next,
-                |_, k| T::from_f32(blob.alpha(k)),
-                blob.meta.adapt,
-            );
+            inner::step(theta, next, |_, k| alpha(k), blob.meta.adapt);
             let extra = self.steps_since_reset >= trained;
             let mut halvings = 0;
             let cause = loop {

@@ -199,6 +199,7 @@ impl<const F: u32> Real for Fixed<F> {
     const ONE: Self = Self(1 << F);
     type Acc = i64;
     const ACC_ZERO: i64 = 0;
+    const ACC_WORDS: usize = 2;
     const MAX_TERMS: usize = 511;
     #[inline(always)]
     fn widen(self) -> i64 {
@@ -212,7 +213,17 @@ impl<const F: u32> Real for Fixed<F> {
     }
     #[inline(always)]
     fn narrow(acc: i64) -> Self {
-        Self(clamp(acc.wrapping_add(Self::HALF_LSB) >> F))
+        let v = acc.wrapping_add(Self::HALF_LSB) >> F;
+        // Most sums fit a word: then a 32-bit clamp (`ssat` on a Cortex-M3/M4), not a 64-bit
+        // one.
+        let low = v as i32;
+        Self(if low as i64 == v {
+            low.clamp(LO, HI)
+        } else if v < 0 {
+            LO
+        } else {
+            HI
+        })
     }
     #[inline(always)]
     fn add_narrow(self, acc: i64) -> Self {

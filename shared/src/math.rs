@@ -47,6 +47,9 @@ pub trait Real:
     type Acc: Copy;
     /// The empty sum.
     const ACC_ZERO: Self::Acc;
+    /// Machine words (32-bit registers) one accumulator takes: the kernels keep fewer sums
+    /// side by side on a microcontroller when it is more than one.
+    const ACC_WORDS: usize;
     /// Most products one sum may add up without its accumulator overflowing: every layer width
     /// and the sample capacity must be at most this (unbounded for a float).
     const MAX_TERMS: usize;
@@ -95,6 +98,7 @@ impl Real for f32 {
     const ONE: Self = 1.0;
     type Acc = Self;
     const ACC_ZERO: Self = 0.0;
+    const ACC_WORDS: usize = 1;
     const MAX_TERMS: usize = usize::MAX;
     #[inline(always)]
     fn widen(self) -> Self {
@@ -165,6 +169,7 @@ impl Real for f64 {
     const ONE: Self = 1.0;
     type Acc = Self;
     const ACC_ZERO: Self = 0.0;
+    const ACC_WORDS: usize = 1;
     const MAX_TERMS: usize = usize::MAX;
     #[inline(always)]
     fn widen(self) -> Self {

@@ -22,7 +22,7 @@ use meta_train::eval::{held_out, EvalConfig};
 use meta_train::link::parity::{run_both, Parity};
 mod common;
 
-use common::{boot, call, next_response, FIRMWARE_K};
+use common::{boot, boot_fixed, call, fixed_point, next_response, FIRMWARE_K};
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
 use shared::catalogue::{Arithmetic, Firmware};
 use shared::link::{put_floats, LinkError, Request, Response, Status, MAX_FRAME};
@@ -73,10 +73,15 @@ fn not_faulted(q: &mut Qemu) {
     );
 }
 
-/// Fails unless the firmware serves the fixture `w*` bit-identically to the host simulation
-/// (a whole held-out task: clear, reset, push, adapt, predict, read the parameters) and has
-/// not faulted.
+/// Fails unless the sinusoid firmware serves the fixture `w*` bit-identically to the host
+/// simulation (a whole held-out task: clear, reset, push, adapt, predict, read the
+/// parameters) and has not faulted.
 fn still_serves(q: &mut Qemu) {
+    still_serves_as(q, &Firmware::SINUSOID);
+}
+
+/// [`still_serves`] for a firmware built as `firmware`.
+fn still_serves_as(q: &mut Qemu, firmware: &Firmware) {
     let name = q.board().name;
     let cfg = EvalConfig {
         tasks: 1,
@@ -84,7 +89,7 @@ fn still_serves(q: &mut Qemu) {
         test_points: 3,
     };
     let image = slot_image(BLOB, 1);
-    let mut sim = host_sim(&Firmware::SINUSOID, &image).expect("the fixture loads");
+    let mut sim = host_sim(firmware, &image).expect("the fixture loads");
     let mut parity = Parity::default();
     let mut task = TaskRun(held_out(&cfg, 0, FIRMWARE_K));
     let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
@@ -189,6 +194,82 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
             <SinusoidNet>::PARAMS,
             start.elapsed()
         );
+    }
+}
+
+#[test]
+fn the_fixed_point_firmware_is_bit_identical_to_its_host_simulation_and_survives_faults() {
+    let q20 = fixed_point();
+    let cfg = EvalConfig {
+        tasks: 20,
+        seed: 7,
+        test_points: 20,
+    };
+    // A w* whose θ0 leaves Q20's ±128: the f32 firmware would serve it, this one refuses it.
+    type Net = SinusoidNet;
+    let meta = Meta::new::<Net, 1, 1>(Loss::Mse, 1);
+    let mut theta = vec![0.01f32; <Net>::PARAMS];
+    theta[5] = 300.0;
+    let wide = encode(&meta, &theta, &[0.01], &[0.0], &[1.0], &[0.0], &[1.0]).expect("encodes");
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        let mut q = boot_fixed(on, Flash::Blob(BLOB));
+        let image = slot_image(BLOB, 1);
+        let mut sim = host_sim(&q20, &image).expect("the fixture loads");
+        let mut parity = Parity::default();
+        for i in 0..cfg.tasks {
+            let mut task = TaskRun(held_out(&cfg, i, FIRMWARE_K));
+            let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
+                .unwrap_or_else(|e| panic!("{name}: task {i}: {e:#}"));
+            assert!(
+                parity.holds(),
+                "{name}: q20 task {i} differs from the host simulation: {}",
+                difference(&on_device, &on_host)
+            );
+        }
+        // Samples the checks refuse as in f32.
+        let non_finite = Response::Error(LinkError::Push(PushErrorKind::NonFinite));
+        assert_eq!(push(&mut q, &[f32::NAN], &[1.0]), non_finite, "{name}");
+        assert_eq!(
+            push(&mut q, &[1e6], &[1.0]),
+            Response::Error(LinkError::Push(PushErrorKind::OutOfRange)),
+            "{name}"
+        );
+        // Targets at the edge of the accepted range and a thousand unchecked steps of the
+        // Meta-SGD w*'s large step sizes: whatever saturates, the answer is a report with a
+        // finite loss (the guard undoes a saturated step) and the firmware goes on serving.
+        assert_eq!(call(&mut q, &Request::ClearSamples), Response::Cleared);
+        assert_eq!(call(&mut q, &Request::Reset), Response::Reset);
+        for k in 0..FIRMWARE_K {
+            let x = k as f32 - 4.5;
+            let y = if k % 2 == 0 { 60.0 } else { -60.0 };
+            assert_eq!(
+                push(&mut q, &[x], &[y]),
+                Response::Pushed {
+                    samples: k as u16 + 1
+                },
+                "{name}"
+            );
+        }
+        let adapt = Request::Adapt {
+            steps: Some(1000),
+            limit: StepLimit::Unchecked,
+        };
+        match call(&mut q, &adapt) {
+            Response::Adapted { report, .. } => {
+                assert!(report.loss_after.is_finite(), "{name}: {report:?}")
+            }
+            r => panic!("{name}: Adapt answered {r:?}"),
+        }
+        still_serves_as(&mut q, &q20);
+        drop(q);
+        let mut q = boot_fixed(on, Flash::Blob(&wide));
+        assert_eq!(
+            status(&mut q).blob,
+            Err(BlobError::OutOfRange { index: 5 }),
+            "{name}"
+        );
+        not_faulted(&mut q);
     }
 }
 

@@ -20,6 +20,15 @@ use nalgebra::{ArrayStorage, SMatrix};
 
 use crate::math::Real;
 
+mod wide;
+use wide::Layout;
+
+/// Whether `T`'s accumulator takes two words on this target: a microcontroller then runs the
+/// products of [`wide`], which keep fewer sums side by side, in its general registers.
+const fn wide<T: Real>() -> bool {
+    cfg!(target_os = "none") && T::ACC_WORDS > 1
+}
+
 /// A zero matrix, built directly from its array (nalgebra's generic constructors go through an
 /// element iterator the compiler does not always flatten).
 #[inline]
@@ -45,7 +54,21 @@ pub fn add_mul<T: Real, const O: usize, const I: usize, const K: usize>(
     w: &SMatrix<T, O, I>,
     x: &SMatrix<T, I, K>,
 ) {
-    add_mul_rows::<T, O, I, K, ROWS>(out, w, x);
+    if wide::<T>() {
+        let l = Layout {
+            rows: O,
+            cols: K,
+            terms: I,
+            out: O,
+            a_row: 1,
+            a_term: O,
+            b_term: 1,
+            b_col: I,
+        };
+        wide::product(l, out.as_mut_slice(), w.as_slice(), x.as_slice(), true);
+    } else {
+        add_mul_rows::<T, O, I, K, ROWS>(out, w, x);
+    }
 }
 
 /// Columns summed side by side where all output rows fit in registers at once: a sum has to
@@ -215,7 +238,17 @@ pub fn add_mul_bt<T: Real, const O: usize, const I: usize, const K: usize>(
     a: &SMatrix<T, O, K>,
     b: &SMatrix<T, I, K>,
 ) {
-    add_mul_bt_rows::<T, O, I, K, ROWS, true>(out, a, b);
+    if wide::<T>() {
+        wide::product(
+            bt_layout(O, I, K),
+            out.as_mut_slice(),
+            a.as_slice(),
+            b.as_slice(),
+            true,
+        );
+    } else {
+        add_mul_bt_rows::<T, O, I, K, ROWS, true>(out, a, b);
+    }
 }
 
 /// `out = a · bᵀ`: [`add_mul_bt`] on an `out` of zeros (the same bits), without writing the
@@ -236,7 +269,32 @@ pub fn mul_bt<T: Real, const O: usize, const I: usize, const K: usize>(
     a: &SMatrix<T, O, K>,
     b: &SMatrix<T, I, K>,
 ) {
-    add_mul_bt_rows::<T, O, I, K, ROWS, false>(out, a, b);
+    if wide::<T>() {
+        wide::product(
+            bt_layout(O, I, K),
+            out.as_mut_slice(),
+            a.as_slice(),
+            b.as_slice(),
+            false,
+        );
+    } else {
+        add_mul_bt_rows::<T, O, I, K, ROWS, false>(out, a, b);
+    }
+}
+
+/// `out (O × I) = a (O × K) · bᵀ (b: I × K)` as a [`wide`] product.
+#[inline(always)]
+const fn bt_layout(o: usize, i: usize, k: usize) -> Layout {
+    Layout {
+        rows: o,
+        cols: i,
+        terms: k,
+        out: o,
+        a_row: 1,
+        a_term: o,
+        b_term: i,
+        b_col: 1,
+    }
 }
 
 /// [`add_mul_bt`] (`ADD`) or [`mul_bt`] over blocks of `R` output rows.
@@ -498,7 +556,20 @@ fn at<T: Real, const O: usize, const I: usize, const K: usize, const ADD: bool>(
     w: &SMatrix<T, O, I>,
     d: &SMatrix<T, O, K>,
 ) {
-    if I <= WHOLE {
+    if wide::<T>() {
+        // `wᵀ`'s row `r` is `w`'s column `r`: no transpose needed.
+        let l = Layout {
+            rows: I,
+            cols: K,
+            terms: O,
+            out: I,
+            a_row: O,
+            a_term: 1,
+            b_term: 1,
+            b_col: O,
+        };
+        wide::product(l, out.as_mut_slice(), w.as_slice(), d.as_slice(), ADD);
+    } else if I <= WHOLE {
         add_mul_at_blocked::<T, O, I, K, I, ADD>(out, w, d);
     } else {
         add_mul_at_blocked::<T, O, I, K, BLOCK, ADD>(out, w, d);
@@ -747,6 +818,37 @@ mod tests {
         let dx = SMatrix::<Q20, 37, 10>::from_fn(|l, j| {
             exact(start, &mut (0..40).map(|i| (w[(i, l)], d[(i, j)])))
         });
+        // The microcontroller's products (run here on the host too).
+        let mut out = SMatrix::<Q20, 40, 10>::from_element(start);
+        let l = Layout {
+            rows: 40,
+            cols: 10,
+            terms: 37,
+            out: 40,
+            a_row: 1,
+            a_term: 40,
+            b_term: 1,
+            b_col: 37,
+        };
+        wide::product(l, out.as_mut_slice(), w.as_slice(), x.as_slice(), true);
+        assert_eq!(out, y);
+        let mut out = SMatrix::<Q20, 40, 37>::from_element(start);
+        let l = bt_layout(40, 37, 10);
+        wide::product(l, out.as_mut_slice(), d.as_slice(), x.as_slice(), true);
+        assert_eq!(out, g);
+        let l = Layout {
+            rows: 37,
+            cols: 10,
+            terms: 40,
+            out: 37,
+            a_row: 40,
+            a_term: 1,
+            b_term: 1,
+            b_col: 40,
+        };
+        let mut out = SMatrix::<Q20, 37, 10>::from_element(start);
+        wide::product(l, out.as_mut_slice(), w.as_slice(), d.as_slice(), true);
+        assert_eq!(out, dx);
         for run in [
             add_mul_at_blocked::<Q20, 40, 37, 10, 1, true>,
             add_mul_at_blocked::<Q20, 40, 37, 10, 8, true>,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use meta_train::eval::images_on_device::ClassifierFirmware;
 use meta_train::link::firmware;
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
-use shared::catalogue::Firmware;
+use shared::catalogue::{Arithmetic, Firmware};
 use shared::link::{Request, Response};
 
 /// Samples the sinusoid firmware holds (the largest K its `w*` is evaluated with).
@@ -19,25 +19,52 @@ pub const FIRMWARE_K: usize = Firmware::SINUSOID.capacity as usize;
 /// Most time one request may take before the firmware counts as hung.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The board's firmware ELF, built once per test process.
-pub fn firmware(on: Emulated) -> &'static Path {
-    static ELF: [OnceLock<PathBuf>; Emulated::ALL.len()] =
-        [const { OnceLock::new() }; Emulated::ALL.len()];
+/// ELFs of one firmware, one per board.
+type Elfs = [OnceLock<PathBuf>; Emulated::ALL.len()];
+
+/// `fw` for `on`, built once per test process into `elfs`.
+fn built(elfs: &'static Elfs, on: Emulated, fw: &Firmware) -> &'static Path {
     let i = Emulated::ALL
         .iter()
         .position(|&b| b == on)
         .expect("a known board");
-    ELF[i].get_or_init(|| {
-        firmware::build(on.board(), &Firmware::SINUSOID)
-            .unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name))
+    elfs[i].get_or_init(|| {
+        firmware::build(on.board(), fw).unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name))
     })
 }
 
-/// Boots the firmware on `on` with `flash` in its `w*` slots; requests time out after
-/// [`TIMEOUT`].
+/// The board's sinusoid firmware ELF, built once per test process.
+pub fn firmware(on: Emulated) -> &'static Path {
+    static ELF: Elfs = [const { OnceLock::new() }; Emulated::ALL.len()];
+    built(&ELF, on, &Firmware::SINUSOID)
+}
+
+/// The sinusoid firmware in fixed point (`-q20`), the build for a core without an FPU.
+pub fn fixed_point() -> Firmware {
+    Firmware::SINUSOID
+        .in_arithmetic(Arithmetic::Q20)
+        .expect("the sinusoid net fits Q20's sums")
+}
+
+/// The board's fixed-point sinusoid firmware ELF, built once per test process.
+pub fn fixed_firmware(on: Emulated) -> &'static Path {
+    static ELF: Elfs = [const { OnceLock::new() }; Emulated::ALL.len()];
+    built(&ELF, on, &fixed_point())
+}
+
+/// Boots the sinusoid firmware on `on` with `flash` in its `w*` slots; requests time out
+/// after [`TIMEOUT`].
 pub fn boot(on: Emulated, flash: Flash<'_>) -> Qemu {
-    let mut q = Qemu::boot(on, firmware(on), flash)
-        .unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name));
+    boot_elf(on, firmware(on), flash)
+}
+
+/// [`boot`] for the fixed-point firmware.
+pub fn boot_fixed(on: Emulated, flash: Flash<'_>) -> Qemu {
+    boot_elf(on, fixed_firmware(on), flash)
+}
+
+fn boot_elf(on: Emulated, elf: &Path, flash: Flash<'_>) -> Qemu {
+    let mut q = Qemu::boot(on, elf, flash).unwrap_or_else(|e| panic!("{}: {e:#}", on.board().name));
     q.link().timeout = TIMEOUT;
     q
 }
