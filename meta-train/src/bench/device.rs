@@ -1,10 +1,12 @@
 //! `meta-train bench --device`: what the MAML sinusoid adaptation (K = 10) and a CSV
-//! classifier's cost on each emulated board: instructions per inner step and per prediction
+//! classifier's cost on each emulated board, in `f32` and in fixed point (`q20`):
+//! instructions per inner step and per prediction
 //! (counted under QEMU's `-icount`, so the same on every run), instructions per FLOP, code
 //! flash, static RAM, the stack's high-water mark, and RAM in all against the board's.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
+use shared::catalogue::{Arithmetic, Firmware};
 
 use std::path::Path;
 
@@ -28,6 +30,8 @@ use crate::train::{self, train, Progress, TrainConfig};
 pub struct BoardCost {
     /// Board name.
     pub board: String,
+    /// The firmware's arithmetic (`f32`, `q20`).
+    pub arithmetic: String,
     /// Instructions of one inner step with K = 10.
     pub per_step: u64,
     /// Instructions of one prediction.
@@ -58,8 +62,8 @@ impl BoardCost {
     }
 }
 
-/// One boot: (instructions per step, per prediction, stack peak).
-fn run_once(on: Emulated, elf: &Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
+/// One boot of `fw`: (instructions per step, per prediction, stack peak).
+fn run_once(on: Emulated, fw: &Firmware, elf: &Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
     let mut qemu = Qemu::boot(on, elf, Flash::Blob(blob))?;
     sinusoid_on_device::check_serving(qemu.link())?;
     let cfg = EvalConfig {
@@ -67,7 +71,17 @@ fn run_once(on: Emulated, elf: &Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
         seed: 0,
         test_points: 10,
     };
-    let trace = run_task(qemu.link(), &eval::held_out(&cfg, 0, 10))?;
+    let task = eval::held_out(&cfg, 0, 10);
+    let trace = run_task(qemu.link(), &task)?;
+    // The benchmark's task is checked against the host simulation too.
+    let image = shared::slots::slot_image(blob, 1);
+    let host = run_task(&mut sinusoid_on_device::host_sim(fw, &image)?, &task)?;
+    if host.predictions != trace.predictions || host.params != trace.params {
+        bail!(
+            "the {fw} firmware on {} differs from the host simulation",
+            on.name()
+        );
+    }
     let cost = sinusoid_on_device::cost_of(qemu.link(), &trace);
     let (Some(step), Some(pred)) = (cost.per_step, cost.per_prediction) else {
         bail!("the guard stopped the benchmark task before its 4th step; no per-step count");
@@ -76,18 +90,22 @@ fn run_once(on: Emulated, elf: &Path, blob: &[u8]) -> Result<(u64, u64, u64)> {
     Ok((step, pred, u64::from(memory.stack_peak)))
 }
 
-/// Measures `on` with a MAML sinusoid `w*` (K = 10).
-pub fn measure(on: Emulated, blob: &[u8]) -> Result<BoardCost> {
-    let elf = firmware::build(on.board(), &shared::catalogue::Firmware::SINUSOID)?;
+/// Measures `on` with a MAML sinusoid `w*` (K = 10) in `arithmetic`.
+pub fn measure(on: Emulated, arithmetic: Arithmetic, blob: &[u8]) -> Result<BoardCost> {
+    let fw = Firmware::SINUSOID
+        .in_arithmetic(arithmetic)
+        .map_err(|e| anyhow!("{e}"))?;
+    let elf = firmware::build(on.board(), &fw)?;
     let ElfSizes {
         code_flash,
         static_ram,
         ..
     } = elf_sizes(&std::fs::read(&elf)?)?;
-    let first = run_once(on, &elf, blob)?;
-    let second = run_once(on, &elf, blob)?;
+    let first = run_once(on, &fw, &elf, blob)?;
+    let second = run_once(on, &fw, &elf, blob)?;
     Ok(BoardCost {
         board: on.board().name.into(),
+        arithmetic: arithmetic.to_string(),
         per_step: first.0,
         per_prediction: first.1,
         flop_per_step: flops::inner_step(&[1, 40, 40, 1], 10),
@@ -153,9 +171,16 @@ fn run_csv_once(
     Ok((step, pred, u64::from(r.stack_peak)))
 }
 
-/// Measures `on` with the CSV classifier `blob` on `tasks`.
-pub fn measure_csv(on: Emulated, tasks: &CsvTasks, blob: &[u8]) -> Result<BoardCost> {
-    let fw = firmware::for_blob(blob, None)?;
+/// Measures `on` with the CSV classifier `blob` on `tasks` in `arithmetic`.
+pub fn measure_csv(
+    on: Emulated,
+    arithmetic: Arithmetic,
+    tasks: &CsvTasks,
+    blob: &[u8],
+) -> Result<BoardCost> {
+    let fw = firmware::for_blob(blob, None)?
+        .in_arithmetic(arithmetic)
+        .map_err(|e| anyhow!("{e}"))?;
     let elf = firmware::build(on.board(), &fw)?;
     let ElfSizes {
         code_flash,
@@ -166,6 +191,7 @@ pub fn measure_csv(on: Emulated, tasks: &CsvTasks, blob: &[u8]) -> Result<BoardC
     let second = run_csv_once(on, &elf, &fw, tasks, blob)?;
     Ok(BoardCost {
         board: on.board().name.into(),
+        arithmetic: arithmetic.to_string(),
         per_step: first.0,
         per_prediction: first.1,
         flop_per_step: flops::inner_step(&[CSV_FAMILY.features, 40, 40, CSV_FAMILY.outputs], CSV_K),
@@ -193,13 +219,14 @@ pub fn maml_blob(iterations: u64) -> Result<Vec<u8>> {
 /// The figures as a Markdown table.
 pub fn table(rows: &[BoardCost]) -> String {
     let mut s = String::from(
-        "| board | instructions / inner step | instructions / prediction | FLOP / step | instructions / FLOP | code flash | static RAM | stack peak | RAM in all | repeatable |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| board | arithmetic | instructions / inner step | instructions / prediction | FLOP / step | instructions / FLOP | code flash | static RAM | stack peak | RAM in all | repeatable |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {:.2} | {} B | {} B | {} B | {} B of {} KiB | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.2} | {} B | {} B | {} B | {} B of {} KiB | {} |\n",
             r.board,
+            r.arithmetic,
             r.per_step,
             r.per_prediction,
             r.flop_per_step,

@@ -13,6 +13,7 @@ use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::run_dir::RunDir;
 use meta_train::say;
 use meta_train::train::{train, Progress};
+use shared::catalogue::Arithmetic;
 
 /// Options of `bench`: what to benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -87,6 +88,17 @@ fn omniglot_baselines(dir: &std::path::Path, episodes: u64) -> Result<()> {
     Ok(())
 }
 
+/// `measure` of every emulated board in f32 and in fixed point (q20), in that order per board.
+fn every_board_in_both(
+    measure: impl Fn(Emulated, Arithmetic) -> Result<device::BoardCost>,
+) -> Result<Vec<device::BoardCost>> {
+    Emulated::ALL
+        .iter()
+        .flat_map(|&on| Arithmetic::ALL.map(|a| (on, a)))
+        .map(|(on, a)| measure(on, a))
+        .collect()
+}
+
 /// Runs the benchmark and prints its tables.
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(dir) = &a.omniglot {
@@ -94,18 +106,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     }
     if a.device {
         let blob = device::maml_blob(1000)?;
-        let rows = Emulated::ALL
-            .iter()
-            .map(|&on| device::measure(on, &blob))
-            .collect::<Result<Vec<_>>>()?;
+        let rows = every_board_in_both(|on, a| device::measure(on, a, &blob))?;
         say!("MAML sinusoid w* (1-40-40-1, 1,761 parameters, K = 10), firmware under QEMU with -icount (exact instruction counts)");
         say!("{}", device::table(&rows).trim_end());
         let dir = tempfile::tempdir()?;
         let (tasks, blob) = device::csv_blob(dir.path(), 300)?;
-        let rows = Emulated::ALL
-            .iter()
-            .map(|&on| device::measure_csv(on, &tasks, &blob))
-            .collect::<Result<Vec<_>>>()?;
+        let rows = every_board_in_both(|on, a| device::measure_csv(on, a, &tasks, &blob))?;
         let f = device::CSV_FAMILY;
         say!(
             "\nCSV classifier w* ({}-40-40-{}, the synthetic {} family: {} features, {} classes; FOMAML, K = 10), parity checked",

@@ -210,8 +210,9 @@ fn run_csv(blob: &[u8], file: &Path, a: &EvalArgs) -> Result<()> {
         seed: a.seed,
     };
     if let Some(on) = &a.on {
-        let r = csv_on_device::evaluate(on, a.firmware.as_deref(), blob, &tasks, &cfg)
-            .with_context(|| format!("evaluating {}", a.blob.display()))?;
+        let r =
+            csv_on_device::evaluate(on, a.arithmetic, a.firmware.as_deref(), blob, &tasks, &cfg)
+                .with_context(|| format!("evaluating {}", a.blob.display()))?;
         if a.json {
             say!("{}", serde_json::to_string_pretty(&r)?);
         } else {
@@ -220,11 +221,15 @@ fn run_csv(blob: &[u8], file: &Path, a: &EvalArgs) -> Result<()> {
         parity_verdict(r.parity.holds())?;
         return Ok(());
     }
-    let r = csv::evaluate_csv(blob, &tasks, &cfg)
+    let r = csv::evaluate_csv_in(blob, &tasks, &cfg, a.arithmetic)
         .with_context(|| format!("evaluating {}", a.blob.display()))?;
     if a.json {
         say!("{}", serde_json::to_string_pretty(&r)?);
     } else {
+        if a.arithmetic != Arithmetic::F32 {
+            let f = csv::evaluate_csv(blob, &tasks, &cfg)?;
+            say!("f32:\n{}\n{}:", csv::table(&f).trim_end(), a.arithmetic);
+        }
         say!("{}", csv::table(&r).trim_end());
     }
     Ok(())

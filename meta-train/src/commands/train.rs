@@ -254,7 +254,8 @@ fn run_csv(a: &TrainArgs, file: &Path) -> Result<()> {
         run.write_atomic("eval.json", serde_json::to_string_pretty(&r)?.as_bytes())?;
         say!("\n{}", csv::table(&r).trim_end());
         if let Some(on) = &a.on {
-            let r = csv_on_device::evaluate(on, None, &trained.blob, &tasks, &cfg)?;
+            let r =
+                csv_on_device::evaluate(on, Arithmetic::F32, None, &trained.blob, &tasks, &cfg)?;
             run.write_atomic(
                 "eval-on-device.json",
                 serde_json::to_string_pretty(&r)?.as_bytes(),

@@ -10,7 +10,10 @@ use device::{Adapter, Guard, Sample, StepLimit};
 use rand::seq::index::sample;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use shared::catalogue::Arithmetic;
+use shared::fixed::Q20;
 use shared::loss::Loss;
+use shared::math::Real;
 use shared::wstar::Blob;
 
 use crate::eval::{cell, Cell, EVAL_STEPS};
@@ -165,13 +168,26 @@ impl<'t> Plan<'t> {
 
 /// Evaluates `blob` on the held-out tasks of `tasks`.
 pub fn evaluate_csv(blob: &[u8], tasks: &CsvTasks, cfg: &CsvEvalConfig) -> Result<CsvEval> {
+    evaluate_csv_in(blob, tasks, cfg, Arithmetic::F32)
+}
+
+/// [`evaluate_csv`] by an adapter computing in `arithmetic`.
+pub fn evaluate_csv_in(
+    blob: &[u8],
+    tasks: &CsvTasks,
+    cfg: &CsvEvalConfig,
+    arithmetic: Arithmetic,
+) -> Result<CsvEval> {
     let plan = Plan::new(blob, tasks, cfg)?;
     let (inputs, outputs, k, steps) = (plan.inputs, plan.outputs, plan.k, &plan.steps);
     let episodes = plan.episodes(cfg);
     let traces: Vec<Trace> = crate::with_csv_shape!(inputs, outputs, I, O => {
         episodes
             .par_iter()
-            .map(|&(e, task)| episode::<I, O>(blob, tasks, task, k, steps, cfg.seed, e))
+            .map(|&(e, task)| match arithmetic {
+                Arithmetic::F32 => episode::<f32, I, O>(blob, tasks, task, k, steps, cfg.seed, e),
+                Arithmetic::Q20 => episode::<Q20, I, O>(blob, tasks, task, k, steps, cfg.seed, e),
+            })
             .collect::<Result<Vec<_>>>()
     })?;
     Ok(plan.summarise(tasks, cfg, &traces))
@@ -200,8 +216,8 @@ pub(crate) fn draw<'t>(
     (support, test)
 }
 
-/// Episode `index` on `task`, adapted by the device runtime in this process.
-fn episode<const I: usize, const O: usize>(
+/// Episode `index` on `task`, adapted by the device runtime in this process in `T`.
+fn episode<T: Real, const I: usize, const O: usize>(
     blob: &[u8],
     tasks: &CsvTasks,
     task: &CsvTask,
@@ -211,7 +227,8 @@ fn episode<const I: usize, const O: usize>(
     index: usize,
 ) -> Result<Trace> {
     let (support, test) = draw(tasks, task, k, seed, index);
-    let mut a = Adapter::<CsvNet<I, O>, I, O, CSV_MAX_K>::new(blob).map_err(|e| anyhow!("{e}"))?;
+    let mut a =
+        Adapter::<CsvNet<I, O, T>, I, O, CSV_MAX_K, T>::new(blob).map_err(|e| anyhow!("{e}"))?;
     for row in support {
         let mut s = Sample {
             x: [0.0; I],
@@ -238,8 +255,8 @@ fn episode<const I: usize, const O: usize>(
 }
 
 /// Accuracy (classification) or MSE (regression) of the adapter on `rows`.
-fn score<const I: usize, const O: usize>(
-    a: &Adapter<'_, CsvNet<I, O>, I, O, CSV_MAX_K>,
+fn score<T: Real, const I: usize, const O: usize>(
+    a: &Adapter<'_, CsvNet<I, O, T>, I, O, CSV_MAX_K, T>,
     target: &Target,
     rows: &[&Row],
 ) -> Result<f64> {

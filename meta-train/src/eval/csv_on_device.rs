@@ -233,18 +233,21 @@ pub fn report(r: &CsvOnDevice) -> String {
     s
 }
 
-/// [`evaluate_on`] the device `on` names: for an emulated board, the firmware for `blob` is
-/// built (or `elf` taken) and booted under QEMU with `blob` in its `w*` slot A; a serial port
-/// is opened, its board already flashed with that firmware and `blob`.
+/// [`evaluate_on`] the device `on` names: for an emulated board, the firmware for `blob` in
+/// `arithmetic` is built (or `elf` taken) and booted under QEMU with `blob` in its `w*` slot
+/// A; a serial port is opened, its board already flashed with that firmware and `blob`.
 pub fn evaluate(
     on: &crate::link::On,
+    arithmetic: shared::catalogue::Arithmetic,
     elf: Option<&std::path::Path>,
     blob: &[u8],
     tasks: &CsvTasks,
     cfg: &CsvEvalConfig,
 ) -> Result<CsvOnDevice> {
     use crate::link::{device::Device, firmware};
-    let fw = firmware::for_blob(blob, None)?;
+    let fw = firmware::for_blob(blob, None)?
+        .in_arithmetic(arithmetic)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The episodes are checked before any firmware is built.
     Plan::new(blob, tasks, cfg)?;
     let bar = indicatif::ProgressBar::new(0).with_style(

@@ -131,7 +131,8 @@ pub fn run_task<P: Port>(link: &mut Link<P>, held: &HeldOut) -> Result<DeviceTra
 /// use meta_train::link::parity::{run_both, Parity};
 /// let blob = std::fs::read("runs/sinusoid-maml-k10-seed0/wstar.bin")?;
 /// let image = shared::slots::slot_image(&blob, 1);
-/// let (mut a, mut b) = (host_sim(&image)?, host_sim(&image)?);
+/// let fw = shared::catalogue::Firmware::SINUSOID;
+/// let (mut a, mut b) = (host_sim(&fw, &image)?, host_sim(&fw, &image)?);
 /// let cfg = EvalConfig { tasks: 1, seed: 0, test_points: 10 };
 /// let mut parity = Parity::default();
 /// run_both(&mut TaskRun(held_out(&cfg, 0, 10)), &mut a, &mut b, &mut parity)?;

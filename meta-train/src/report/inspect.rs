@@ -3,24 +3,32 @@
 use std::fmt::Write;
 
 use shared::body::{Views, SHIFTS};
+use shared::fixed::Q20;
 use shared::wstar::{AlphaKind, Blob, HeadStart, HEADER_LEN};
 
 use crate::model::{CsvNet, CSV_HIDDEN, CSV_INPUTS, CSV_MAX_K, CSV_OUTPUTS};
 
-/// Device RAM of an adapter for `shape` with K samples, for the sample counts worth knowing
-/// (5 and 10, and [`CSV_MAX_K`], the CSV evaluation's), when this build compiles the shape: the
-/// `I`-40-40-`O` MLPs of [`crate::with_csv_shape!`] (the sinusoid net among them).
-fn adapter_ram(shape: &[u32]) -> Option<Vec<(usize, usize)>> {
+/// Device RAM of an adapter for `shape` with K samples in `f32` and in fixed point (`q20`),
+/// for the sample counts worth knowing (5 and 10, and [`CSV_MAX_K`], the CSV evaluation's),
+/// when this build compiles the shape: the `I`-40-40-`O` MLPs of [`crate::with_csv_shape!`]
+/// (the sinusoid net among them).
+fn adapter_ram(shape: &[u32]) -> Option<Vec<(usize, usize, usize)>> {
     let &[i, h1, h2, o] = shape else {
         return None;
     };
     if [h1, h2] != [CSV_HIDDEN as u32; 2] {
         return None;
     }
+    type Fixed<const I: usize, const O: usize, const K: usize> =
+        device::Adapter<'static, CsvNet<I, O, Q20>, I, O, K, Q20>;
     crate::with_csv_shape!(i as usize, o as usize, I, O => Ok(vec![
-        (5, device::Adapter::<CsvNet<I, O>, I, O, 5>::RAM_BYTES),
-        (10, device::Adapter::<CsvNet<I, O>, I, O, 10>::RAM_BYTES),
-        (CSV_MAX_K, device::Adapter::<CsvNet<I, O>, I, O, CSV_MAX_K>::RAM_BYTES),
+        (5, device::Adapter::<CsvNet<I, O>, I, O, 5>::RAM_BYTES, Fixed::<I, O, 5>::RAM_BYTES),
+        (10, device::Adapter::<CsvNet<I, O>, I, O, 10>::RAM_BYTES, Fixed::<I, O, 10>::RAM_BYTES),
+        (
+            CSV_MAX_K,
+            device::Adapter::<CsvNet<I, O>, I, O, CSV_MAX_K>::RAM_BYTES,
+            Fixed::<I, O, CSV_MAX_K>::RAM_BYTES,
+        ),
     ]))
     .ok()
 }
@@ -182,12 +190,24 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
         );
         return s;
     }
+    let _ = match blob.out_of_range::<Q20>() {
+        None => writeln!(
+            s,
+            "arithmetic    any: the f32 firmware, or the q20 firmware (fixed point, for a core \
+             without an FPU: -q20), which converts θ0 and α as it uses them (all within ±{})",
+            Q20::range()
+        ),
+        Some(e) => writeln!(
+            s,
+            "arithmetic    f32 only: the q20 firmware refuses it ({e})"
+        ),
+    };
     match adapter_ram(&m.shape) {
         Some(rams) => {
-            for (k, ram) in rams {
+            for (k, ram, fixed) in rams {
                 let _ = writeln!(
                     s,
-                    "device RAM    K = {k:>2}: {ram} bytes of adapter state ({} per parameter buffer), plus stack",
+                    "device RAM    K = {k:>2}: {ram} bytes of adapter state in f32 ({} per parameter buffer), {fixed} in q20, plus stack",
                     4 * m.params
                 );
             }
