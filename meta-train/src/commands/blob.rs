@@ -71,12 +71,20 @@ pub struct FirmwareArgs {
     /// K the w* was trained with; the host simulates those).
     #[arg(long)]
     pub k: Option<u16>,
+    /// What the firmware computes in: f32, or q20 (fixed point, for a core without an FPU).
+    #[arg(long, default_value = "f32", value_parser = super::arithmetic_arg)]
+    pub arithmetic: shared::catalogue::Arithmetic,
 }
 
 /// Runs `firmware`.
 pub fn firmware(a: FirmwareArgs) -> Result<()> {
     let bytes = read_blob_file(&a.blob)?;
-    let fw = firmware::for_blob(&bytes, a.k).with_context(|| a.blob.display().to_string())?;
+    let fw = firmware::for_blob(&bytes, a.k)
+        .and_then(|f| {
+            f.in_arithmetic(a.arithmetic)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .with_context(|| a.blob.display().to_string())?;
     let elf = firmware::build_for(&a.board, &fw)?;
     say!(
         "{}",

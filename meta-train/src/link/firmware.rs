@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 use object::{Object, ObjectSection};
 use shared::board::Board;
-use shared::catalogue::{Firmware, Model};
+use shared::catalogue::{Arithmetic, Firmware, Model};
 use shared::wstar::Blob;
 
 use super::loopback::CAPACITIES;
@@ -262,10 +262,16 @@ pub fn describe(board: &Board, firmware: &Firmware, elf: &Path) -> Result<String
     let slot = board.slot(0);
     let mut s = format!(
         "firmware {firmware} for the {}:\n  {}\n\
+         arithmetic {}\n\
          code flash {} B of {} B; static RAM {} B of {} B (the stack takes the rest)\n\
          w* slot A at {:#010x}, {} B (slot B follows it)\n",
         board.description,
         elf.display(),
+        match firmware.arithmetic {
+            Arithmetic::F32 => "f32 (the FPU's, or soft float on a core without one)",
+            Arithmetic::Q20 =>
+                "q20: fixed point in integers (shared::fixed), for a core without an FPU",
+        },
         sizes.code_flash,
         board.code.length,
         sizes.static_ram,

@@ -1,5 +1,10 @@
 //! The three matrix products the layers need, written once with a fixed summation order.
 //!
+//! A sum accumulates through [`Real::mac`]: for a float that is `acc + a * b`, rounded at
+//! every addition, so the order below is the contract; for fixed point it is an exact `i64`
+//! sum rounded once ([`Real::narrow`]), so any order gives the same bits and a
+//! microcontroller sums it in register tiles of its own (`wide`).
+//!
 //! nalgebra holds the matrices; these loops do the arithmetic. The order of every sum is part of
 //! the contract: the host and the firmware run this exact code, so their results agree bit for
 //! bit (Rust never fuses `a * b + c` into an FMA on its own). The loops are laid out so the
