@@ -93,29 +93,36 @@ pub trait Real:
     }
 }
 
+/// The accumulator items of a float: the float itself, rounded at every addition.
+macro_rules! float_accumulator {
+    () => {
+        type Acc = Self;
+        const ACC_ZERO: Self = 0.0;
+        const ACC_WORDS: usize = 1;
+        const MAX_TERMS: usize = usize::MAX;
+        #[inline(always)]
+        fn widen(self) -> Self {
+            self
+        }
+        #[inline(always)]
+        fn mac(acc: Self, a: Self, b: Self) -> Self {
+            acc + a * b
+        }
+        #[inline(always)]
+        fn narrow(acc: Self) -> Self {
+            acc
+        }
+        #[inline(always)]
+        fn add_narrow(self, acc: Self) -> Self {
+            self + acc
+        }
+    };
+}
+
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    type Acc = Self;
-    const ACC_ZERO: Self = 0.0;
-    const ACC_WORDS: usize = 1;
-    const MAX_TERMS: usize = usize::MAX;
-    #[inline(always)]
-    fn widen(self) -> Self {
-        self
-    }
-    #[inline(always)]
-    fn mac(acc: Self, a: Self, b: Self) -> Self {
-        acc + a * b
-    }
-    #[inline(always)]
-    fn narrow(acc: Self) -> Self {
-        acc
-    }
-    #[inline(always)]
-    fn add_narrow(self, acc: Self) -> Self {
-        self + acc
-    }
+    float_accumulator!();
     #[inline]
     fn to_f32(self) -> f32 {
         self
@@ -167,26 +174,7 @@ impl Real for f32 {
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    type Acc = Self;
-    const ACC_ZERO: Self = 0.0;
-    const ACC_WORDS: usize = 1;
-    const MAX_TERMS: usize = usize::MAX;
-    #[inline(always)]
-    fn widen(self) -> Self {
-        self
-    }
-    #[inline(always)]
-    fn mac(acc: Self, a: Self, b: Self) -> Self {
-        acc + a * b
-    }
-    #[inline(always)]
-    fn narrow(acc: Self) -> Self {
-        acc
-    }
-    #[inline(always)]
-    fn add_narrow(self, acc: Self) -> Self {
-        self + acc
-    }
+    float_accumulator!();
     #[inline]
     fn to_f32(self) -> f32 {
         self as f32

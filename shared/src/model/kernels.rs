@@ -60,17 +60,13 @@ pub fn add_mul<T: Real, const O: usize, const I: usize, const K: usize>(
     x: &SMatrix<T, I, K>,
 ) {
     if wide::<T>() {
-        let l = Layout {
-            rows: O,
-            cols: K,
-            terms: I,
-            out: O,
-            a_row: 1,
-            a_term: O,
-            b_term: 1,
-            b_col: I,
-        };
-        wide::product(l, out.as_mut_slice(), w.as_slice(), x.as_slice(), true);
+        wide::product(
+            mul_layout(O, I, K),
+            out.as_mut_slice(),
+            w.as_slice(),
+            x.as_slice(),
+            true,
+        );
     } else {
         add_mul_rows::<T, O, I, K, ROWS>(out, w, x);
     }
@@ -284,6 +280,37 @@ pub fn mul_bt<T: Real, const O: usize, const I: usize, const K: usize>(
         );
     } else {
         add_mul_bt_rows::<T, O, I, K, ROWS, false>(out, a, b);
+    }
+}
+
+/// `out (O × K) += w (O × I) · x (I × K)` as a [`wide`] product.
+#[inline(always)]
+const fn mul_layout(o: usize, i: usize, k: usize) -> Layout {
+    Layout {
+        rows: o,
+        cols: k,
+        terms: i,
+        out: o,
+        a_row: 1,
+        a_term: o,
+        b_term: 1,
+        b_col: i,
+    }
+}
+
+/// `out (I × K) = wᵀ · d` (`w`: O × I, `d`: O × K) as a [`wide`] product: `wᵀ`'s row `r` is
+/// `w`'s column `r`, so no transpose is needed.
+#[inline(always)]
+const fn at_layout(o: usize, i: usize, k: usize) -> Layout {
+    Layout {
+        rows: i,
+        cols: k,
+        terms: o,
+        out: i,
+        a_row: o,
+        a_term: 1,
+        b_term: 1,
+        b_col: o,
     }
 }
 
@@ -562,18 +589,13 @@ fn at<T: Real, const O: usize, const I: usize, const K: usize, const ADD: bool>(
     d: &SMatrix<T, O, K>,
 ) {
     if wide::<T>() {
-        // `wᵀ`'s row `r` is `w`'s column `r`: no transpose needed.
-        let l = Layout {
-            rows: I,
-            cols: K,
-            terms: O,
-            out: I,
-            a_row: O,
-            a_term: 1,
-            b_term: 1,
-            b_col: O,
-        };
-        wide::product(l, out.as_mut_slice(), w.as_slice(), d.as_slice(), ADD);
+        wide::product(
+            at_layout(O, I, K),
+            out.as_mut_slice(),
+            w.as_slice(),
+            d.as_slice(),
+            ADD,
+        );
     } else if I <= WHOLE {
         add_mul_at_blocked::<T, O, I, K, I, ADD>(out, w, d);
     } else {
@@ -825,32 +847,14 @@ mod tests {
         });
         // The microcontroller's products (run here on the host too).
         let mut out = SMatrix::<Q20, 40, 10>::from_element(start);
-        let l = Layout {
-            rows: 40,
-            cols: 10,
-            terms: 37,
-            out: 40,
-            a_row: 1,
-            a_term: 40,
-            b_term: 1,
-            b_col: 37,
-        };
+        let l = mul_layout(40, 37, 10);
         wide::product(l, out.as_mut_slice(), w.as_slice(), x.as_slice(), true);
         assert_eq!(out, y);
         let mut out = SMatrix::<Q20, 40, 37>::from_element(start);
         let l = bt_layout(40, 37, 10);
         wide::product(l, out.as_mut_slice(), d.as_slice(), x.as_slice(), true);
         assert_eq!(out, g);
-        let l = Layout {
-            rows: 37,
-            cols: 10,
-            terms: 40,
-            out: 37,
-            a_row: 40,
-            a_term: 1,
-            b_term: 1,
-            b_col: 40,
-        };
+        let l = at_layout(40, 37, 10);
         let mut out = SMatrix::<Q20, 37, 10>::from_element(start);
         wide::product(l, out.as_mut_slice(), w.as_slice(), d.as_slice(), true);
         assert_eq!(out, dx);
