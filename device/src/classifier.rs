@@ -3,6 +3,7 @@
 //! pass take RAM (ANIL on a microcontroller).
 
 use shared::body::{BodySpec, LeBytes};
+use shared::math::Real;
 use shared::model::Dense;
 use shared::wstar::{Blob, BlobError};
 
@@ -12,7 +13,9 @@ use crate::{AdaptReport, StepLimit};
 
 /// Few-shot classification of images into `N` classes with a body of `C − 1` convolutions
 /// (`F` features, `S` values of forward scratch) and a dense head adapted on up to `K`
-/// support images.
+/// support images in arithmetic `T`: the body always runs in `f32` (from flash); the head
+/// adapts in `f32` or, on a core without an FPU, in fixed point ([`shared::fixed::Q20`]), its
+/// features converted once per image.
 ///
 /// ```
 /// use device::ImageClassifier;
@@ -36,6 +39,13 @@ use crate::{AdaptReport, StepLimit};
 /// assert_eq!(c.classify(&dark).unwrap().label, 0);
 /// assert_eq!(c.classify(&light).unwrap().label, 1);
 /// assert!(c.push(&[f32::NAN; 64], 0).is_err());
+/// // The head in fixed point, for a core without an FPU: the same blob, the same answers.
+/// let mut q = ImageClassifier::<3, F, 2, 4, { BODY.scratch_len() }, device::fixed::Q20>::unloaded(BODY);
+/// q.load(&blob).unwrap();
+/// q.push(&dark, 0).unwrap();
+/// q.push(&light, 1).unwrap();
+/// q.adapt().unwrap();
+/// assert_eq!(q.classify(&light).unwrap().label, 1);
 /// ```
 pub struct ImageClassifier<
     'w,
@@ -44,14 +54,22 @@ pub struct ImageClassifier<
     const N: usize,
     const K: usize,
     const S: usize,
+    T: Real = f32,
 > {
     body: BodySpec<C>,
-    head: Adapter<'w, Dense<f32, F, N>, F, N, K>,
+    head: Adapter<'w, Dense<T, F, N>, F, N, K, T>,
     scratch: [f32; S],
 }
 
-impl<'w, const C: usize, const F: usize, const N: usize, const K: usize, const S: usize>
-    ImageClassifier<'w, C, F, N, K, S>
+impl<
+        'w,
+        const C: usize,
+        const F: usize,
+        const N: usize,
+        const K: usize,
+        const S: usize,
+        T: Real,
+    > ImageClassifier<'w, C, F, N, K, S, T>
 {
     /// Bytes of RAM the classifier occupies: the head's adapter (two head parameter buffers,
     /// K samples' features, its cache) and one image's forward scratch. The body's weights
@@ -88,7 +106,7 @@ impl<'w, const C: usize, const F: usize, const N: usize, const K: usize, const S
     }
 
     /// The head's adapter (its parameters, samples and steps).
-    pub fn head(&self) -> &Adapter<'w, Dense<f32, F, N>, F, N, K> {
+    pub fn head(&self) -> &Adapter<'w, Dense<T, F, N>, F, N, K, T> {
         &self.head
     }
 

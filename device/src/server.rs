@@ -259,21 +259,32 @@ where
         Ok((c.label, c.scores))
     }
     fn visit_params(&self, f: &mut dyn FnMut(&[f32])) {
-        // Converted to f32 a few at a time (the identity for an f32 adapter).
-        let mut buf = [0.0f32; 16];
-        self.params().for_each(&mut |_, s| {
-            for chunk in s.chunks(buf.len()) {
-                for (b, v) in buf.iter_mut().zip(chunk) {
-                    *b = v.to_f32();
-                }
-                f(&buf[..chunk.len()]);
-            }
-        });
+        visit_as_f32(self.params(), f)
     }
 }
 
-impl<'w, const C: usize, const F: usize, const N: usize, const K: usize, const S: usize> Served<'w>
-    for ImageClassifier<'w, C, F, N, K, S>
+/// Calls `f` on `params` converted to `f32` a few at a time (the identity for `f32`).
+fn visit_as_f32<T: Real, P: Params<T>>(params: &P, f: &mut dyn FnMut(&[f32])) {
+    let mut buf = [0.0f32; 16];
+    params.for_each(&mut |_, s| {
+        for chunk in s.chunks(buf.len()) {
+            for (b, v) in buf.iter_mut().zip(chunk) {
+                *b = v.to_f32();
+            }
+            f(&buf[..chunk.len()]);
+        }
+    });
+}
+
+impl<
+        'w,
+        const C: usize,
+        const F: usize,
+        const N: usize,
+        const K: usize,
+        const S: usize,
+        T: Real,
+    > Served<'w> for ImageClassifier<'w, C, F, N, K, S, T>
 {
     type Output = [f32; N];
 
@@ -297,7 +308,7 @@ impl<'w, const C: usize, const F: usize, const N: usize, const K: usize, const S
             features: F,
             outputs: N,
             capacity: K,
-            params: <Dense<f32, F, N> as Params<f32>>::PARAMS,
+            params: <Dense<T, F, N> as Params<T>>::PARAMS,
             body_params: body.map_or(0, |(shape, _)| shape.params()),
             ram_bytes: Self::RAM_BYTES,
         }
@@ -344,7 +355,7 @@ impl<'w, const C: usize, const F: usize, const N: usize, const K: usize, const S
         Ok((c.label, c.scores))
     }
     fn visit_params(&self, f: &mut dyn FnMut(&[f32])) {
-        self.head().params().for_each(&mut |_, s| f(s));
+        visit_as_f32(self.head().params(), f)
     }
 }
 

@@ -257,7 +257,7 @@ fn device_matches_trainer(start: HeadStart, per_parameter_alpha: bool, views: Vi
             query: images(15, 5, 20 + e),
         };
         // The device holds up to 25 support images: its padding must not change a bit.
-        let device = run_episode::<5, 25>(&blob, &ep).unwrap();
+        let device = run_episode::<5, 25, f32>(&blob, &ep).unwrap();
         let task = HeadTask::<f32, { meta_train::model::head::FEATURES }, 5, 5>::new(
             &images::features_viewing(&ck.body, &ep.support, views),
             &images::features_viewing(&ck.body, &ep.query, views),

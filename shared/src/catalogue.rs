@@ -161,9 +161,8 @@ pub enum CatalogueError {
     Body,
     /// A width or capacity of 0, or one above `u16::MAX`.
     Size,
-    /// An arithmetic other than `f32` and `q20`, or fixed point for the image classifier
-    /// (its convolutional body computes in `f32`), or a fixed-point model wider than its
-    /// sums hold (see [`crate::math::Real::MAX_TERMS`]).
+    /// An arithmetic other than `f32` and `q20`, or a fixed-point model (or image
+    /// classifier's head) wider than its sums hold (see [`crate::math::Real::MAX_TERMS`]).
     Arithmetic,
 }
 
@@ -186,7 +185,7 @@ impl fmt::Display for CatalogueError {
             CatalogueError::Size => write!(f, "widths and capacity must be from 1 to 65535"),
             CatalogueError::Arithmetic => write!(
                 f,
-                "the arithmetic is f32 or q20 (the suffix -q20); q20 is for dense models of widths and capacity up to {}",
+                "the arithmetic is f32 or q20 (the suffix -q20); q20 is for adapted layers of widths and capacity up to {}",
                 <crate::fixed::Q20 as crate::math::Real>::MAX_TERMS
             ),
         }
@@ -270,20 +269,22 @@ impl Firmware {
         })
     }
 
-    /// This firmware in `arithmetic`, checked: fixed point serves dense models whose widths
-    /// and capacity its sums hold.
+    /// This firmware in `arithmetic`, checked: fixed point serves models whose adapted
+    /// layers' widths and capacity its sums hold (for the image classifier that is the head:
+    /// its body stays in `f32`).
     ///
     /// ```
     /// use shared::catalogue::{Arithmetic, CatalogueError, Firmware};
     /// let q = Firmware::SINUSOID.in_arithmetic(Arithmetic::Q20).unwrap();
     /// assert_eq!(q.to_string(), "mlp-1-40-40-1-k10-q20");
-    /// let e = Firmware::OMNIGLOT_5WAY.in_arithmetic(Arithmetic::Q20);
+    /// let o = Firmware::OMNIGLOT_5WAY.in_arithmetic(Arithmetic::Q20).unwrap();
+    /// assert_eq!(o.to_string(), "omniglot-5way-k25-q20");
+    /// let e = "mlp-1-600-1-k10".parse::<Firmware>().unwrap().in_arithmetic(Arithmetic::Q20);
     /// assert_eq!(e, Err(CatalogueError::Arithmetic));
     /// ```
     pub fn in_arithmetic(self, arithmetic: Arithmetic) -> Result<Self, CatalogueError> {
         let fits = match (arithmetic, self.model) {
             (Arithmetic::F32, _) => true,
-            (Arithmetic::Q20, Model::Omniglot { .. }) => false,
             (Arithmetic::Q20, model) => {
                 let max = <crate::fixed::Q20 as crate::math::Real>::MAX_TERMS;
                 let widest = match model {
@@ -291,15 +292,15 @@ impl Firmware {
                         inputs,
                         hidden,
                         outputs,
-                    } => inputs.max(hidden).max(outputs),
+                    } => usize::from(inputs.max(hidden).max(outputs)),
                     Model::Mlp2 {
                         inputs,
                         hidden: [h1, h2],
                         outputs,
-                    } => inputs.max(h1).max(h2).max(outputs),
-                    Model::Omniglot { ways } => ways,
+                    } => usize::from(inputs.max(h1).max(h2).max(outputs)),
+                    Model::Omniglot { ways } => usize::from(ways).max(OMNIGLOT_BODY.features()),
                 };
-                usize::from(widest.max(self.capacity)) <= max
+                widest.max(usize::from(self.capacity)) <= max
             }
         };
         if !fits {
@@ -468,7 +469,7 @@ impl Firmware {
             ),
             Model::Omniglot { ways: n } => (
                 alloc::format!(
-                    "device::ImageClassifier<'static, {c}, {{ device::body::OMNIGLOT_BODY.features() }}, {n}, {k}, {{ device::body::OMNIGLOT_BODY.scratch_len() }}>",
+                    "device::ImageClassifier<'static, {c}, {{ device::body::OMNIGLOT_BODY.features() }}, {n}, {k}, {{ device::body::OMNIGLOT_BODY.scratch_len() }}{at}>",
                     c = OMNIGLOT_BODY.channels.len()
                 ),
                 "{ device::body::OMNIGLOT_BODY.inputs() }".into(),
@@ -505,6 +506,7 @@ mod tests {
             "omniglot-20way-k20",
             "mlp-1-40-40-1-k10-q20",
             "mlp-3-16-2-k1-q20",
+            "omniglot-20way-k20-q20",
         ] {
             let f: Firmware = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
@@ -527,7 +529,7 @@ mod tests {
             ("mlp-1-x-1-k3", CatalogueError::Name),
             ("cnn-1-2-3-k3", CatalogueError::Name),
             ("omniglot-way-k3", CatalogueError::Name),
-            ("omniglot-5way-k25-q20", CatalogueError::Arithmetic),
+            ("omniglot-5way-k600-q20", CatalogueError::Arithmetic),
             ("mlp-1-600-1-k3-q20", CatalogueError::Arithmetic),
             ("mlp-1-40-1-k600-q20", CatalogueError::Arithmetic),
             ("mlp-1-40-1-k6-q16", CatalogueError::Name),

@@ -30,6 +30,7 @@ use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::Omniglot;
 use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
 use shared::body::{Views, SHIFTS};
+use shared::catalogue::Arithmetic;
 use shared::link::{put_floats, LinkError, Request, Response, Status, STAGE_PER_FRAME};
 use shared::report::AdaptError;
 use shared::wstar::{BlobError, HeadStart};
@@ -146,7 +147,7 @@ fn not_faulted(q: &mut Qemu) {
 fn still_serves(q: &mut Qemu) {
     let e = &episodes(2, 7)[1];
     let image = shared::slots::slot_image(blob(), 1);
-    let (_, mut host) = host_classifier(&image).expect("the blob loads");
+    let (_, mut host) = host_classifier(&image, Arithmetic::F32).expect("the blob loads");
     let mut parity = Parity::default();
     run_both(&mut EpisodeRun(e), q.link(), &mut host, &mut parity)
         .unwrap_or_else(|e| panic!("no longer serving: {e:#}"));
@@ -161,14 +162,26 @@ fn still_serves(q: &mut Qemu) {
 /// Boots the blob's firmware with `blob` flashed, runs `eps` in it and on the host, prints
 /// the report, and fails unless every episode is bit-identical.
 fn run_in_firmware(blob: &[u8], eps: &[Episode]) -> (Qemu, OmniglotOnDevice) {
-    let firmware = ClassifierFirmware::for_blob(blob).expect("a classifier blob");
+    run_in_firmware_in(Arithmetic::F32, blob, eps)
+}
+
+/// [`run_in_firmware`] with the firmware's head in `arithmetic`.
+fn run_in_firmware_in(
+    arithmetic: Arithmetic,
+    blob: &[u8],
+    eps: &[Episode],
+) -> (Qemu, OmniglotOnDevice) {
+    let firmware = ClassifierFirmware::for_blob(blob)
+        .and_then(|f| f.in_arithmetic(arithmetic))
+        .expect("a classifier blob");
     let mut q = boot_classifier(firmware, Flash::Blob(blob));
     let at = OnBoard {
         name: q.board().name,
         elf: Some(classifier_firmware(firmware)),
         ram: Some(u64::from(q.board().ram.length)),
     };
-    let r = evaluate_on(q.link(), &at, blob, eps, |_| {}).unwrap_or_else(|e| panic!("{e:#}"));
+    let r = evaluate_on(q.link(), &at, arithmetic, blob, eps, |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}"));
     println!("{}", report(&r));
     assert!(r.parity.holds(), "{}", r.parity.link.verdict());
     (q, r)
@@ -246,6 +259,23 @@ fn a_prototype_started_head_matches_the_host_on_an386() {
     let (mut q, r) = run_in_firmware(&blob, &episodes(6, 3));
     assert_eq!(r.parity.link.runs, 6);
     // Class means of an untrained body already beat chance (20%): the start took effect.
+    assert!(r.accuracy > 0.3, "{}", r.accuracy);
+    not_faulted(&mut q);
+}
+
+#[test]
+fn a_fixed_point_head_matches_the_host_on_an386() {
+    // The head in q20 (the firmware for a core without an FPU), the body in f32: the features
+    // are converted once per image, and the head adapts and classifies in integers, bit for
+    // bit as the host's simulation does.
+    let mut config = FewShotConfig::omniglot(5, 1);
+    config.start = HeadStart::Prototypes;
+    let blob = FewShotCheckpoint::new(&config)
+        .blob::<5>()
+        .expect("the classifier blob encodes");
+    let (mut q, r) = run_in_firmware_in(Arithmetic::Q20, &blob, &episodes(4, 3));
+    assert_eq!(r.firmware, "omniglot-5way-k25-q20");
+    assert_eq!(r.parity.link.runs, 4);
     assert!(r.accuracy > 0.3, "{}", r.accuracy);
     not_faulted(&mut q);
 }
@@ -410,7 +440,8 @@ fn the_omniglot_evaluation_runs_over_a_serial_port() {
     let port = pty.canonicalize().expect("the terminal's path");
     let on = On::Serial(port.to_str().expect("a UTF-8 path").into());
     let episodes = parity_episodes(&omniglot().characters, 2, 0, 1).expect("episodes");
-    let r = evaluate(&on, None, blob(), &episodes, |_| {}).unwrap_or_else(|e| panic!("{e:#}"));
+    let r = evaluate(&on, Arithmetic::F32, None, blob(), &episodes, |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}"));
     println!("{}", report(&r));
     assert!(r.parity.holds(), "{}", r.parity.link.verdict());
     assert_eq!((r.parity.one_shot, r.parity.five_shot), (1, 1));

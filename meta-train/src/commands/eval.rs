@@ -75,7 +75,8 @@ pub struct EvalArgs {
     pub episode: Option<PathBuf>,
     /// The arithmetic the adapter computes in: f32, or q20 (fixed point, the firmware for a
     /// core without an FPU). With q20 the table of f32 on the same tasks comes first, and the
-    /// ratio of the two after.
+    /// ratio of the two after; for an image classifier (whose head adapts in it, the body
+    /// staying in f32) a column next to f32 with the share of queries labelled alike.
     #[arg(long, default_value = "f32", value_parser = arithmetic_arg)]
     pub arithmetic: Arithmetic,
     /// For an image classifier w*: the folder with the Omniglot zips.
@@ -121,8 +122,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
             &bytes,
             &a.omniglot,
             a.episode.as_deref(),
-            a.seed,
-            tasks as u64,
+            (a.seed, tasks as u64),
+            a.arithmetic,
         );
     }
     if let Some(b) = parsed.filter(|b| b.meta.shape != [1, 40, 40, 1]) {
@@ -248,9 +249,14 @@ fn run_images_on_device(on: &On, blob: &[u8], tasks: usize, a: &EvalArgs) -> Res
     let pools = Pools::from_small(&small1, &small2, 0.2, a.seed);
     let episodes = images_on_device::parity_episodes(&pools.eval, tasks as u64, a.seed, 15)?;
     let bar = indicatif::ProgressBar::new(episodes.len() as u64);
-    let r = images_on_device::evaluate(on, a.firmware.as_deref(), blob, &episodes, |done| {
-        bar.set_position(done as u64)
-    })?;
+    let r = images_on_device::evaluate(
+        on,
+        a.arithmetic,
+        a.firmware.as_deref(),
+        blob,
+        &episodes,
+        |done| bar.set_position(done as u64),
+    )?;
     bar.finish_and_clear();
     if a.json {
         say!("{}", serde_json::to_string_pretty(&r)?);
@@ -261,13 +267,14 @@ fn run_images_on_device(on: &On, blob: &[u8], tasks: usize, a: &EvalArgs) -> Res
 }
 
 /// `eval` on a classifier blob: the user's own episode (a folder or CSV, see
-/// [`crate::tasks::episode_dir`]) when given, else the Omniglot evaluation setups.
+/// [`crate::tasks::episode_dir`]) when given, else `episodes` of each Omniglot evaluation
+/// setup drawn with `seed`; the head adapts in `arithmetic` (the setups: next to `f32`).
 fn eval_images(
     blob: &[u8],
     data: &Path,
     episode: Option<&Path>,
-    seed: u64,
-    episodes: u64,
+    (seed, episodes): (u64, u64),
+    arithmetic: Arithmetic,
 ) -> Result<()> {
     let Some(path) = episode else {
         let small1 = Omniglot::load(data.join("images_background_small1.zip"))?;
@@ -280,7 +287,13 @@ fn eval_images(
         );
         println!(
             "{}",
-            images::table(&images::evaluate(blob, &pools.eval, seed, episodes)?)
+            images::table(&images::evaluate(
+                blob,
+                &pools.eval,
+                seed,
+                episodes,
+                arithmetic
+            )?)
         );
         return Ok(());
     };
@@ -305,13 +318,12 @@ fn eval_images(
         );
     }
     let support = user.episode.support.len();
+    let one = std::slice::from_ref(&user.episode);
     let result = match (way, support) {
-        (5, 0..=5) => images::run_episodes::<5, 5>(blob, std::slice::from_ref(&user.episode)),
-        (5, 6..=25) => images::run_episodes::<5, 25>(blob, std::slice::from_ref(&user.episode)),
-        (20, 0..=20) => images::run_episodes::<20, 20>(blob, std::slice::from_ref(&user.episode)),
-        (20, 21..=100) => {
-            images::run_episodes::<20, 100>(blob, std::slice::from_ref(&user.episode))
-        }
+        (5, 0..=5) => images::run_episodes::<5, 5>(blob, one, arithmetic),
+        (5, 6..=25) => images::run_episodes::<5, 25>(blob, one, arithmetic),
+        (20, 0..=20) => images::run_episodes::<20, 20>(blob, one, arithmetic),
+        (20, 21..=100) => images::run_episodes::<20, 100>(blob, one, arithmetic),
         _ => anyhow::bail!(
             "{}: {support} support samples; at most {} for a {way}-way w*",
             path.display(),
@@ -320,7 +332,7 @@ fn eval_images(
     }?;
     let r = &result[0];
     println!(
-        "{}: {} classes, {} support, {} query samples; adapted on the device runtime",
+        "{}: {} classes, {} support, {} query samples; adapted on the device runtime ({arithmetic})",
         user.source,
         user.n_way(),
         support,

@@ -13,6 +13,7 @@ use meta_train::train::images::{train, FewShotConfig};
 use meta_train::train::Progress;
 use meta_train::with_episode_shape;
 use shared::body::Views;
+use shared::catalogue::Arithmetic;
 use shared::wstar::HeadStart;
 
 /// Options of `train-fewshot`.
@@ -169,7 +170,7 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
         eprintln!("w*: {} ({} bytes)", run.path(name).display(), blob.len());
     }
     for (_, blob) in blobs.iter().rev() {
-        let rows = evaluate(blob, &pools.eval, a.seed, a.eval_episodes)?;
+        let rows = evaluate(blob, &pools.eval, a.seed, a.eval_episodes, Arithmetic::F32)?;
         println!("{}", table(&rows));
     }
     Ok(())

@@ -6,6 +6,9 @@ use anyhow::{bail, Result};
 use device::ImageClassifier;
 use rayon::prelude::*;
 use shared::body::Weights;
+use shared::catalogue::Arithmetic;
+use shared::fixed::Q20;
+use shared::math::Real;
 use shared::wstar::Blob;
 
 use crate::model::head::{FEATURES, OMNIGLOT_BODY};
@@ -18,9 +21,10 @@ use crate::with_episode_shape;
 /// Forward scratch of [`OMNIGLOT_BODY`].
 pub const SCRATCH: usize = OMNIGLOT_BODY.scratch_len();
 
-/// The device's Omniglot classifier: `N` classes, up to `K` support images.
-pub type OmniglotClassifier<'w, const N: usize, const K: usize> =
-    ImageClassifier<'w, 5, FEATURES, N, K, SCRATCH>;
+/// The device's Omniglot classifier: `N` classes, up to `K` support images, the head in
+/// arithmetic `T`.
+pub type OmniglotClassifier<'w, const N: usize, const K: usize, T = f32> =
+    ImageClassifier<'w, 5, FEATURES, N, K, SCRATCH, T>;
 
 /// What the device answered on one episode.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,12 +35,13 @@ pub struct EpisodeResult {
     pub accuracy: f64,
 }
 
-/// Adapts on `episode`'s support set and classifies its queries with the device runtime.
-pub fn run_episode<const N: usize, const K: usize>(
+/// Adapts on `episode`'s support set and classifies its queries with the device runtime,
+/// the head in arithmetic `T`.
+pub fn run_episode<const N: usize, const K: usize, T: Real>(
     blob: &[u8],
     episode: &Episode,
 ) -> Result<EpisodeResult> {
-    let mut c = Box::new(OmniglotClassifier::<N, K>::unloaded(OMNIGLOT_BODY));
+    let mut c = Box::new(OmniglotClassifier::<N, K, T>::unloaded(OMNIGLOT_BODY));
     c.load(blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     if episode.support.len() > K {
         bail!(
@@ -65,14 +70,18 @@ pub fn run_episode<const N: usize, const K: usize>(
     })
 }
 
-/// [`run_episode`] on every episode, in parallel.
+/// [`run_episode`] on every episode, in parallel, the head in `arithmetic`.
 pub fn run_episodes<const N: usize, const K: usize>(
     blob: &[u8],
     episodes: &[Episode],
+    arithmetic: Arithmetic,
 ) -> Result<Vec<EpisodeResult>> {
     episodes
         .par_iter()
-        .map(|e| run_episode::<N, K>(blob, e))
+        .map(|e| match arithmetic {
+            Arithmetic::F32 => run_episode::<N, K, f32>(blob, e),
+            Arithmetic::Q20 => run_episode::<N, K, Q20>(blob, e),
+        })
         .collect()
 }
 
@@ -97,21 +106,37 @@ pub struct SetupRow {
     pub setup: String,
     /// Episodes.
     pub episodes: usize,
-    /// The blob, adapted and classifying on the device runtime.
+    /// The blob, adapted and classifying on the device runtime (in `f32`).
     pub device: (f64, f64),
+    /// The same with the head in fixed point, when asked for: accuracy, and the share of
+    /// queries labelled as in `f32`.
+    pub fixed_point: Option<FixedPointRow>,
     /// Nearest neighbour on raw pixels.
     pub nn_pixels: (f64, f64),
     /// Nearest neighbour on the body's features.
     pub nn_features: (f64, f64),
 }
 
+/// One setup's accuracy with the head in a fixed-point arithmetic, next to `f32`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FixedPointRow {
+    /// The arithmetic.
+    pub arithmetic: String,
+    /// Accuracy (mean, 95% half-width).
+    pub accuracy: (f64, f64),
+    /// Share of queries given the same label as in `f32`.
+    pub same_label: f64,
+}
+
 /// The blob's way decides the setups: 5-way 1- and 5-shot, or 20-way 1-shot within one
-/// alphabet and across alphabets.
+/// alphabet and across alphabets. With `arithmetic` other than `f32`, every episode also runs
+/// with the head in it ([`SetupRow::fixed_point`]).
 pub fn evaluate(
     blob: &[u8],
     eval: &[Character],
     seed: u64,
     episodes: u64,
+    arithmetic: Arithmetic,
 ) -> Result<Vec<SetupRow>> {
     let parsed = shared::wstar::Blob::parse(blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let way = parsed.meta.shape.last().copied().unwrap_or(0) as usize;
@@ -143,10 +168,17 @@ pub fn evaluate(
             Sampler::across(eval, spec)?
         };
         let eps: Vec<Episode> = sampler.episodes(seed, Stream::Eval, episodes).collect();
-        let results = with_episode_shape!(spec.n_way, spec.k_shot, N, K => {
-            run_episodes::<N, K>(blob, &eps)
-        })?;
+        let run = |a| {
+            with_episode_shape!(spec.n_way, spec.k_shot, N, K => {
+                run_episodes::<N, K>(blob, &eps, a)
+            })
+        };
+        let results = run(Arithmetic::F32)?;
         let acc: Vec<f64> = results.iter().map(|r| r.accuracy).collect();
+        let fixed_point = match arithmetic {
+            Arithmetic::F32 => None,
+            a => Some(fixed_point_row(a, &results, &run(a)?)),
+        };
         let rule = if spec.k_shot == 1 {
             NnRule::NearestImage
         } else {
@@ -163,6 +195,7 @@ pub fn evaluate(
             setup: name.to_string(),
             episodes: eps.len(),
             device: super::stats::mean_ci95(&acc),
+            fixed_point,
             nn_pixels: nn_accuracy_with(&eps, rule),
             nn_features: nn_accuracy_with(&feat_eps, rule),
         });
@@ -170,22 +203,46 @@ pub fn evaluate(
     Ok(rows)
 }
 
+/// `fixed`'s accuracy and its agreement with `float`, episode by episode.
+fn fixed_point_row(
+    arithmetic: Arithmetic,
+    float: &[EpisodeResult],
+    fixed: &[EpisodeResult],
+) -> FixedPointRow {
+    let acc: Vec<f64> = fixed.iter().map(|r| r.accuracy).collect();
+    let (same, all) = float.iter().zip(fixed).fold((0, 0), |(s, n), (f, q)| {
+        let agree = f.labels.iter().zip(&q.labels).filter(|(a, b)| a == b);
+        (s + agree.count(), n + f.labels.len())
+    });
+    FixedPointRow {
+        arithmetic: arithmetic.to_string(),
+        accuracy: super::stats::mean_ci95(&acc),
+        same_label: same as f64 / all.max(1) as f64,
+    }
+}
+
 /// The rows as a table.
 pub fn table(rows: &[SetupRow]) -> String {
     let pct = |(m, h): (f64, f64)| format!("{:.1}% ± {:.1}", 100.0 * m, 100.0 * h);
+    let fixed = rows.iter().find_map(|r| r.fixed_point.as_ref());
     let mut out = format!(
-        "{:<32} {:>9} {:>16} {:>16} {:>16}\n",
-        "setup", "episodes", "w* on device rt", "NN on pixels", "NN on features"
+        "{:<32} {:>9} {:>16}",
+        "setup", "episodes", "w* on device rt"
     );
-    for r in rows {
+    if let Some(f) = fixed {
         out += &format!(
-            "{:<32} {:>9} {:>16} {:>16} {:>16}\n",
-            r.setup,
-            r.episodes,
-            pct(r.device),
-            pct(r.nn_pixels),
-            pct(r.nn_features)
+            " {:>16} {:>11}",
+            format!("head in {}", f.arithmetic),
+            "same label"
         );
+    }
+    out += &format!(" {:>16} {:>16}\n", "NN on pixels", "NN on features");
+    for r in rows {
+        out += &format!("{:<32} {:>9} {:>16}", r.setup, r.episodes, pct(r.device));
+        if let Some(f) = &r.fixed_point {
+            out += &format!(" {:>16} {:>10.2}%", pct(f.accuracy), 100.0 * f.same_label);
+        }
+        out += &format!(" {:>16} {:>16}\n", pct(r.nn_pixels), pct(r.nn_features));
     }
     out
 }

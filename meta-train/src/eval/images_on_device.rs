@@ -47,7 +47,7 @@ use crate::model::head::{FEATURES, OMNIGLOT_BODY};
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
 use crate::tasks::Stream;
-use shared::catalogue::Firmware;
+use shared::catalogue::{Arithmetic, Firmware};
 
 /// Values of one image.
 pub const PIXELS: usize = OMNIGLOT_BODY.inputs();
@@ -132,29 +132,51 @@ impl ClassifierFirmware {
         }
     }
 
+    /// This firmware in `arithmetic` (the head's; the body stays in `f32`).
+    ///
+    /// ```
+    /// use meta_train::eval::images_on_device::ClassifierFirmware;
+    /// use shared::catalogue::Arithmetic;
+    /// let q = ClassifierFirmware::FIVE_WAY.in_arithmetic(Arithmetic::Q20)?;
+    /// assert_eq!(q.firmware.to_string(), "omniglot-5way-k25-q20");
+    /// # anyhow::Ok(())
+    /// ```
+    pub fn in_arithmetic(self, arithmetic: Arithmetic) -> Result<ClassifierFirmware> {
+        let firmware = self
+            .firmware
+            .in_arithmetic(arithmetic)
+            .map_err(|e| anyhow!("{}: {e}", self.firmware))?;
+        Ok(ClassifierFirmware { firmware, ..self })
+    }
+
     /// Builds it (release) if needed and returns its ELF.
     pub fn build(self) -> Result<PathBuf> {
         firmware::build(Emulated::An386.board(), &self.firmware)
     }
 }
 
-/// The host's simulation of the classifier firmware that serves the blob in `image` (a slot
-/// image, see `shared::slots::slot_image`): that firmware's server, in this process.
+/// The host's simulation of the classifier firmware in `arithmetic` that serves the blob in
+/// `image` (a slot image, see `shared::slots::slot_image`): that firmware's server, in this
+/// process.
 ///
 /// ```
 /// use meta_train::eval::images_on_device::{host_classifier, ClassifierFirmware};
 /// use meta_train::train::images::{FewShotCheckpoint, FewShotConfig};
+/// use shared::catalogue::Arithmetic;
 /// let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1)).blob::<5>()?;
 /// let image = shared::slots::slot_image(&blob, 1);
-/// let (firmware, mut host) = host_classifier(&image)?;
+/// let (firmware, mut host) = host_classifier(&image, Arithmetic::F32)?;
 /// assert_eq!(firmware, ClassifierFirmware::FIVE_WAY);
 /// assert_eq!(host.status()?.outputs, 5);
 /// # anyhow::Ok(())
 /// ```
-pub fn host_classifier(image: &[u8]) -> Result<(ClassifierFirmware, Link<Loopback<'_>>)> {
+pub fn host_classifier(
+    image: &[u8],
+    arithmetic: Arithmetic,
+) -> Result<(ClassifierFirmware, Link<Loopback<'_>>)> {
     let (_, blob) = shared::slots::parse_slot(image).map_err(|e| anyhow!("w* slot: {e}"))?;
     let blob = shared::wstar::in_region(blob).map_err(|e| anyhow!("w*: {e}"))?;
-    let firmware = ClassifierFirmware::for_blob(blob)?;
+    let firmware = ClassifierFirmware::for_blob(blob)?.in_arithmetic(arithmetic)?;
     let link = Link::new(Loopback::open(&firmware.firmware, [image, &[]])?);
     Ok((firmware, link))
 }
@@ -476,17 +498,19 @@ impl OmniglotOnDevice {
 }
 
 /// Opens the device `on` names ([`Device::open`]: for an emulated board, the classifier
-/// firmware of `blob`'s way ([`ClassifierFirmware::for_blob`]), or `elf`, booted with `blob`
-/// in slot A; a board on a serial port, flashed with both) and runs `episodes` in that
-/// firmware's shape there and on the host; `progress` gets the number of episodes done.
+/// firmware of `blob`'s way ([`ClassifierFirmware::for_blob`]) in `arithmetic`, or `elf`,
+/// booted with `blob` in slot A; a board on a serial port, flashed with both) and runs
+/// `episodes` in that firmware's shape there and on the host; `progress` gets the number of
+/// episodes done.
 pub fn evaluate(
     on: &On,
+    arithmetic: Arithmetic,
     elf: Option<&Path>,
     blob: &[u8],
     episodes: &ParityEpisodes<'_>,
     progress: impl FnMut(usize),
 ) -> Result<OmniglotOnDevice> {
-    let firmware = ClassifierFirmware::for_blob(blob)?;
+    let firmware = ClassifierFirmware::for_blob(blob)?.in_arithmetic(arithmetic)?;
     let episodes = episodes.for_firmware(firmware)?;
     let mut device = Device::open(on, &firmware.firmware, elf, blob)?;
     let (name, elf, ram) = (
@@ -499,7 +523,7 @@ pub fn evaluate(
         elf: elf.as_deref(),
         ram,
     };
-    crate::with_link!(device, link => evaluate_on(link, &at, blob, &episodes, progress))
+    crate::with_link!(device, link => evaluate_on(link, &at, arithmetic, blob, &episodes, progress))
 }
 
 /// What is known of the device an evaluation runs on.
@@ -512,17 +536,18 @@ pub struct OnBoard<'a> {
     pub ram: Option<u64>,
 }
 
-/// [`evaluate`] on a running classifier firmware behind `device` (serving `blob`), with
-/// `episodes` of the blob's way.
+/// [`evaluate`] on a running classifier firmware in `arithmetic` behind `device` (serving
+/// `blob`), with `episodes` of the blob's way.
 pub fn evaluate_on<P: Port>(
     device: &mut Link<P>,
     at: &OnBoard<'_>,
+    arithmetic: Arithmetic,
     blob: &[u8],
     episodes: &[Episode],
     mut progress: impl FnMut(usize),
 ) -> Result<OmniglotOnDevice> {
     let image = shared::slots::slot_image(blob, 1);
-    let (firmware, mut host) = host_classifier(&image)?;
+    let (firmware, mut host) = host_classifier(&image, arithmetic)?;
     check_classifier(device, firmware)?;
     let sizes = match at.elf {
         Some(elf) => Some(elf_sizes(&std::fs::read(elf)?)?),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use device::server::{LinkServer, Served, Untimed};
-use device::{Adapter, ImageClassifier};
+use device::Adapter;
 use shared::body::OMNIGLOT_BODY;
 use shared::catalogue::{Arithmetic, Firmware, Model};
 use shared::fixed::Q20;
@@ -17,6 +17,7 @@ use shared::link::MAX_FRAME;
 use shared::math::Real;
 
 use super::client::Port;
+use crate::eval::images::OmniglotClassifier;
 use crate::model::CsvNet;
 
 /// A server, whatever it serves.
@@ -71,20 +72,27 @@ impl<'w> Loopback<'w> {
                     Arithmetic::Q20 => adapter::<CsvNet<I, O, Q20>, Q20, I, O, K>(slots),
                 }))
             })?,
-            Model::Omniglot { ways } if firmware.arithmetic == Arithmetic::F32 => match (ways, k) {
-                (5, 5) => classifier::<5, 5>(slots),
-                (5, 25) => classifier::<5, 25>(slots),
-                (20, 20) => classifier::<20, 20>(slots),
-                _ => bail!(
-                    "the host has no simulation of the firmware {firmware}: it simulates the \
-                     omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers"
-                ),
-            },
+            Model::Omniglot { ways } => {
+                let arithmetic = firmware.arithmetic;
+                match (ways, k, arithmetic) {
+                    (5, 5, Arithmetic::F32) => classifier::<5, 5, f32>(slots),
+                    (5, 25, Arithmetic::F32) => classifier::<5, 25, f32>(slots),
+                    (20, 20, Arithmetic::F32) => classifier::<20, 20, f32>(slots),
+                    (5, 5, Arithmetic::Q20) => classifier::<5, 5, Q20>(slots),
+                    (5, 25, Arithmetic::Q20) => classifier::<5, 25, Q20>(slots),
+                    (20, 20, Arithmetic::Q20) => classifier::<20, 20, Q20>(slots),
+                    _ => bail!(
+                        "the host has no simulation of the firmware {firmware}: it simulates the \
+                         omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers \
+                         (in f32 and q20)"
+                    ),
+                }
+            }
             _ => bail!(
                 "the host has no simulation of the firmware {firmware}: it simulates I-40-40-O \
-                 networks of the compiled CSV shapes with {CAPACITIES:?} samples (in f32 and \
-                 q20), and the f32 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 \
-                 classifiers"
+                 networks of the compiled CSV shapes with {CAPACITIES:?} samples, and the \
+                 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers (all in \
+                 f32 and q20)"
             ),
         };
         Ok(Self {
@@ -108,12 +116,13 @@ where
     s
 }
 
-fn classifier<'w, const N: usize, const K: usize>(slots: [&'w [u8]; 2]) -> Box<dyn Feed + 'w> {
-    type C<'w, const N: usize, const K: usize> =
-        ImageClassifier<'w, 5, { OMNIGLOT_BODY.features() }, N, K, { OMNIGLOT_BODY.scratch_len() }>;
-    let mut s = Box::new(
-        LinkServer::<C<'w, N, K>, { OMNIGLOT_BODY.inputs() }>::unloaded(C::unloaded(OMNIGLOT_BODY)),
-    );
+fn classifier<'w, const N: usize, const K: usize, T: Real + 'w>(
+    slots: [&'w [u8]; 2],
+) -> Box<dyn Feed + 'w> {
+    let mut s = Box::new(LinkServer::<
+        OmniglotClassifier<'w, N, K, T>,
+        { OMNIGLOT_BODY.inputs() },
+    >::unloaded(OmniglotClassifier::unloaded(OMNIGLOT_BODY)));
     s.load_slots(slots);
     s
 }

@@ -50,6 +50,24 @@ fn classifier_ram(shape: &[u32]) -> Vec<(usize, usize)> {
     }
 }
 
+/// Which firmware arithmetics serve `blob`, and why not the others.
+fn arithmetic(blob: &Blob<'_>) -> String {
+    let fixed = if blob.body().is_some() {
+        "the q20 firmware (-q20: the head adapts in fixed point, the body stays in f32 and its \
+         features are converted once per image)"
+    } else {
+        "the q20 firmware (fixed point, for a core without an FPU: -q20)"
+    };
+    match blob.out_of_range::<Q20>() {
+        None => format!(
+            "any: the f32 firmware, or {fixed}, which converts θ0 and α as it uses them (all \
+             within ±{})",
+            Q20::range()
+        ),
+        Some(e) => format!("f32 only: the q20 firmware refuses it ({e})"),
+    }
+}
+
 /// A report of `blob`'s header, shape, inner loop, α statistics, sizes and device RAM.
 ///
 /// ```
@@ -172,6 +190,7 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
         4 * blob.alpha_len(),
         m.arrays_len() - 4 * (m.params as usize + blob.alpha_len())
     );
+    let _ = writeln!(s, "arithmetic    {}", arithmetic(blob));
     if let Some((body, _)) = blob.body() {
         let head = m.params as usize;
         for (k, ram) in classifier_ram(&m.shape) {
@@ -190,18 +209,6 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
         );
         return s;
     }
-    let _ = match blob.out_of_range::<Q20>() {
-        None => writeln!(
-            s,
-            "arithmetic    any: the f32 firmware, or the q20 firmware (fixed point, for a core \
-             without an FPU: -q20), which converts θ0 and α as it uses them (all within ±{})",
-            Q20::range()
-        ),
-        Some(e) => writeln!(
-            s,
-            "arithmetic    f32 only: the q20 firmware refuses it ({e})"
-        ),
-    };
     match adapter_ram(&m.shape) {
         Some(rams) => {
             for (k, ram, fixed) in rams {

@@ -69,16 +69,22 @@ fn boot_elf(on: Emulated, elf: &Path, flash: Flash<'_>) -> Qemu {
     q
 }
 
-/// An AN386 Omniglot classifier firmware's ELF, built once per test process.
+/// An AN386 Omniglot classifier firmware's ELF (in either arithmetic), built once per test
+/// process.
 #[allow(dead_code)] // not every test binary boots the classifier
 pub fn classifier_firmware(firmware: ClassifierFirmware) -> &'static Path {
-    static ELF: [OnceLock<PathBuf>; ClassifierFirmware::ALL.len()] =
-        [const { OnceLock::new() }; ClassifierFirmware::ALL.len()];
+    const N: usize = ClassifierFirmware::ALL.len() * Arithmetic::ALL.len();
+    static ELF: [OnceLock<PathBuf>; N] = [const { OnceLock::new() }; N];
+    let of = |f: ClassifierFirmware| f.in_arithmetic(firmware.firmware.arithmetic).ok();
     let i = ClassifierFirmware::ALL
         .iter()
-        .position(|&f| f == firmware)
+        .position(|&f| of(f) == Some(firmware))
         .expect("a known classifier firmware");
-    ELF[i].get_or_init(|| {
+    let a = Arithmetic::ALL
+        .iter()
+        .position(|&a| a == firmware.firmware.arithmetic)
+        .expect("a known arithmetic");
+    ELF[i + ClassifierFirmware::ALL.len() * a].get_or_init(|| {
         firmware
             .build()
             .unwrap_or_else(|e| panic!("mps2-an386 {:?} firmware: {e:#}", firmware.firmware))
