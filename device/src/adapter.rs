@@ -5,10 +5,10 @@ use shared::body::BodySpec;
 use shared::inner;
 use shared::loss::{softmax, Loss};
 use shared::math::Real;
-use shared::model::{Layers, Zeroed};
+use shared::model::{Layers, Zeroed, MAX_LAYERS};
 use shared::report::MAX_NORMALISED;
 pub use shared::report::{AdaptReport, Guard, StepLimit};
-use shared::wstar::{Blob, BlobError, HeadStart};
+use shared::wstar::{AlphaKind, Blob, BlobError, HeadStart};
 
 use crate::error::{AdaptError, PushError, PushErrorKind};
 
@@ -331,9 +331,6 @@ where
             return Err(AdaptError::NonFiniteLoss);
         }
         let trained = u32::from(blob.meta.steps);
-        // One α for every parameter (MAML) is converted once, not once per parameter.
-        let one_alpha = (blob.alpha_len() == 1).then(|| T::from_f32(blob.alpha(0)));
-        let alpha = |k| one_alpha.unwrap_or_else(|| T::from_f32(blob.alpha(k)));
         let mut loss_after = loss_before;
         let mut report = AdaptReport {
             loss_before: loss_before.to_f32(),
@@ -346,7 +343,8 @@ where
             let [a, b] = &mut self.params;
             let (theta, next) = if self.live == 0 { (&*a, b) } else { (&*b, a) };
             theta.backward(x, &mut self.cache, &self.dy, next, None);
-            inner::step(theta, next, |_, k| alpha(k), blob.meta.adapt);
+            let alpha = StepAlpha::<T>::of(blob, self.steps_since_reset as usize);
+            inner::step(theta, next, |l, k| alpha.at(blob, l, k), blob.meta.adapt);
             let extra = self.steps_since_reset >= trained;
             let mut halvings = 0;
             let cause = loop {
@@ -440,6 +438,40 @@ where
         }
         let mut cache = M::new_cache::<1>();
         Ok((blob, self.params[self.live].forward(&xn, &mut cache)))
+    }
+}
+
+/// The step sizes of one inner step in `T`: one value (MAML) or one per layer (LSLR)
+/// converted once per step, not once per parameter; per-parameter ones (Meta-SGD) are read
+/// from the blob as they are used.
+enum StepAlpha<T> {
+    One(T),
+    PerLayer([T; MAX_LAYERS]),
+    PerParameter,
+}
+
+impl<T: Real> StepAlpha<T> {
+    fn of(blob: &Blob<'_>, step: usize) -> Self {
+        match blob.meta.alpha {
+            AlphaKind::Scalar => StepAlpha::One(T::from_f32(blob.alpha(0))),
+            AlphaKind::PerLayerPerStep => StepAlpha::PerLayer(core::array::from_fn(|l| {
+                if l < blob.meta.layers() {
+                    T::from_f32(blob.step_alpha(l, 0, step))
+                } else {
+                    T::ZERO
+                }
+            })),
+            AlphaKind::PerParameter => StepAlpha::PerParameter,
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, blob: &Blob<'_>, layer: usize, k: usize) -> T {
+        match self {
+            StepAlpha::One(a) => *a,
+            StepAlpha::PerLayer(a) => a.get(layer).copied().unwrap_or(T::ZERO),
+            StepAlpha::PerParameter => T::from_f32(blob.alpha(k)),
+        }
     }
 }
 

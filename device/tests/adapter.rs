@@ -102,7 +102,12 @@ fn reference<M: Layers<f32, I, O>, const I: usize, const O: usize, const KK: usi
         }
         let mut next = M::zeros();
         theta.backward(&x, &mut cache, &dy, &mut next, None);
-        inner::step(&theta, &mut next, |_, k| blob.alpha(k), blob.meta.adapt);
+        inner::step(
+            &theta,
+            &mut next,
+            |l, k| blob.step_alpha(l, k, s),
+            blob.meta.adapt,
+        );
         theta = next;
     }
     (theta, losses)
@@ -501,6 +506,34 @@ fn only_masked_layers_and_nonzero_alphas_adapt() {
     }
     let (want, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &line_samples(), 3);
     assert_eq!(now, bits(&want));
+}
+
+#[test]
+fn per_layer_per_step_alphas_are_taken_step_by_step() {
+    // LSLR: layer 0 frozen at step 1 only, the head with its own α at every step; extra
+    // steps take the last trained step's α.
+    let mut meta = Meta::new::<Net, 1, 1>(Loss::Mse, 3);
+    (meta.algorithm, meta.alpha) = (shared::wstar::Algorithm::Lslr, AlphaKind::PerLayerPerStep);
+    let alpha = [0.05, 0.02, 0.0, 0.03, 0.04, 0.01];
+    let blob = blob_with::<Net, 1, 1>(&meta, &alpha, IDENTITY);
+    let mut a: A = filled(&blob, &line_samples());
+    a.adapt_steps(1, StepLimit::Trained).unwrap();
+    let after_one = bits(a.params());
+    a.adapt_steps(1, StepLimit::Trained).unwrap();
+    let hidden = 8 + 8;
+    assert_eq!(
+        bits(a.params())[..hidden],
+        after_one[..hidden],
+        "layer 0 moved at the step whose α is 0"
+    );
+    assert_ne!(bits(a.params())[hidden..], after_one[hidden..]);
+    a.adapt_steps(1, StepLimit::Trained).unwrap();
+    let (want, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &line_samples(), 3);
+    assert_eq!(bits(a.params()), bits(&want));
+    // Two unchecked steps past the trained three, with step 2's α.
+    a.adapt_steps_with(2, StepLimit::Unchecked, 0).unwrap();
+    let (want, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &line_samples(), 5);
+    assert_eq!(bits(a.params()), bits(&want));
 }
 
 #[test]

@@ -193,7 +193,7 @@ fn read_arrays(blob: &Blob<'_>) {
     let params = blob.meta.params as usize;
     let mut sum = 0.0f32;
     for k in 0..params {
-        sum += blob.theta0(k) + blob.alpha(k);
+        sum += blob.theta0(k) + blob.step_alpha(0, k, 0);
     }
     for k in 0..blob.alpha_len() {
         assert!(blob.alpha(k).is_finite());
@@ -246,7 +246,7 @@ fn exercise(mut a: A<'_>, bytes: &[u8]) {
     read_arrays(blob);
     let trained = blob.meta.steps;
     let _ = blob.theta0(Net::PARAMS - 1);
-    let _ = blob.alpha(Net::PARAMS - 1);
+    let _ = blob.step_alpha(Net::LAYERS - 1, Net::PARAMS - 1, usize::from(trained));
     let _ = blob.input_norm(0);
     let _ = blob.output_norm(0);
     assert!(a.is_empty());

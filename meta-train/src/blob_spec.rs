@@ -134,21 +134,19 @@ impl BlobSpec {
         }
         let params = self.params();
         let (inputs, outputs) = (self.shape[0] as usize, self.shape[layers] as usize);
-        let alpha_kind = if self.algorithm.learns_alpha() {
-            AlphaKind::PerParameter
-        } else {
-            AlphaKind::Scalar
-        };
-        let alpha_len = match alpha_kind {
-            AlphaKind::Scalar => 1,
-            AlphaKind::PerParameter => params,
-        };
+        let alpha_kind = self.algorithm.alpha_kind();
+        let alpha_len = alpha_kind.len(params, layers, usize::from(self.steps));
         let shape = self.shape_name();
         let alpha_says = match alpha_kind {
             AlphaKind::Scalar => format!("{} stores one α", self.algorithm.name()),
             AlphaKind::PerParameter => format!(
                 "{} stores one α per parameter ({params})",
                 self.algorithm.name()
+            ),
+            AlphaKind::PerLayerPerStep => format!(
+                "{} stores one α per layer and step ({layers} layers × {} steps, step by step)",
+                self.algorithm.name(),
+                self.steps
             ),
         };
         let lengths = [

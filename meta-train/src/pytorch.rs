@@ -416,6 +416,12 @@ pub fn import_state_dict(state_dict: StateDict, opts: &ImportOptions) -> Result<
             None => Algorithm::Maml,
         },
     };
+    if algorithm == Algorithm::Lslr {
+        bail!(
+            "per-layer per-step step sizes (lslr) are not read from a PyTorch file: train them \
+             with `meta-train train --algorithm lslr`, or import as maml or metasgd"
+        );
+    }
     if learned != algorithm.learns_alpha() {
         bail!(
             "the file {} Meta-SGD learning rates (lrs.N), and {} {}",

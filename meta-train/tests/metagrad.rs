@@ -1,5 +1,5 @@
-//! The second-order meta-gradients (MAML through every inner step, Meta-SGD's α-gradient)
-//! against f64 central differences of the whole inner-loop-then-query loss.
+//! The second-order meta-gradients (MAML through every inner step, Meta-SGD's and LSLR's
+//! α-gradients) against f64 central differences of the whole inner-loop-then-query loss.
 
 use meta_train::algo::{task_meta_grad, Inner, Task, Workspace};
 use meta_train::model::SinusoidNet;
@@ -9,16 +9,23 @@ use shared::inner::AdaptMask;
 use shared::loss::Loss;
 use shared::math::Real;
 use shared::model::{Layers, Mlp2, Params};
+use shared::wstar::{Algorithm, AlphaKind};
 
 type Net<T> = Mlp2<T, 1, 40, 40, 1>;
 const K: usize = 10;
 const STEPS: usize = 2;
 
-fn inner() -> Inner {
+fn inner(alpha: AlphaKind) -> Inner {
+    bounded(alpha, f32::INFINITY)
+}
+
+fn bounded(alpha: AlphaKind, loss_bound: f32) -> Inner {
     Inner {
         steps: STEPS,
         mask: AdaptMask::ALL,
         loss: Loss::Mse,
+        alpha,
+        loss_bound,
     }
 }
 
@@ -47,7 +54,7 @@ fn flat<T: Real, M: Params<T>>(m: &M) -> Vec<T> {
 /// Query loss after the inner loop, in f64.
 fn loss64(
     theta: &[f64],
-    alpha: &[f64],
+    (kind, alpha): (AlphaKind, &[f64]),
     task: &Task<f64, 1, 1, K>,
     ws: &mut Workspace<f64, Net<f64>, 1, 1, K>,
 ) -> f64 {
@@ -57,7 +64,7 @@ fn loss64(
         None,
         alpha,
         task,
-        inner(),
+        inner(kind),
         false,
         ws,
         &mut g,
@@ -95,24 +102,32 @@ fn central(x: &[f64], mut f: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
 
 struct Case {
     theta: Vec<f32>,
+    kind: AlphaKind,
     alpha: Vec<f32>,
     task: Task<f32, 1, 1, K>,
 }
 
-fn case(per_parameter: bool) -> Case {
+fn case(kind: AlphaKind) -> Case {
     let theta = init_theta::<SinusoidNet, 1, 1>(3);
     // Step sizes large enough that the Hessian term moves the meta-gradient clearly.
-    let alpha = if per_parameter {
-        (0..<SinusoidNet>::PARAMS)
+    let n = kind.len(<SinusoidNet>::PARAMS, <SinusoidNet>::LAYERS, STEPS);
+    let alpha = match kind {
+        AlphaKind::Scalar => vec![0.05],
+        _ => (0..n)
             .map(|k| 0.02 + 0.06 * ((k * 7919 % 101) as f32 / 100.0))
-            .collect()
-    } else {
-        vec![0.05]
+            .collect(),
     };
     Case {
         theta,
+        kind,
         alpha,
         task: sinusoid_task::<K>(11, 5),
+    }
+}
+
+impl Case {
+    fn alpha64(&self) -> Vec<f64> {
+        self.alpha.iter().map(|&v| f64::from(v)).collect()
     }
 }
 
@@ -124,16 +139,16 @@ fn meta_grad_f32(
     c: &Case,
     second_order: bool,
     kept: Option<&Kept>,
-) -> (f32, SinusoidNet, SinusoidNet) {
+) -> (f32, SinusoidNet, Vec<f32>) {
     let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
-    let (mut g, mut ga) = (<SinusoidNet>::zeros(), <SinusoidNet>::zeros());
+    let (mut g, mut ga) = (<SinusoidNet>::zeros(), vec![0.0; c.alpha.len()]);
     let theta: SinusoidNet = from_flat(&c.theta);
     let l = task_meta_grad(
         &theta,
         kept,
         &c.alpha,
         &c.task,
-        inner(),
+        inner(c.kind),
         second_order,
         &mut ws,
         &mut g,
@@ -145,17 +160,17 @@ fn meta_grad_f32(
 fn analytic_f32(c: &Case, second_order: bool) -> (Vec<f64>, Vec<f64>) {
     let (_, g, ga) = meta_grad_f32(c, second_order, None);
     let to64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect();
-    (to64(flat(&g)), to64(flat(&ga)))
+    (to64(flat(&g)), to64(ga))
 }
 
 #[test]
 fn maml_second_order_meta_gradient_matches_f64_finite_differences() {
-    let c = case(false);
+    let c = case(AlphaKind::Scalar);
     let task = task64(&c.task);
     let theta: Vec<f64> = c.theta.iter().map(|&v| f64::from(v)).collect();
-    let alpha = [f64::from(c.alpha[0])];
+    let alpha = c.alpha64();
     let mut ws = Workspace::new(STEPS);
-    let fd = central(&theta, |t| loss64(t, &alpha, &task, &mut ws));
+    let fd = central(&theta, |t| loss64(t, (c.kind, &alpha), &task, &mut ws));
     let (second, _) = analytic_f32(&c, true);
     let (first, _) = analytic_f32(&c, false);
     let err = rel_err(&second, &fd);
@@ -171,20 +186,46 @@ fn maml_second_order_meta_gradient_matches_f64_finite_differences() {
     );
 }
 
-#[test]
-fn metasgd_alpha_gradient_matches_f64_finite_differences() {
-    let c = case(true);
+/// `θ0`'s and every stored α's meta-gradient of a case with learned step sizes against
+/// central differences: relative errors (θ0, α), and θ0's first-order gap.
+fn learned_alpha_errors(kind: AlphaKind) -> (f64, f64, f64) {
+    let c = case(kind);
     let task = task64(&c.task);
     let theta: Vec<f64> = c.theta.iter().map(|&v| f64::from(v)).collect();
-    let alpha: Vec<f64> = c.alpha.iter().map(|&v| f64::from(v)).collect();
+    let alpha = c.alpha64();
     let mut ws = Workspace::new(STEPS);
-    let fd_theta = central(&theta, |t| loss64(t, &alpha, &task, &mut ws));
-    let fd_alpha = central(&alpha, |a| loss64(&theta, a, &task, &mut ws));
+    let fd_theta = central(&theta, |t| loss64(t, (kind, &alpha), &task, &mut ws));
+    let fd_alpha = central(&alpha, |a| loss64(&theta, (kind, a), &task, &mut ws));
     let (g_theta, g_alpha) = analytic_f32(&c, true);
-    let (e_theta, e_alpha) = (rel_err(&g_theta, &fd_theta), rel_err(&g_alpha, &fd_alpha));
     let (first, _) = analytic_f32(&c, false);
+    (
+        rel_err(&g_theta, &fd_theta),
+        rel_err(&g_alpha, &fd_alpha),
+        rel_err(&first, &fd_theta),
+    )
+}
+
+#[test]
+fn lslr_alpha_gradient_matches_f64_finite_differences() {
+    // One α per layer and step (3 layers × 2 steps): each step's gradient goes to its own.
+    let (e_theta, e_alpha, fo_gap) = learned_alpha_errors(AlphaKind::PerLayerPerStep);
+    println!("LSLR: θ0 relative error {e_theta:.2e}, α relative error {e_alpha:.2e}");
+    assert!(fo_gap > 1e-2);
+    assert!(
+        e_theta <= 1e-5,
+        "θ0 meta-gradient relative error {e_theta:.2e}"
+    );
+    assert!(
+        e_alpha <= 1e-5,
+        "α meta-gradient relative error {e_alpha:.2e}"
+    );
+}
+
+#[test]
+fn metasgd_alpha_gradient_matches_f64_finite_differences() {
+    let (e_theta, e_alpha, fo_gap) = learned_alpha_errors(AlphaKind::PerParameter);
     println!("Meta-SGD: θ0 relative error {e_theta:.2e}, α relative error {e_alpha:.2e}");
-    assert!(rel_err(&first, &fd_theta) > 1e-2);
+    assert!(fo_gap > 1e-2);
     assert!(
         e_theta <= 1e-5,
         "θ0 meta-gradient relative error {e_theta:.2e}"
@@ -197,11 +238,40 @@ fn metasgd_alpha_gradient_matches_f64_finite_differences() {
 
 #[test]
 fn the_inner_loop_is_the_device_adaptation() {
-    // The trainer's inner loop and the device adapter take bit-identical steps.
-    let c = case(false);
+    // The trainer's inner loop and the device adapter take bit-identical steps, with every
+    // kind of step size.
+    for (algorithm, kind) in [
+        (Algorithm::Maml, AlphaKind::Scalar),
+        (Algorithm::MetaSgd, AlphaKind::PerParameter),
+        (Algorithm::Lslr, AlphaKind::PerLayerPerStep),
+    ] {
+        let steps = the_inner_loop_is_the_device_adaptation_with(algorithm, kind, f32::INFINITY);
+        assert_eq!(steps, STEPS as u16);
+    }
+}
+
+#[test]
+fn a_step_above_the_loss_bound_is_undone_in_training_as_on_the_device() {
+    // Every support loss is above this bound: the device's guard undoes the first step and
+    // stops, and the trainer's inner loop trains from θ0 as the device would adapt.
+    let steps =
+        the_inner_loop_is_the_device_adaptation_with(Algorithm::Maml, AlphaKind::Scalar, 1e-6);
+    assert_eq!(steps, 0);
+}
+
+/// Adapts a case on the device and in the trainer's inner loop with `w*`'s `loss_bound`;
+/// fails unless the query loss is the same bits. Returns the steps the device took.
+fn the_inner_loop_is_the_device_adaptation_with(
+    algorithm: Algorithm,
+    kind: AlphaKind,
+    loss_bound: f32,
+) -> u16 {
+    let c = case(kind);
     let meta = {
         let mut m = shared::wstar::Meta::new::<SinusoidNet, 1, 1>(Loss::Mse, STEPS as u16);
+        (m.algorithm, m.alpha) = (algorithm, kind);
         m.trained_k = K as u16;
+        m.loss_bound = loss_bound;
         m
     };
     let blob =
@@ -215,7 +285,7 @@ fn the_inner_loop_is_the_device_adaptation() {
             })
             .unwrap();
     }
-    adapter.adapt().unwrap();
+    let report = adapter.adapt().unwrap();
     let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
     let mut g = <SinusoidNet>::zeros();
     let theta: SinusoidNet = from_flat(&c.theta);
@@ -224,7 +294,7 @@ fn the_inner_loop_is_the_device_adaptation() {
         None,
         &c.alpha,
         &c.task,
-        inner(),
+        bounded(kind, loss_bound),
         false,
         &mut ws,
         &mut g,
@@ -241,7 +311,12 @@ fn the_inner_loop_is_the_device_adaptation() {
         out, direct,
         "per-sample prediction equals the batched forward pass"
     );
-    assert_eq!(Loss::Mse.value_grad(&out, &c.task.yq, K, None), q);
+    assert_eq!(
+        Loss::Mse.value_grad(&out, &c.task.yq, K, None),
+        q,
+        "{algorithm:?}"
+    );
+    report.steps
 }
 
 /// Keeping `θ0`'s transposed weights across tasks, as the trainer does, changes no bit of any
@@ -250,21 +325,26 @@ fn the_inner_loop_is_the_device_adaptation() {
 fn the_kept_transpose_of_theta0_gives_the_same_bits() {
     use meta_train::algo::task_reptile_grad;
     let bits = |m: &SinusoidNet| flat(m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    for per_parameter in [false, true] {
-        let c = case(per_parameter);
+    for kind in [
+        AlphaKind::Scalar,
+        AlphaKind::PerParameter,
+        AlphaKind::PerLayerPerStep,
+    ] {
+        let c = case(kind);
         let theta: SinusoidNet = from_flat(&c.theta);
         let kept = theta.transposed();
         for second_order in [false, true] {
             let run = |t: Option<&Kept>| {
                 let (l, g, ga) = meta_grad_f32(&c, second_order, t);
-                (l.to_bits(), bits(&g), bits(&ga))
+                let ga: Vec<u32> = ga.iter().map(|v| v.to_bits()).collect();
+                (l.to_bits(), bits(&g), ga)
             };
             assert_eq!(run(None), run(Some(&kept)), "second order: {second_order}");
         }
         let reptile = |t: Option<&Kept>| {
             let mut ws = Workspace::<f32, SinusoidNet, 1, 1, K>::new(STEPS);
             let mut g = <SinusoidNet>::zeros();
-            let l = task_reptile_grad(&theta, t, &c.alpha, &c.task, inner(), &mut ws, &mut g);
+            let l = task_reptile_grad(&theta, t, &c.alpha, &c.task, inner(c.kind), &mut ws, &mut g);
             (l.to_bits(), bits(&g))
         };
         assert_eq!(reptile(None), reptile(Some(&kept)));

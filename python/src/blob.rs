@@ -322,18 +322,19 @@ impl Blob {
         pytorch::loss_name(self.parsed().meta.loss)
     }
 
-    /// The algorithm that trained it: maml, fomaml, metasgd, anil or reptile.
+    /// The algorithm that trained it: maml, fomaml, metasgd, anil, reptile or lslr.
     #[getter]
     fn algorithm(&self) -> &'static str {
         self.parsed().meta.algorithm.name()
     }
 
-    /// How α is stored: "scalar" or "per-parameter".
+    /// How α is stored: "scalar", "per-parameter" or "per-layer-per-step" (step by step).
     #[getter]
     fn alpha_kind(&self) -> &'static str {
         match self.parsed().meta.alpha {
             AlphaKind::Scalar => "scalar",
             AlphaKind::PerParameter => "per-parameter",
+            AlphaKind::PerLayerPerStep => "per-layer-per-step",
         }
     }
 

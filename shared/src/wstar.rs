@@ -3,7 +3,9 @@
 //! ```text
 //! offset size field
 //!      0    4 magic            b"TAW*"
-//!      4    2 format version   u16 LE (FORMAT_VERSION)
+//!      4    2 format version   u16 LE: 1, or 2 for a blob with per-layer per-step α
+//!                              (AlphaKind::PerLayerPerStep, Algorithm::Lslr); see
+//!                              Meta::format_version
 //!      6    2 flags            u16 LE: bit 0 set when a convolutional body follows (FLAG_BODY);
 //!                              bit 1 set when the head starts from the support set's class
 //!                              prototypes (FLAG_PROTOTYPES); bit 2 set when an image's
@@ -50,8 +52,10 @@ use crate::model::{Params, Shape, MAX_LAYERS};
 
 /// The first four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"TAW*";
-/// The format version this code reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this code reads and writes. A blob is written in the oldest
+/// version that holds it ([`Meta::format_version`]), so a device built before version 2
+/// still reads every blob it can serve and refuses the others by their version.
+pub const FORMAT_VERSION: u16 = 2;
 /// Header bytes before the payload.
 pub const HEADER_LEN: usize = 20;
 /// Describes the serialised types; part of the signature, so a change to them on one side is
@@ -195,16 +199,20 @@ pub enum Algorithm {
     /// Reptile: several inner SGD steps, then `θ0 ← θ0 + ε (θ_S − θ0)` with meta step size `ε`,
     /// averaged over the meta-batch.
     Reptile,
+    /// MAML with learned per-layer, per-step inner step sizes (MAML++'s LSLR, second order):
+    /// [`AlphaKind::PerLayerPerStep`]. Format version 2.
+    Lslr,
 }
 
 impl Algorithm {
     /// Every algorithm.
-    pub const ALL: [Algorithm; 5] = [
+    pub const ALL: [Algorithm; 6] = [
         Algorithm::Maml,
         Algorithm::Fomaml,
         Algorithm::MetaSgd,
         Algorithm::Anil,
         Algorithm::Reptile,
+        Algorithm::Lslr,
     ];
 
     /// Its name on the command line and in configs.
@@ -215,6 +223,7 @@ impl Algorithm {
             Algorithm::MetaSgd => "metasgd",
             Algorithm::Anil => "anil",
             Algorithm::Reptile => "reptile",
+            Algorithm::Lslr => "lslr",
         }
     }
 
@@ -233,7 +242,23 @@ impl Algorithm {
 
     /// Whether the inner step sizes are learned.
     pub const fn learns_alpha(self) -> bool {
-        matches!(self, Algorithm::MetaSgd)
+        !matches!(self.alpha_kind(), AlphaKind::Scalar)
+    }
+
+    /// How the blobs it trains store `α`.
+    ///
+    /// ```
+    /// use shared::wstar::{Algorithm, AlphaKind};
+    /// assert_eq!(Algorithm::Maml.alpha_kind(), AlphaKind::Scalar);
+    /// assert_eq!(Algorithm::MetaSgd.alpha_kind(), AlphaKind::PerParameter);
+    /// assert_eq!(Algorithm::Lslr.alpha_kind(), AlphaKind::PerLayerPerStep);
+    /// ```
+    pub const fn alpha_kind(self) -> AlphaKind {
+        match self {
+            Algorithm::MetaSgd => AlphaKind::PerParameter,
+            Algorithm::Lslr => AlphaKind::PerLayerPerStep,
+            _ => AlphaKind::Scalar,
+        }
     }
 }
 
@@ -245,7 +270,7 @@ impl core::fmt::Display for UnknownAlgorithm {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "the algorithm is one of maml, fomaml, metasgd, anil, reptile"
+            "the algorithm is one of maml, fomaml, metasgd, anil, reptile, lslr"
         )
     }
 }
@@ -269,6 +294,57 @@ pub enum AlphaKind {
     Scalar,
     /// One per parameter, in parameter order (Meta-SGD).
     PerParameter,
+    /// One per layer and trained inner step (MAML++'s LSLR), step by step: `α[s · L + l]` for
+    /// step `s` and layer `l` of `L`. A step beyond the trained ones takes the last one's.
+    /// Format version 2.
+    PerLayerPerStep,
+}
+
+impl AlphaKind {
+    /// Where the step size of parameter `index` (in layer `layer`) at inner step `step` is
+    /// stored, for a model of `layers` layers trained for `steps` steps (at least 1 with
+    /// [`AlphaKind::PerLayerPerStep`]).
+    ///
+    /// ```
+    /// use shared::wstar::AlphaKind;
+    /// assert_eq!(AlphaKind::Scalar.index(2, 40, 3, 3, 5), 0);
+    /// assert_eq!(AlphaKind::PerParameter.index(2, 40, 3, 3, 5), 40);
+    /// assert_eq!(AlphaKind::PerLayerPerStep.index(2, 40, 3, 3, 5), 3 * 3 + 2);
+    /// // Past the trained steps: the last step's.
+    /// assert_eq!(AlphaKind::PerLayerPerStep.index(2, 40, 9, 3, 5), 4 * 3 + 2);
+    /// ```
+    #[inline]
+    pub const fn index(
+        self,
+        layer: usize,
+        index: usize,
+        step: usize,
+        layers: usize,
+        steps: usize,
+    ) -> usize {
+        match self {
+            AlphaKind::Scalar => 0,
+            AlphaKind::PerParameter => index,
+            AlphaKind::PerLayerPerStep => {
+                let s = if step < steps {
+                    step
+                } else {
+                    steps.saturating_sub(1)
+                };
+                s * layers + layer
+            }
+        }
+    }
+
+    /// Values stored for a model of `params` parameters in `layers` layers trained for
+    /// `steps` steps (saturating).
+    pub const fn len(self, params: usize, layers: usize, steps: usize) -> usize {
+        match self {
+            AlphaKind::Scalar => 1,
+            AlphaKind::PerParameter => params,
+            AlphaKind::PerLayerPerStep => layers.saturating_mul(steps),
+        }
+    }
 }
 
 /// Everything in `w*` except the arrays.
@@ -320,9 +396,31 @@ impl Meta {
 
     /// Number of α values stored.
     pub fn alpha_len(&self) -> usize {
-        match self.alpha {
-            AlphaKind::Scalar => 1,
-            AlphaKind::PerParameter => self.params as usize,
+        self.alpha
+            .len(self.params as usize, self.layers(), usize::from(self.steps))
+    }
+
+    /// Layers of the dense model (or head).
+    pub fn layers(&self) -> usize {
+        self.shape.len().saturating_sub(1)
+    }
+
+    /// The format version a blob with this meta is written in: the oldest that holds it (2
+    /// for per-layer per-step `α`, else 1).
+    ///
+    /// ```
+    /// use shared::model::Mlp1;
+    /// use shared::wstar::{Algorithm, AlphaKind, Meta};
+    /// let mut m = Meta::new::<Mlp1<f32, 1, 4, 1>, 1, 1>(shared::loss::Loss::Mse, 5);
+    /// assert_eq!(m.format_version(), 1);
+    /// (m.algorithm, m.alpha) = (Algorithm::Lslr, AlphaKind::PerLayerPerStep);
+    /// assert_eq!(m.format_version(), 2);
+    /// ```
+    pub fn format_version(&self) -> u16 {
+        if self.alpha == AlphaKind::PerLayerPerStep || self.algorithm == Algorithm::Lslr {
+            2
+        } else {
+            1
         }
     }
 
@@ -432,7 +530,8 @@ pub enum BlobError {
         /// CRC of the bytes.
         computed: u32,
     },
-    /// The meta record does not decode.
+    /// The meta record does not decode, needs another format version than the header's, or
+    /// is inconsistent (per-step `α` with no step, a NaN loss bound).
     BadMeta,
     /// The meta describes another model than the one asked for.
     ModelMismatch,
@@ -474,7 +573,7 @@ impl fmt::Display for BlobError {
             BlobError::Erased => write!(f, "no w* flashed: the region is blank (erased flash)"),
             BlobError::BadMagic => write!(f, "not a w* blob: bad magic (expected \"TAW*\")"),
             BlobError::UnsupportedVersion { found } => {
-                write!(f, "unsupported w* format version {found} (this build reads {FORMAT_VERSION})")
+                write!(f, "unsupported w* format version {found} (this build reads 1 to {FORMAT_VERSION})")
             }
             BlobError::SignatureMismatch { expected, found } => write!(
                 f,
@@ -670,7 +769,7 @@ impl<'a> Blob<'a> {
             });
         }
         let version = le_u16(bytes, 4);
-        if version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(BlobError::UnsupportedVersion { found: version });
         }
         let found = le_u32(bytes, 8);
@@ -701,6 +800,11 @@ impl<'a> Blob<'a> {
         }
         let (meta, mut arrays): (Meta, &[u8]) =
             postcard::take_from_bytes(payload).map_err(|_| BlobError::BadMeta)?;
+        // A version-2 record under a version-1 header, or per-step α with no trained step.
+        let no_steps = meta.alpha == AlphaKind::PerLayerPerStep && meta.steps == 0;
+        if meta.format_version() != version || no_steps {
+            return Err(BlobError::BadMeta);
+        }
         let start = if flags & FLAG_PROTOTYPES == 0 {
             HeadStart::Theta0
         } else if meta.loss == Loss::SoftmaxCrossEntropy {
@@ -848,12 +952,33 @@ impl<'a> Blob<'a> {
             .map(|index| BlobError::OutOfRange { index })
     }
 
-    /// The step size of the parameter at flat `index`.
-    pub fn alpha(&self, index: usize) -> f32 {
-        match self.meta.alpha {
-            AlphaKind::Scalar => f32_at(self.arrays().alpha, 0),
-            AlphaKind::PerParameter => f32_at(self.arrays().alpha, index),
-        }
+    /// The `k`-th stored α value (see [`AlphaKind`] for their order).
+    pub fn alpha(&self, k: usize) -> f32 {
+        f32_at(self.arrays().alpha, k)
+    }
+
+    /// The step size of the parameter at flat `index`, in layer `layer`, at inner step `step`
+    /// (counted from the adaptation's start; see [`AlphaKind::index`]).
+    ///
+    /// ```
+    /// use shared::model::{Mlp1, Params};
+    /// use shared::wstar::{encode, Algorithm, AlphaKind, Blob, Meta};
+    /// type Net = Mlp1<f32, 1, 2, 1>;
+    /// let mut meta = Meta::new::<Net, 1, 1>(shared::loss::Loss::Mse, 2);
+    /// (meta.algorithm, meta.alpha) = (Algorithm::Lslr, AlphaKind::PerLayerPerStep);
+    /// let alpha = [0.1, 0.2, 0.3, 0.4]; // step 0: layers 0, 1; step 1: layers 0, 1
+    /// let bytes = encode(&meta, &[0.5; Net::PARAMS], &alpha, &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
+    /// let blob = Blob::parse(&bytes).unwrap();
+    /// assert_eq!(blob.step_alpha(1, 6, 0), 0.2);
+    /// assert_eq!(blob.step_alpha(0, 0, 1), 0.3);
+    /// assert_eq!(blob.step_alpha(1, 6, 7), 0.4);
+    /// ```
+    pub fn step_alpha(&self, layer: usize, index: usize, step: usize) -> f32 {
+        let m = &self.meta;
+        let k = m
+            .alpha
+            .index(layer, index, step, m.layers(), usize::from(m.steps));
+        self.alpha(k)
     }
 
     /// Number of stored α values.
@@ -1062,7 +1187,7 @@ fn encode_views(
     let sig = signature_with_body(meta.shape.iter().copied(), body.map(|b| b.0));
     let mut out = alloc::vec::Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&meta.format_version().to_le_bytes());
     out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&sig.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());

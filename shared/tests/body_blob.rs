@@ -198,7 +198,7 @@ fn exercise(blob: &Blob<'_>) {
     let m = &blob.meta;
     for k in 0..m.params as usize {
         assert!(blob.theta0(k).is_finite());
-        assert!(blob.alpha(k).is_finite());
+        assert!(blob.step_alpha(0, k, 0).is_finite());
     }
     for i in 0..m.shape[0] as usize {
         assert!(blob.input_norm(i).1 > 0.0);
@@ -275,7 +275,7 @@ fn body_blob_round_trips_bit_exact() {
         assert_eq!(blob.theta0(k).to_bits(), t.to_bits());
     }
     assert_eq!(blob.alpha_len(), 1);
-    assert_eq!(blob.alpha(51), 0.05);
+    assert_eq!(blob.step_alpha(0, 51, 0), 0.05);
     let (xm, xs) = x_norm();
     for i in 0..F {
         assert_eq!(blob.input_norm(i), (xm[i], xs[i]));

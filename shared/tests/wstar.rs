@@ -117,6 +117,9 @@ fn exercise(blob: &Blob<'_>) {
     let m = &blob.meta;
     for k in 0..m.params as usize {
         assert!(blob.theta0(k).is_finite());
+        assert!(blob.step_alpha(0, k, 0).is_finite());
+    }
+    for k in 0..blob.alpha_len() {
         assert!(blob.alpha(k).is_finite());
     }
     let (i, o) = (m.shape[0] as usize, *m.shape.last().unwrap() as usize);
@@ -148,8 +151,9 @@ fn golden_header_decodes_as_documented() {
     assert_eq!(b.len(), 116);
     assert_eq!(&b[0..4], b"TAW*");
     assert_eq!(MAGIC, *b"TAW*");
-    assert_eq!(u16_at(&b, 4), FORMAT_VERSION);
-    assert_eq!(FORMAT_VERSION, 1);
+    // Written in the oldest version that holds it: no per-step α, so version 1.
+    assert_eq!(u16_at(&b, 4), 1);
+    assert_eq!(FORMAT_VERSION, 2);
     assert_eq!(u16_at(&b, 6), 0, "flags are reserved, 0");
     let sig = u32_at(&b, 8);
     assert_eq!(sig, signature_of_shape([1, 2, 1]));
@@ -195,6 +199,7 @@ fn golden_header_decodes_as_documented() {
     for k in 0..7 {
         assert_eq!(blob.theta0(k), THETA[k]);
         assert_eq!(blob.alpha(k), ALPHA[k]);
+        assert_eq!(blob.step_alpha(k / 4, k, 3), ALPHA[k]);
     }
     assert_eq!(blob.input_norm(0), (1.5, 2.0));
     assert_eq!(blob.output_norm(0), (-3.0, 0.5));
@@ -206,6 +211,99 @@ fn golden_header_decodes_as_documented() {
     assert_eq!(Blob::parse(&b).unwrap().meta, golden_meta());
 }
 
+/// The golden LSLR blob: `Mlp1<f32, 1, 2, 1>`, 3 trained steps, one α per layer and step.
+const GOLDEN_LSLR_HEX: &str = "\
+5441572a\
+0200\
+0000\
+9a5c1577\
+58000000\
+3e40b509\
+030102010700050203ffffffff0f050000807f00\
+0000003f000080bf0000803e0000000000000040000040bf0000003e\
+0000003f0000803e0000003e000000bf0000803f00000040\
+000000000000803f000000000000803f";
+
+const LSLR_ALPHA: [f32; 6] = [0.5, 0.25, 0.125, -0.5, 1.0, 2.0];
+
+fn golden_lslr() -> Vec<u8> {
+    let mut meta = Meta::new::<Net, 1, 1>(Loss::Mse, 3);
+    (meta.algorithm, meta.alpha) = (Algorithm::Lslr, AlphaKind::PerLayerPerStep);
+    meta.trained_k = 5;
+    encode(&meta, &THETA, &LSLR_ALPHA, &[0.0], &[1.0], &[0.0], &[1.0]).unwrap()
+}
+
+#[test]
+fn lslr_blob_bytes_are_pinned_as_version_2() {
+    let b = golden_lslr();
+    assert_eq!(
+        b,
+        unhex(GOLDEN_LSLR_HEX),
+        "the w* encoding changed: bump FORMAT_VERSION/SCHEMA deliberately and re-pin. Now: {}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    );
+    assert_eq!(u16_at(&b, 4), 2, "per-step α needs format version 2");
+    // The same signature as any 1-2-1 blob: the schema did not change, only the version.
+    assert_eq!(u32_at(&b, 8), signature_of_shape([1, 2, 1]));
+    #[rustfmt::skip]
+    let meta_bytes: [u8; 16] = [
+        3, 1, 2, 1,       // shape: len 3, widths 1 2 1
+        7,                // params
+        0,                // loss: Mse
+        5,                // algorithm: Lslr
+        2,                // alpha: PerLayerPerStep
+        3,                // steps
+        0xff, 0xff, 0xff, 0xff, 0x0f, // adapt mask: all (u32::MAX varint)
+        5,                // trained_k
+        0x00,             // (loss_bound's first byte follows)
+    ];
+    let p = &b[HEADER_LEN..];
+    assert_eq!(&p[..15], &meta_bytes[..15]);
+    let blob = parse_net(&b).unwrap();
+    assert_eq!(blob.alpha_len(), 6);
+    // Step by step, layer by layer; past the trained steps, the last step's.
+    for (layer, k, step, want) in [
+        (0, 0, 0, 0.5),
+        (1, 5, 0, 0.25),
+        (0, 3, 1, 0.125),
+        (1, 6, 1, -0.5),
+        (0, 1, 2, 1.0),
+        (1, 4, 2, 2.0),
+        (1, 4, 9, 2.0),
+    ] {
+        assert_eq!(
+            blob.step_alpha(layer, k, step),
+            want,
+            "layer {layer} step {step}"
+        );
+    }
+}
+
+#[test]
+fn a_version_header_that_does_not_hold_its_meta_is_bad_meta() {
+    // An LSLR record under a version-1 header (re-sealed with a valid CRC), and a version-1
+    // record under a version-2 header: both refused, neither read.
+    let reseal = |mut b: Vec<u8>, version: u16| {
+        b[4..6].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32(&[&b[4..16], &b[HEADER_LEN..]]);
+        b[16..20].copy_from_slice(&crc.to_le_bytes());
+        b
+    };
+    assert_eq!(
+        parse_net(&reseal(golden_lslr(), 1)).unwrap_err(),
+        BlobError::BadMeta
+    );
+    assert_eq!(
+        parse_net(&reseal(golden(), 2)).unwrap_err(),
+        BlobError::BadMeta
+    );
+    // Per-step α with no trained step has nothing to read.
+    let mut meta = Meta::new::<Net, 1, 1>(Loss::Mse, 0);
+    (meta.algorithm, meta.alpha) = (Algorithm::Lslr, AlphaKind::PerLayerPerStep);
+    let b = encode(&meta, &THETA, &[], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
+    assert_eq!(parse_net(&b).unwrap_err(), BlobError::BadMeta);
+}
+
 #[test]
 fn scalar_alpha_applies_to_every_parameter() {
     let meta = Meta::new::<Net, 1, 1>(Loss::SoftmaxCrossEntropy, 3);
@@ -215,8 +313,8 @@ fn scalar_alpha_applies_to_every_parameter() {
     let b = encode(&meta, &THETA, &[0.125], &[0.0], &[1.0], &[0.0], &[1.0]).unwrap();
     let blob = parse_net(&b).unwrap();
     assert_eq!(blob.alpha_len(), 1);
-    for k in 0..7 {
-        assert_eq!(blob.alpha(k), 0.125);
+    for (layer, k) in [(0, 0), (0, 3), (1, 6)] {
+        assert_eq!(blob.step_alpha(layer, k, 2), 0.125);
     }
     assert_eq!(blob.meta.loss, Loss::SoftmaxCrossEntropy);
 }
@@ -343,7 +441,7 @@ fn each_header_field_corrupted_gives_its_error() {
     }
     for (version, bytes) in [
         (0u16, [0, 0]),
-        (2, [2, 0]),
+        (3, [3, 0]),
         (257, [1, 1]),
         (0xFFFF, [0xFF, 0xFF]),
     ] {

@@ -41,7 +41,12 @@ fn unguarded_losses(blob: &Blob<'_>, support: &[(f32, f32)], steps: usize) -> Ve
         losses.push(blob.meta.loss.value_grad(&out, &y, K, Some(&mut dy)));
         let mut next = <SinusoidNet>::zeros();
         theta.backward(&x, &mut cache, &dy, &mut next, None);
-        inner::step(&theta, &mut next, |_, k| blob.alpha(k), blob.meta.adapt);
+        inner::step(
+            &theta,
+            &mut next,
+            |l, k| blob.step_alpha(l, k, 0),
+            blob.meta.adapt,
+        );
         theta = next;
     }
     losses

@@ -4,7 +4,8 @@
 //!
 //! - parity: on 50 held-out sinusoid tasks (K = 10) the firmware's predictions, adapted
 //!   parameters and adaptation reports are bit-identical to the `device` crate compiled for the
-//!   host (the sinusoid firmware's server in-process, `sinusoid_on_device::host_sim`);
+//!   host (the sinusoid firmware's server in-process, `sinusoid_on_device::host_sim`); so are
+//!   the fixed-point firmware's, and both firmwares' with an LSLR `w*` (α per layer and step);
 //! - faults: a blank, missing, foreign or corrupt `w*`; truncated, garbage and overlong frames;
 //!   NaN, out-of-range, wrongly sized and surplus samples; adaptation with no samples or past the trained
 //!   steps. Each is answered with the typed refusal the link promises, and afterwards the
@@ -33,6 +34,9 @@ use shared::wstar::{encode, signature, Blob, BlobError, Meta};
 
 /// A real Meta-SGD `w*` for the sinusoid net, trained for one inner step.
 const BLOB: &[u8] = include_bytes!("../fixtures/metasgd-sinusoid-k10.bin");
+/// A real LSLR `w*` for the sinusoid net (format version 2): five trained inner steps, one
+/// learned step size per layer and step.
+const LSLR: &[u8] = include_bytes!("../fixtures/lslr-sinusoid-k10.bin");
 fn status(q: &mut Qemu) -> Status {
     match call(q, &Request::Status) {
         Response::Status(s) => s,
@@ -194,6 +198,47 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
             <SinusoidNet>::PARAMS,
             start.elapsed()
         );
+    }
+}
+
+#[test]
+fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_both_arithmetics() {
+    // The firmware reads each step's α for each layer from flash, as the host does.
+    let cfg = EvalConfig {
+        tasks: 4,
+        seed: 5,
+        test_points: 10,
+    };
+    let steps = Blob::parse_for::<SinusoidNet, 1, 1>(LSLR)
+        .expect("the fixture parses")
+        .meta
+        .steps;
+    assert_eq!(steps, 5);
+    let image = slot_image(LSLR, 1);
+    for on in Emulated::ALL {
+        let name = on.board().name;
+        for arithmetic in Arithmetic::ALL {
+            let (firmware, mut q) = match arithmetic {
+                Arithmetic::F32 => (Firmware::SINUSOID, boot(on, Flash::Blob(LSLR))),
+                Arithmetic::Q20 => (fixed_point(), boot_fixed(on, Flash::Blob(LSLR))),
+            };
+            let mut sim = host_sim(&firmware, &image).expect("the fixture loads");
+            let mut parity = Parity::default();
+            for i in 0..cfg.tasks {
+                let mut task = TaskRun(held_out(&cfg, i, FIRMWARE_K));
+                let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
+                    .unwrap_or_else(|e| panic!("{name} {firmware}: task {i}: {e:#}"));
+                assert!(
+                    parity.holds(),
+                    "{name} {firmware}: LSLR task {i} differs from the host simulation: {}",
+                    difference(&on_device, &on_host)
+                );
+                // The five trained steps, taken as one and then four (EVAL_STEPS 1, 5).
+                let trained: u16 = on_device.reports[..2].iter().map(|r| r.steps).sum();
+                assert_eq!(trained, steps, "{name} {firmware}: {:?}", on_device.reports);
+            }
+            not_faulted(&mut q);
+        }
     }
 }
 

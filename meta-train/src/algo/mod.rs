@@ -5,8 +5,9 @@
 //! The inner loop is `shared::inner::step` on `shared`'s forward and backward passes: the step
 //! differentiated here is the step the device takes. The second-order term is the
 //! Hessian-vector product `shared::model::Layers::hvp` applied backwards through the steps:
-//! with `θₜ₊₁ = θₜ − α ⊙ ∇L(θₜ)`, `vₜ = vₜ₊₁ − H(θₜ)(α ⊙ vₜ₊₁)` and
-//! `∂L/∂α += −∇L(θₜ) ⊙ vₜ₊₁`.
+//! with `θₜ₊₁ = θₜ − αₜ ⊙ ∇L(θₜ)`, `vₜ = vₜ₊₁ − H(θₜ)(αₜ ⊙ vₜ₊₁)` and
+//! `∂L/∂αₜ += −∇L(θₜ) ⊙ vₜ₊₁`, summed over the parameters and steps that share a stored `α`
+//! (one per parameter for Meta-SGD, one per layer and step for LSLR).
 
 use nalgebra::SMatrix;
 
@@ -14,6 +15,7 @@ use shared::inner::{self, AdaptMask};
 use shared::loss::Loss;
 use shared::math::Real;
 use shared::model::Layers;
+use shared::wstar::AlphaKind;
 
 /// The meta-learning algorithm: the blob's enum, one for the trainer and the blob.
 pub use shared::wstar::Algorithm as Algo;
@@ -51,6 +53,21 @@ pub struct Inner {
     pub mask: AdaptMask,
     /// Task loss.
     pub loss: Loss,
+    /// How the step sizes are stored (`α`'s length and which one each parameter and step
+    /// takes: [`AlphaKind::index`]).
+    pub alpha: AlphaKind,
+    /// The device guard's bound (`w*`'s `loss_bound`): a step after which the support loss is
+    /// above it, or not finite, is undone and ends the adaptation, as on the device.
+    pub loss_bound: f32,
+}
+
+impl Inner {
+    /// The index in `α` of parameter `k` (in `layer`) at step `t`, for a model of `layers`
+    /// layers.
+    #[inline]
+    fn alpha_index(&self, layers: usize, layer: usize, k: usize, t: usize) -> usize {
+        self.alpha.index(layer, k, t, layers, self.steps)
+    }
 }
 
 /// Buffers reused across tasks by one thread. Each batch holds `samples` samples in its first
@@ -110,8 +127,8 @@ impl<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize
 }
 
 /// Runs the inner loop on the support set, then writes the meta-gradient of the query loss
-/// into `g_theta` (w.r.t. `θ0`) and, when given, `g_alpha` (w.r.t. per-parameter `α`).
-/// `alpha` holds one value (scalar α) or one per parameter. `theta0_t`, when given, is
+/// into `g_theta` (w.r.t. `θ0`) and, when given, `g_alpha` (w.r.t. every stored `α`, as many
+/// values as `alpha`). `alpha` is stored as `inner_cfg.alpha` says. `theta0_t`, when given, is
 /// `theta0.transposed()`, kept by a caller that runs many tasks from the same `θ0` (the same
 /// bits either way). Returns the query loss after adaptation.
 #[allow(clippy::too_many_arguments)]
@@ -130,13 +147,11 @@ pub fn task_meta_grad<
     second_order: bool,
     ws: &mut Workspace<T, M, I, O, K>,
     g_theta: &mut M,
-    mut g_alpha: Option<&mut M>,
+    mut g_alpha: Option<&mut [T]>,
 ) -> T {
-    let a = |_: usize, k: usize| if alpha.len() == 1 { alpha[0] } else { alpha[k] };
-    let s = inner_cfg.steps;
     let loss = inner_cfg.loss;
     let keep_grads = g_alpha.is_some() && second_order;
-    inner_loop(theta0, theta0_t, alpha, task, inner_cfg, ws, keep_grads);
+    let s = inner_loop(theta0, theta0_t, alpha, task, inner_cfg, ws, keep_grads);
     let theta_s = if s == 0 { theta0 } else { &ws.thetas[s - 1] };
     let out = theta_s.forward(&task.xq, &mut ws.q_cache);
     let query_loss = loss.value_grad(&out, &task.yq, ws.samples, Some(&mut ws.dy));
@@ -148,7 +163,7 @@ pub fn task_meta_grad<
     };
     theta_s.backward_with(t_s, &task.xq, &mut ws.q_cache, &ws.dy, g_theta, None);
     if let Some(ga) = g_alpha.as_deref_mut() {
-        ga.fill_with(|_| T::ZERO);
+        ga.fill(T::ZERO);
     }
     if !second_order {
         return query_loss;
@@ -158,18 +173,22 @@ pub fn task_meta_grad<
         // g_theta holds v_{t+1} = ∂L/∂θ_{t+1}.
         if let Some(ga) = g_alpha.as_deref_mut() {
             ws.tmp.clone_from(&ws.grads[t]);
+            let mut k = 0;
             ws.tmp.zip_mut(g_theta, &mut |layer, g, v| {
-                for (g, &v) in g.iter_mut().zip(v) {
-                    *g = if mask.adapts(layer) { -*g * v } else { T::ZERO };
+                if mask.adapts(layer) {
+                    for (i, (&g, &v)) in g.iter().zip(v).enumerate() {
+                        let j = inner_cfg.alpha_index(M::LAYERS, layer, k + i, t);
+                        ga[j] += -g * v;
+                    }
                 }
+                k += v.len();
             });
-            ga.add_scaled(T::ONE, &ws.tmp);
         }
         let mut k = 0;
         ws.w.zip_mut(g_theta, &mut |layer, w, v| {
             for (i, (w, &v)) in w.iter_mut().zip(v).enumerate() {
                 *w = if mask.adapts(layer) {
-                    a(layer, k + i) * v
+                    alpha[inner_cfg.alpha_index(M::LAYERS, layer, k + i, t)] * v
                 } else {
                     T::ZERO
                 };
@@ -211,8 +230,7 @@ pub fn task_reptile_grad<
     g_theta: &mut M,
 ) -> T {
     let loss = inner_cfg.loss;
-    inner_loop(theta0, theta0_t, alpha, task, inner_cfg, ws, false);
-    let theta_s = match inner_cfg.steps {
+    let theta_s = match inner_loop(theta0, theta0_t, alpha, task, inner_cfg, ws, false) {
         0 => theta0,
         s => &ws.thetas[s - 1],
     };
@@ -225,7 +243,10 @@ pub fn task_reptile_grad<
 
 /// The inner loop on the support set, as the device runs it: `ws.thetas[t]` gets `θ_{t+1}`
 /// (`θ_0` is read where it is), with each step's forward cache and outputs kept for the
-/// backward pass through the steps, and its gradient too when `keep_grads`.
+/// backward pass through the steps, and its gradient too when `keep_grads`. Returns the steps
+/// taken: like the device's guard, a step after which the loss on the support set is not
+/// finite is undone and ends the adaptation (a diverging task then trains from where it
+/// stopped, as it would adapt on the device, instead of poisoning the meta-batch).
 fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const K: usize>(
     theta0: &M,
     theta0_t: Option<&M::Transposed>,
@@ -234,15 +255,19 @@ fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const
     inner_cfg: Inner,
     ws: &mut Workspace<T, M, I, O, K>,
     keep_grads: bool,
-) {
-    let a = |_: usize, k: usize| if alpha.len() == 1 { alpha[0] } else { alpha[k] };
-    for t in 0..inner_cfg.steps {
+) -> usize {
+    let steps = inner_cfg.steps;
+    for t in 0..steps {
+        let a = |layer: usize, k: usize| alpha[inner_cfg.alpha_index(M::LAYERS, layer, k, t)];
         let (done, next) = ws.thetas.split_at_mut(t);
         let theta = if t == 0 { theta0 } else { &done[t - 1] };
         ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);
-        inner_cfg
+        let l = inner_cfg
             .loss
             .value_grad(&ws.outs[t], &task.ys, ws.samples, Some(&mut ws.dy));
+        if t > 0 && !within(l, inner_cfg.loss_bound) {
+            return t - 1;
+        }
         // The gradient goes straight into the next step's buffer, as on the device.
         let t_t = if t == 0 {
             theta0_t
@@ -256,4 +281,19 @@ fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const
         }
         inner::step(theta, &mut next[0], a, inner_cfg.mask);
     }
+    if steps > 0 {
+        // The loss after the last step, which the device checks too.
+        let out = ws.thetas[steps - 1].forward(&task.xs, &mut ws.q_cache);
+        let l = inner_cfg.loss.value_grad(&out, &task.ys, ws.samples, None);
+        if !within(l, inner_cfg.loss_bound) {
+            return steps - 1;
+        }
+    }
+    steps
+}
+
+/// Whether the device's guard keeps a step whose support loss is `l`: finite and not above
+/// `bound` (compared as the device compares, in `T`).
+fn within<T: Real>(l: T, bound: f32) -> bool {
+    l.is_finite() && l <= T::from_f32(bound)
 }

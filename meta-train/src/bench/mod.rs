@@ -25,6 +25,7 @@ pub fn paper_config(algorithm: Algo, iterations: u64) -> TrainConfig {
         seed: 0,
         log_every: 1000,
         checkpoint_every: iterations,
+        loss_bound: None,
     }
 }
 

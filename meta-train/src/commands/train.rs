@@ -40,7 +40,8 @@ pub struct TrainArgs {
     /// With --tasks: support sets drawn per held-out task in the evaluation.
     #[arg(long, default_value_t = 10, requires = "tasks")]
     pub draws: usize,
-    /// Meta-learning algorithm: maml, fomaml, metasgd, anil or reptile.
+    /// Meta-learning algorithm: maml, fomaml, metasgd, anil, reptile, or lslr (MAML with a
+    /// learned step size per layer and inner step, MAML++'s LSLR).
     #[arg(long, value_parser = parse_algorithm, default_value = "maml")]
     pub algorithm: Algo,
     /// Support (and query) samples per task, K.
@@ -49,9 +50,15 @@ pub struct TrainArgs {
     /// Inner gradient steps.
     #[arg(long, default_value_t = 1)]
     pub steps: usize,
-    /// Inner step size α (Meta-SGD: its initial value).
+    /// Inner step size α (Meta-SGD and LSLR: its initial value).
     #[arg(long, default_value_t = 0.01)]
     pub alpha: f32,
+    /// Bound on the loss of the support set after an inner step, written to w*: the device's
+    /// guard undoes a step above it and stops adapting, and training's inner loop does the
+    /// same, so an exploding task cannot swamp a meta-batch (learned step sizes, lslr, need
+    /// one; default: none, only non-finite losses are undone).
+    #[arg(long)]
+    pub loss_bound: Option<f32>,
     /// Tasks per meta-batch.
     #[arg(long, default_value_t = 25)]
     pub meta_batch: usize,
@@ -112,6 +119,7 @@ fn train_config(a: &TrainArgs) -> TrainConfig {
         seed: a.seed,
         log_every: a.log_every,
         checkpoint_every: a.checkpoint_every,
+        loss_bound: a.loss_bound,
     }
 }
 

@@ -170,6 +170,13 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
                 alphas.len()
             );
         }
+        AlphaKind::PerLayerPerStep => {
+            let _ = writeln!(s, "alpha         per layer and step (LSLR):");
+            for (step, row) in alphas.chunks(layers.max(1)).enumerate() {
+                let row: Vec<String> = row.iter().map(|a| format!("{a:.5}")).collect();
+                let _ = writeln!(s, "              step {step}: {}", row.join(" "));
+            }
+        }
     }
     let bound = if m.loss_bound.is_finite() {
         m.loss_bound.to_string()

@@ -20,7 +20,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use shared::loss::Loss;
 use shared::model::{Layers, Params};
-use shared::wstar::{AlphaKind, Meta};
+use shared::wstar::Meta;
 
 use crate::algo::{task_meta_grad, task_reptile_grad, Algo, Inner, Task, Workspace};
 use crate::run_dir::{self, RunDir};
@@ -57,6 +57,10 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Iterations per checkpoint.
     pub checkpoint_every: u64,
+    /// The device guard's bound on the support loss (`w*`'s `loss_bound`; `None`: only
+    /// non-finite losses). The inner loop of training undoes a step above it and stops, as
+    /// the device does, so a task whose adaptation explodes trains from where it stopped.
+    pub loss_bound: Option<f32>,
 }
 
 impl run_dir::RunConfig for TrainConfig {
@@ -85,7 +89,7 @@ pub struct Checkpoint {
     pub iteration: u64,
     /// `θ0`, flat.
     pub theta: Vec<f32>,
-    /// `α`: one value, or one per parameter.
+    /// `α`, stored as the algorithm's [`shared::wstar::AlphaKind`] says.
     pub alpha: Vec<f32>,
     /// Outer optimiser of `θ0`.
     pub adam_theta: Adam,
@@ -274,6 +278,9 @@ impl TrainConfig {
         if !(self.alpha.is_finite() && self.meta_lr.is_finite() && self.meta_lr > 0.0) {
             bail!("--alpha must be finite and --meta-lr positive");
         }
+        if let Some(b) = self.loss_bound.filter(|b| b.is_nan() || *b <= 0.0) {
+            bail!("--loss-bound must be positive, got {b}");
+        }
         Ok(())
     }
 
@@ -289,11 +296,8 @@ impl TrainConfig {
     ) -> Meta {
         let mut meta = Meta::new::<M, I, O>(loss, self.steps as u16);
         meta.algorithm = self.algorithm;
-        meta.alpha = if self.algorithm.learns_alpha() {
-            AlphaKind::PerParameter
-        } else {
-            AlphaKind::Scalar
-        };
+        meta.alpha = self.algorithm.alpha_kind();
+        meta.loss_bound = self.loss_bound.unwrap_or(f32::INFINITY);
         meta.adapt = self.algorithm.mask(M::LAYERS);
         meta.trained_k = self.k as u16;
         meta.seed = self.seed;
@@ -332,8 +336,8 @@ struct Slot<M> {
     loss: f32,
     /// The meta-gradient of `θ0`.
     g: M,
-    /// The meta-gradient of `α` (Meta-SGD).
-    ga: Option<M>,
+    /// The meta-gradient of every stored `α` (when it is learned).
+    ga: Option<Vec<f32>>,
 }
 
 impl<M: Params<f32>> Slot<M> {
@@ -350,7 +354,7 @@ impl<M: Params<f32>> Slot<M> {
         };
         self.g.for_each(&mut add);
         if let Some(ga) = &self.ga {
-            ga.for_each(&mut add);
+            add(0, ga);
         }
     }
 }
@@ -374,7 +378,8 @@ struct Job<'a, S> {
     inner: Inner,
     reptile: bool,
     second_order: bool,
-    learns_alpha: bool,
+    /// Values of `α` when it is learned, else 0.
+    learned_alpha: usize,
     threads: usize,
 }
 
@@ -398,7 +403,7 @@ struct Part<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize
 
 impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Part<M, I, O, K> {
     fn new<S>(job: &Job<'_, S>, t: usize) -> Self {
-        let values = M::PARAMS * if job.learns_alpha { 2 } else { 1 };
+        let values = M::PARAMS + job.learned_alpha;
         Self {
             t,
             tasks: 0..0,
@@ -410,7 +415,7 @@ impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Part<
                 .map(|_| Slot {
                     loss: 0.0,
                     g: M::zeros(),
-                    ga: job.learns_alpha.then(M::zeros),
+                    ga: (job.learned_alpha > 0).then(|| vec![0.0; job.learned_alpha]),
                 })
                 .collect(),
             sum: (0.0, vec![0.0; if t == 0 { values } else { 0 }]),
@@ -456,7 +461,7 @@ impl<M: Layers<f32, I, O>, const I: usize, const O: usize, const K: usize> Part<
                     job.second_order,
                     &mut self.ws,
                     &mut slot.g,
-                    slot.ga.as_mut(),
+                    slot.ga.as_deref_mut(),
                 )
             };
             if first {
@@ -535,11 +540,8 @@ where
         )?
     } else {
         let theta = init_theta::<M, I, O>(config.seed);
-        let alpha = if config.algorithm.learns_alpha() {
-            vec![config.alpha; M::PARAMS]
-        } else {
-            vec![config.alpha]
-        };
+        let kind = config.algorithm.alpha_kind();
+        let alpha = vec![config.alpha; kind.len(M::PARAMS, M::LAYERS, config.steps)];
         Checkpoint {
             config: config.clone(),
             iteration: 0,
@@ -565,10 +567,16 @@ where
             steps: config.steps,
             mask: config.algorithm.mask(M::LAYERS),
             loss: task_loss,
+            alpha: config.algorithm.alpha_kind(),
+            loss_bound: config.loss_bound.unwrap_or(f32::INFINITY),
         },
         reptile: config.algorithm == Algo::Reptile,
         second_order: config.algorithm.second_order(),
-        learns_alpha: config.algorithm.learns_alpha(),
+        learned_alpha: if config.algorithm.learns_alpha() {
+            ck.alpha.len()
+        } else {
+            0
+        },
         threads: rayon::current_num_threads().clamp(1, config.meta_batch),
     };
     let relay = Relay::new(
@@ -577,7 +585,7 @@ where
         ck.iteration,
         Baton {
             loss: 0.0,
-            grad: vec![0.0; M::PARAMS * if job.learns_alpha { 2 } else { 1 }],
+            grad: vec![0.0; M::PARAMS + job.learned_alpha],
             theta: ck.theta.clone(),
             alpha: ck.alpha.clone(),
         },
@@ -650,9 +658,9 @@ where
                 theta,
                 alpha,
             } = &mut *baton;
-            if !loss.is_finite() {
+            if !loss.is_finite() || !grad.iter().all(|g| g.is_finite()) {
                 bail!(
-                    "meta-loss became {loss} at iteration {it}; the last checkpoint ({}) is intact — lower --meta-lr or --alpha",
+                    "meta-loss became {loss} (or its gradient non-finite) at iteration {it}; the last checkpoint ({}) is intact — lower --meta-lr or --alpha, or bound the support loss with --loss-bound",
                     run.path(run_dir::CHECKPOINT).display()
                 );
             }
