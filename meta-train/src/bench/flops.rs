@@ -35,10 +35,6 @@ pub fn task(
     let loss = 4 * out * k + 1;
     let step = 2 * params;
     let mut f = steps as u64 * (forward + loss + backward + step) + forward + loss + backward;
-    if steps > 0 {
-        // The guard's check after the last step: a forward pass and the loss's value.
-        f += guard_check(widths, k as usize);
-    }
     if second_order {
         // R-forward: U·x (2abK) plus W·Rx (2abK) past the first layer. R-backward: Rdz·xᵀ,
         // plus dz·Rxᵀ past the first layer, Σ Rdz, and Uᵀdz + Wᵀ·Rdz past the first layer.
@@ -70,21 +66,8 @@ pub fn task(
 /// assert_eq!(meta_train::bench::flops::inner_step(&[1, 40, 40, 1], 10), 104_373);
 /// ```
 pub fn inner_step(widths: &[usize], k: usize) -> u64 {
-    // One inner step of a one-step task minus the initial forward, loss and backward (and the
-    // trainer's check after its last step: the device's step ends with that forward already).
-    task(widths, k, 1, false, false) - task(widths, k, 0, false, false) - guard_check(widths, k)
-}
-
-/// FLOPs of the forward pass and the MSE value after a task's last inner step, which the
-/// trainer computes to undo a step as the device's guard would.
-fn guard_check(widths: &[usize], k: usize) -> u64 {
-    let k = k as u64;
-    let forward: u64 = widths
-        .windows(2)
-        .map(|w| 2 * (w[0] * w[1]) as u64 * k)
-        .sum();
-    // d = o − y, d², their sum, and the final scale.
-    forward + 3 * *widths.last().unwrap_or(&0) as u64 * k + 1
+    // One inner step of a one-step task minus the initial forward, loss and backward.
+    task(widths, k, 1, false, false) - task(widths, k, 0, false, false)
 }
 
 /// FLOPs of one meta-iteration: `meta_batch` tasks, their averaging, and Adam.
