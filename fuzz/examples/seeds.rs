@@ -10,8 +10,9 @@
 //!
 //! `wstar_blob`: the committed Meta-SGD sinusoid blob and broken copies of it (truncated,
 //! bit-flipped, erased flash), the blob in a flash region and in an A/B slot, blobs
-//! `shared::wstar::encode` writes for a few small models, and a classifier blob with a
-//! convolutional body (`encode_with_body`) for the body the target loads.
+//! `shared::wstar::encode` writes for a few small models (an LSLR one among them), and a
+//! classifier blob with a convolutional body (`encode_with_body`) for the body the target
+//! loads.
 //!
 //! `link_frames`: a slot selector byte (bits 0-1 slot A, bits 2-3 slot B: 0 the blob in a
 //! valid slot, 1 erased, 2 corrupt, 3 the bare blob without a slot header) followed by COBS
@@ -185,6 +186,18 @@ fn wstar_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut maml = blob_for::<SinusoidNet, 1, 1>(Loss::Mse, 5, |_| {}, 0.01);
     maml.extend(sample_bytes(&sinusoid(5, 1.0, 0.0)));
     seeds.push(("encode-sinusoid-maml-then-5-samples.bin", maml));
+    // LSLR (format version 2): one α per layer and step, read step by step.
+    let mut lslr = blob_for::<SinusoidNet, 1, 1>(
+        Loss::Mse,
+        3,
+        |m| {
+            m.algorithm = Algorithm::Lslr;
+            m.alpha = AlphaKind::PerLayerPerStep;
+        },
+        0.02,
+    );
+    lslr.extend(sample_bytes(&sinusoid(5, 2.0, 0.5)));
+    seeds.push(("encode-sinusoid-lslr-then-5-samples.bin", lslr));
     let mut diverge = blob_for::<SinusoidNet, 1, 1>(Loss::Mse, 1, |_| {}, 1.0e30);
     diverge.extend(sample_bytes(&sinusoid(4, 3.0, 1.0)));
     seeds.push(("encode-sinusoid-huge-alpha.bin", diverge));
