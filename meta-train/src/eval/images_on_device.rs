@@ -24,7 +24,8 @@
 //! let episodes = parity_episodes(&set.characters, 20, 0, 5)?;
 //! for way in [5, 20] {
 //!     let blob = FewShotCheckpoint::new(&FewShotConfig::omniglot(way, 1)).blob_for(way, shared::body::Views::Single)?;
-//!     let r = evaluate(&On::parse("qemu-an386")?, None, &blob, &episodes, |_| {})?;
+//!     let f32 = shared::catalogue::Arithmetic::F32;
+//!     let r = evaluate(&On::parse("qemu-an386")?, f32, None, &blob, &episodes, |_| {})?;
 //!     println!("{}", report(&r));
 //!     assert!(r.parity.holds());
 //! }
@@ -241,7 +242,7 @@ pub struct EpisodeTrace {
 ///     query: (0..5).rev().map(image).collect(),
 /// };
 /// let image = shared::slots::slot_image(&blob, 1);
-/// let (_, mut host) = host_classifier(&image)?;
+/// let (_, mut host) = host_classifier(&image, shared::catalogue::Arithmetic::F32)?;
 /// let t = trace_episode(&mut host, &episode)?;
 /// assert_eq!((t.shot, t.labels.len(), t.scores.len()), (1, 5, 25));
 /// // Every episode starts afresh.
