@@ -134,15 +134,19 @@ fn exercise(blob: &Blob<'_>) {
 // ---------------------------------------------------------------------------------------------
 // Golden bytes and the documented layout.
 
-#[test]
-fn golden_blob_bytes_are_pinned() {
-    let b = golden();
+/// Fails unless `b` is the pinned `hex`, printing the bytes to re-pin with.
+fn assert_pinned(b: &[u8], hex: &str) {
     assert_eq!(
         b,
-        unhex(GOLDEN_HEX),
+        unhex(hex),
         "the w* encoding changed: bump FORMAT_VERSION/SCHEMA deliberately and re-pin. Now: {}",
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
     );
+}
+
+#[test]
+fn golden_blob_bytes_are_pinned() {
+    assert_pinned(&golden(), GOLDEN_HEX);
 }
 
 #[test]
@@ -236,12 +240,7 @@ fn golden_lslr() -> Vec<u8> {
 #[test]
 fn lslr_blob_bytes_are_pinned_as_version_2() {
     let b = golden_lslr();
-    assert_eq!(
-        b,
-        unhex(GOLDEN_LSLR_HEX),
-        "the w* encoding changed: bump FORMAT_VERSION/SCHEMA deliberately and re-pin. Now: {}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    );
+    assert_pinned(&b, GOLDEN_LSLR_HEX);
     assert_eq!(u16_at(&b, 4), 2, "per-step α needs format version 2");
     // The same signature as any 1-2-1 blob: the schema did not change, only the version.
     assert_eq!(u32_at(&b, 8), signature_of_shape([1, 2, 1]));

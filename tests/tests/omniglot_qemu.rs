@@ -251,16 +251,7 @@ fn omniglot20_parity_on_an386() {
 fn a_prototype_started_head_matches_the_host_on_an386() {
     // The same body with FLAG_PROTOTYPES: the firmware adds the class means to the head
     // before its steps, and must do it bit for bit as the host does.
-    let mut config = FewShotConfig::omniglot(5, 1);
-    config.start = HeadStart::Prototypes;
-    let blob = FewShotCheckpoint::new(&config)
-        .blob::<5>()
-        .expect("the classifier blob encodes");
-    let (mut q, r) = run_in_firmware(&blob, &episodes(6, 3));
-    assert_eq!(r.parity.link.runs, 6);
-    // Class means of an untrained body already beat chance (20%): the start took effect.
-    assert!(r.accuracy > 0.3, "{}", r.accuracy);
-    not_faulted(&mut q);
+    prototype_head_matches_the_host(Arithmetic::F32, 6);
 }
 
 #[test]
@@ -268,14 +259,24 @@ fn a_fixed_point_head_matches_the_host_on_an386() {
     // The head in q20 (the firmware for a core without an FPU), the body in f32: the features
     // are converted once per image, and the head adapts and classifies in integers, bit for
     // bit as the host's simulation does.
+    prototype_head_matches_the_host(Arithmetic::Q20, 4);
+}
+
+/// Runs `count` episodes of a prototype-started blob in the classifier firmware whose head
+/// computes in `arithmetic`; fails unless they match the host and the start took effect.
+fn prototype_head_matches_the_host(arithmetic: Arithmetic, count: u64) {
     let mut config = FewShotConfig::omniglot(5, 1);
     config.start = HeadStart::Prototypes;
     let blob = FewShotCheckpoint::new(&config)
         .blob::<5>()
         .expect("the classifier blob encodes");
-    let (mut q, r) = run_in_firmware_in(Arithmetic::Q20, &blob, &episodes(4, 3));
-    assert_eq!(r.firmware, "omniglot-5way-k25-q20");
-    assert_eq!(r.parity.link.runs, 4);
+    let (mut q, r) = run_in_firmware_in(arithmetic, &blob, &episodes(count, 3));
+    let firmware = ClassifierFirmware::FIVE_WAY
+        .in_arithmetic(arithmetic)
+        .expect("it fits");
+    assert_eq!(r.firmware, firmware.firmware.to_string());
+    assert_eq!(r.parity.link.runs, count as usize);
+    // Class means of an untrained body already beat chance (20%): the start took effect.
     assert!(r.accuracy > 0.3, "{}", r.accuracy);
     not_faulted(&mut q);
 }

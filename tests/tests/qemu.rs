@@ -201,6 +201,32 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
     }
 }
 
+/// Runs `cfg`'s held-out tasks on `q` (booted with `blob` as `firmware`) and on its host
+/// simulation; fails unless every task is bit-identical, and hands `check` each device trace.
+fn tasks_match_the_host(
+    q: &mut Qemu,
+    firmware: &Firmware,
+    blob: &[u8],
+    cfg: &EvalConfig,
+    mut check: impl FnMut(&DeviceTrace),
+) {
+    let name = q.board().name;
+    let image = slot_image(blob, 1);
+    let mut sim = host_sim(firmware, &image).expect("the blob loads");
+    let mut parity = Parity::default();
+    for i in 0..cfg.tasks {
+        let mut task = TaskRun(held_out(cfg, i, FIRMWARE_K));
+        let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
+            .unwrap_or_else(|e| panic!("{name} {firmware}: task {i}: {e:#}"));
+        assert!(
+            parity.holds(),
+            "{name} {firmware}: task {i} differs from the host simulation: {}",
+            difference(&on_device, &on_host)
+        );
+        check(&on_device);
+    }
+}
+
 #[test]
 fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_both_arithmetics() {
     // The firmware reads each step's α for each layer from flash, as the host does.
@@ -214,7 +240,6 @@ fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_both_arithmetic
         .meta
         .steps;
     assert_eq!(steps, 5);
-    let image = slot_image(LSLR, 1);
     for on in Emulated::ALL {
         let name = on.board().name;
         for arithmetic in Arithmetic::ALL {
@@ -222,21 +247,11 @@ fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_both_arithmetic
                 Arithmetic::F32 => (Firmware::SINUSOID, boot(on, Flash::Blob(LSLR))),
                 Arithmetic::Q20 => (fixed_point(), boot_fixed(on, Flash::Blob(LSLR))),
             };
-            let mut sim = host_sim(&firmware, &image).expect("the fixture loads");
-            let mut parity = Parity::default();
-            for i in 0..cfg.tasks {
-                let mut task = TaskRun(held_out(&cfg, i, FIRMWARE_K));
-                let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
-                    .unwrap_or_else(|e| panic!("{name} {firmware}: task {i}: {e:#}"));
-                assert!(
-                    parity.holds(),
-                    "{name} {firmware}: LSLR task {i} differs from the host simulation: {}",
-                    difference(&on_device, &on_host)
-                );
+            tasks_match_the_host(&mut q, &firmware, LSLR, &cfg, |on_device| {
                 // The five trained steps, taken as one and then four (EVAL_STEPS 1, 5).
                 let trained: u16 = on_device.reports[..2].iter().map(|r| r.steps).sum();
                 assert_eq!(trained, steps, "{name} {firmware}: {:?}", on_device.reports);
-            }
+            });
             not_faulted(&mut q);
         }
     }
@@ -259,19 +274,7 @@ fn the_fixed_point_firmware_is_bit_identical_to_its_host_simulation_and_survives
     for on in Emulated::ALL {
         let name = on.board().name;
         let mut q = boot_fixed(on, Flash::Blob(BLOB));
-        let image = slot_image(BLOB, 1);
-        let mut sim = host_sim(&q20, &image).expect("the fixture loads");
-        let mut parity = Parity::default();
-        for i in 0..cfg.tasks {
-            let mut task = TaskRun(held_out(&cfg, i, FIRMWARE_K));
-            let (on_device, on_host) = run_both(&mut task, q.link(), &mut sim, &mut parity)
-                .unwrap_or_else(|e| panic!("{name}: task {i}: {e:#}"));
-            assert!(
-                parity.holds(),
-                "{name}: q20 task {i} differs from the host simulation: {}",
-                difference(&on_device, &on_host)
-            );
-        }
+        tasks_match_the_host(&mut q, &q20, BLOB, &cfg, |_| {});
         // Samples the checks refuse as in f32.
         let non_finite = Response::Error(LinkError::Push(PushErrorKind::NonFinite));
         assert_eq!(push(&mut q, &[f32::NAN], &[1.0]), non_finite, "{name}");
