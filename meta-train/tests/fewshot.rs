@@ -9,6 +9,7 @@ use meta_train::run_dir::RunDir;
 use meta_train::tasks::episodes::Episode;
 use meta_train::tasks::omniglot::{Character, Image};
 use meta_train::train::images::{self, FewShotCheckpoint, FewShotConfig};
+use meta_train::train::time_split::TimeSplit;
 use meta_train::train::Progress;
 use shared::body::Views;
 use shared::loss::Loss;
@@ -322,7 +323,16 @@ fn training_gives_the_same_blob_on_one_thread_or_two_and_after_a_resume() {
             .unwrap();
         let rd = RunDir::create(dir.path().join(name)).unwrap();
         pool.install(|| {
-            images::train::<5, 5>(cfg, &train_pool, &val_pool, &rd, resume, Progress::Quiet)
+            let split = TimeSplit::default();
+            images::train::<5, 5>(
+                cfg,
+                &train_pool,
+                &val_pool,
+                &rd,
+                resume,
+                Progress::Quiet,
+                &split,
+            )
         })
         .unwrap()
         .blob::<5>()
@@ -349,8 +359,17 @@ fn within_alphabet_training_draws_each_episode_from_one_alphabet() {
     let dir = tempfile::tempdir().unwrap();
     let run = |cfg: &FewShotConfig, name: &str| {
         let rd = RunDir::create(dir.path().join(name)).unwrap();
-        images::train::<5, 5>(cfg, &train_pool, &val_pool, &rd, false, Progress::Quiet)
-            .map(|ck| ck.blob::<5>().unwrap())
+        let split = TimeSplit::default();
+        images::train::<5, 5>(
+            cfg,
+            &train_pool,
+            &val_pool,
+            &rd,
+            false,
+            Progress::Quiet,
+            &split,
+        )
+        .map(|ck| ck.blob::<5>().unwrap())
     };
     let across = run(&config, "across").unwrap();
     config.within_alphabet = true;
@@ -364,6 +383,7 @@ fn within_alphabet_training_draws_each_episode_from_one_alphabet() {
         &RunDir::create(dir.path().join("small")).unwrap(),
         false,
         Progress::Quiet,
+        &TimeSplit::default(),
     )
     .unwrap_err();
     assert!(

@@ -85,3 +85,29 @@ pub fn meta_iteration(
     let outer = vectors * (meta_batch as u64 * 2 * params + 11 * params);
     meta_batch as u64 * task(widths, k, steps, second_order, learns_alpha) + outer
 }
+
+/// FLOPs of one image through a convolutional body in training: the forward pass, then the
+/// backward pass's weight, bias and input gradients (no input gradient for the first layer,
+/// whose input is the image).
+///
+/// ```
+/// use shared::body::OMNIGLOT_BODY;
+/// let f = meta_train::bench::flops::body_training_image(&OMNIGLOT_BODY);
+/// assert!(f > 3 * 2 * OMNIGLOT_BODY.macs() as u64 - 2 * 2 * 28_224);
+/// ```
+pub fn body_training_image<const C: usize>(spec: &shared::body::BodySpec<C>) -> u64 {
+    (0..C - 1)
+        .map(|i| {
+            let c = spec.conv(i);
+            let (macs, outputs) = (c.macs() as u64, c.outputs() as u64);
+            // Forward: a multiply and an add per MAC. Backward: dW (2 per MAC), the bias sum
+            // (one add per output), dx (2 per MAC, and one add per patch entry scattered back).
+            let dx = if i > 0 {
+                2 * macs + outputs / c.c_out as u64 * c.patch() as u64
+            } else {
+                0
+            };
+            2 * macs + 2 * macs + outputs + dx
+        })
+        .sum()
+}

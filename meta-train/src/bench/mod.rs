@@ -1,8 +1,10 @@
 //! What the benchmarks measure with: the paper's sinusoid setup, exact FLOP counts
 //! ([`flops`]), the build's nominal peak, the clock, peak memory, the on-device costs
-//! ([`device`]) and the guard's extra steps ([`guard`]). `meta-train bench` prints them.
+//! ([`device`]), the guard's extra steps ([`guard`]) and few-shot image training's speed
+//! ([`fewshot`]). `meta-train bench` prints them.
 
 pub mod device;
+pub mod fewshot;
 pub mod flops;
 pub mod guard;
 

@@ -6,12 +6,15 @@ use std::time::Instant;
 
 use anyhow::Result;
 use meta_train::algo::{parse_algorithm, Algo};
-use meta_train::bench::{build, clock_ghz, device, flops, guard, paper_config, peak_memory_mib};
+use meta_train::bench::{
+    build, clock_ghz, device, fewshot, flops, guard, paper_config, peak_memory_mib,
+};
 use meta_train::eval::{self, EvalConfig};
 use meta_train::link::qemu::Emulated;
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::run_dir::RunDir;
 use meta_train::say;
+use meta_train::train::time_split::Phase;
 use meta_train::train::{train, Progress};
 use shared::catalogue::Arithmetic;
 
@@ -44,6 +47,14 @@ pub struct BenchArgs {
     /// images_background_small1.zip and images_background_small2.zip (600 episodes each).
     #[arg(long, value_name = "DIR")]
     pub omniglot: Option<std::path::PathBuf>,
+    /// Instead: the speed of few-shot image training, the README's Omniglot recipe for
+    /// `--iterations` meta-iterations, with the split of its time.
+    #[arg(long)]
+    pub fewshot: bool,
+    /// The folder holding images_background_small1.zip and images_background_small2.zip
+    /// (for `--fewshot`).
+    #[arg(long, default_value = "../shared/data/omniglot")]
+    pub data: std::path::PathBuf,
 }
 
 /// Pixel nearest-neighbour accuracy on the Omniglot setups: evaluation alphabets are
@@ -99,6 +110,54 @@ fn every_board_in_both(
         .collect()
 }
 
+/// `bench --fewshot`: the README's Omniglot recipe, timed, and where its time went.
+fn fewshot_speed(a: &BenchArgs, threads: usize, peak: Option<f64>) -> Result<()> {
+    let config = fewshot::readme_recipe(a.iterations);
+    say!(
+        "setup: Omniglot, the README's recipe: {}-way {}-shot within one alphabet, {} queries per class, meta-batch {} ({} images per meta-iteration), prototype start, {} second-order inner steps of the head, distortions; meta-validation every {} iterations ({} episodes); {} iterations\n",
+        config.way, config.shot, config.query, config.meta_batch,
+        config.meta_batch * config.way * (config.shot + config.query),
+        config.steps, config.val_every, config.val_episodes, config.iterations
+    );
+    let t = fewshot::measure(&a.data, config)?;
+    let gflops = t.body_flops_per_s() / 1e9;
+    say!("meta-it/s   images/s   body GFLOP/s   of peak   wall s");
+    say!(
+        "{:>9.1}  {:>9.0}  {:>12.1}  {:>8}  {:>6.1}",
+        t.iterations_per_s(),
+        t.iterations_per_s() * t.images_per_iteration() as f64,
+        gflops,
+        peak.map_or("-".into(), |p| format!("{:.1}%", 100.0 * gflops / p)),
+        t.seconds
+    );
+    if let Some(p) = peak {
+        say!("peak: {p:.1} GFLOP/s nominal (AVX-512: 32 f32 FLOP/cycle/core, no FMA); GFLOP/s counts the body's forward and backward only");
+    }
+    let available = t.seconds * threads as f64;
+    say!(
+        "\ntime split ({threads} thread(s) × {:.1} s wall = {available:.1} thread-seconds)",
+        t.seconds
+    );
+    say!("| phase | thread-s | share |\n|---|---:|---:|");
+    for phase in Phase::ALL {
+        let s = t.split.seconds(phase);
+        say!(
+            "| {} | {s:.2} | {:.1}% |",
+            phase.name(),
+            100.0 * s / available
+        );
+    }
+    let idle = (available - t.split.total()).max(0.0);
+    say!(
+        "| idle (threads waiting) | {idle:.2} | {:.1}% |",
+        100.0 * idle / available
+    );
+    if let Some(m) = peak_memory_mib() {
+        say!("peak memory (VmHWM): {m:.1} MiB");
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and prints its tables.
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(dir) = &a.omniglot {
@@ -133,6 +192,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "build: {isa}; {threads} thread(s); clock {}",
         ghz.map_or("unknown".into(), |g| format!("{g:.2} GHz"))
     );
+    if a.fewshot {
+        return fewshot_speed(a, threads, ghz.map(|g| g * 32.0 * threads as f64));
+    }
     say!("setup: sinusoid, {SINUSOID_NET}, K = 10, 1 inner step, meta-batch 25; {} iterations each\n", a.iterations);
     say!("algorithm   meta-it/s   ms/it   MFLOP/it   GFLOP/s   of peak");
     let widths = [1usize, 40, 40, 1];

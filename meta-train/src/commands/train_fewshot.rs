@@ -10,6 +10,7 @@ use meta_train::run_dir::{self, RunDir};
 use meta_train::tasks::episodes::Pools;
 use meta_train::tasks::omniglot::Omniglot;
 use meta_train::train::images::{train, FewShotConfig};
+use meta_train::train::time_split::TimeSplit;
 use meta_train::train::Progress;
 use meta_train::with_episode_shape;
 use shared::body::Views;
@@ -150,7 +151,8 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
         Progress::Bar
     };
     let ck = with_episode_shape!(a.way, a.shot, N, K => {
-        train::<N, K>(&config, &pools.train, &pools.val, &run, a.resume, progress)
+        let split = TimeSplit::default();
+        train::<N, K>(&config, &pools.train, &pools.val, &run, a.resume, progress, &split)
     })
     .with_context(|| format!("training into {}", out.display()))?;
     // A 20- or 40-way run gives the 20- and the 5-way classifier (see

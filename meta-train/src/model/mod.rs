@@ -1,6 +1,7 @@
 //! The models the CLI can train, by name. Shapes are compile-time constants on the device, so
 //! each supported shape is one concrete type here.
 
+pub mod body;
 pub mod head;
 
 pub use shared::model::SinusoidNet;

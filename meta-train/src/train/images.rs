@@ -4,6 +4,7 @@
 //! the head's `θ0` and `α`; a progress bar with episodes/s and the running meta-validation
 //! accuracy, metrics, and atomic checkpoints.
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -16,6 +17,7 @@ use shared::loss::Loss;
 use shared::model::Params;
 use shared::wstar::{self, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
 
+use crate::model::body::Batch;
 use crate::model::head::{self, Head, HeadTask, Order, FEATURES, OMNIGLOT_BODY};
 use crate::run_dir::{self, RunDir};
 use crate::tasks::augment;
@@ -23,6 +25,7 @@ use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use crate::tasks::omniglot::Character;
 use crate::tasks::{rng_for, Stream};
 use crate::train::optim::Adam;
+use crate::train::time_split::{Phase, TimeSplit};
 use crate::train::Progress;
 
 /// Everything that determines a few-shot training run's result.
@@ -232,6 +235,11 @@ impl FewShotCheckpoint {
 /// Factor of each learning-rate decay.
 pub const LR_DECAY: f32 = 0.3;
 
+thread_local! {
+    /// Each thread's batch buffers, reused from episode to episode.
+    static BODY: RefCell<Batch<5>> = RefCell::new(Batch::new(OMNIGLOT_BODY));
+}
+
 /// Mixed into the seed of the distortions' random stream.
 const AUGMENT_SEED: u64 = 0xA0A0_5EED;
 
@@ -272,11 +280,72 @@ pub fn features_viewing(
 fn episode_grad<const N: usize, const K: usize>(
     ck: &FewShotCheckpoint,
     head0: &Head<N>,
-    ep: &Episode,
+    sampler: &Sampler,
     index: u64,
+    split: &TimeSplit,
 ) -> EpisodeGrad {
-    let distorted;
-    let ep = if ck.config.augment {
+    let ep = split.time(Phase::Episodes, || episode(ck, sampler, index));
+    BODY.with_borrow_mut(|batch| {
+        split.time(Phase::Forward, || forward(batch, &ck.body, &ep));
+        let (g, task) = split.time(Phase::Head, || {
+            let task = head_task::<N, K>(batch, &ep);
+            let g = head::meta_grad(
+                head0,
+                ck.config.start,
+                &ck.alpha,
+                ck.config.steps,
+                ck.config.order,
+                &task,
+            );
+            (g, task)
+        });
+        let body = split.time(Phase::Backward, || {
+            let mut d = Vec::with_capacity(batch.len() * FEATURES);
+            d.extend_from_slice(&g.xs.as_slice()[..ep.support.len() * FEATURES]);
+            for (chunk, q) in g.xq.iter().zip(ep.query.chunks(K)) {
+                d.extend_from_slice(&chunk.as_slice()[..q.len() * FEATURES]);
+            }
+            let mut body = vec![0.0f32; ck.body.len()];
+            batch.backward(&ck.body, &d, &mut body);
+            body
+        });
+        let mut head = Vec::with_capacity(ck.head.len());
+        g.head.for_each(&mut |_, s| head.extend_from_slice(s));
+        EpisodeGrad {
+            loss: f64::from(g.loss),
+            correct: g.correct,
+            queries: task.n_query(),
+            body,
+            head,
+            alpha: g.alpha,
+        }
+    })
+}
+
+/// The body on every image of `ep`, support first.
+fn forward(batch: &mut Batch<5>, body: &[f32], ep: &Episode) {
+    let images = ep.support.iter().chain(&ep.query);
+    batch.forward(body, images.map(|(px, _)| px.as_slice()));
+}
+
+/// `ep` as the head sees it, from the features of [`forward`].
+fn head_task<const N: usize, const K: usize>(
+    batch: &Batch<5>,
+    ep: &Episode,
+) -> HeadTask<f32, FEATURES, N, K> {
+    let feats = |imgs: &[(Vec<f32>, usize)], first: usize| -> Vec<_> {
+        imgs.iter()
+            .enumerate()
+            .map(|(i, (_, l))| (batch.features(first + i).to_vec(), *l))
+            .collect::<Vec<_>>()
+    };
+    HeadTask::new(&feats(&ep.support, 0), &feats(&ep.query, ep.support.len()))
+}
+
+/// Training episode `index`, its images distorted when the run says so.
+fn episode(ck: &FewShotCheckpoint, sampler: &Sampler, index: u64) -> Episode {
+    let ep = sampler.episode(ck.config.seed, Stream::Train, index);
+    if ck.config.augment {
         // Its own stream, so the episode's picks do not depend on whether it is distorted.
         let mut rng = rng_for(ck.config.seed ^ AUGMENT_SEED, Stream::Train, index);
         let mut d = |imgs: &[(Vec<f32>, usize)]| -> Vec<(Vec<f32>, usize)> {
@@ -284,54 +353,12 @@ fn episode_grad<const N: usize, const K: usize>(
                 .map(|(px, l)| (augment::distort(px, OMNIGLOT_BODY.side, &mut rng), *l))
                 .collect()
         };
-        distorted = Episode {
+        Episode {
             support: d(&ep.support),
             query: d(&ep.query),
-        };
-        &distorted
+        }
     } else {
         ep
-    };
-    let trace = |imgs: &[(Vec<f32>, usize)]| -> Vec<_> {
-        imgs.iter()
-            .map(|(px, _)| OMNIGLOT_BODY.trace(&ck.body, px))
-            .collect()
-    };
-    let (ts, tq) = (trace(&ep.support), trace(&ep.query));
-    let feats = |ts: &[shared::body::Trace<f32>], imgs: &[(Vec<f32>, usize)]| -> Vec<_> {
-        ts.iter()
-            .zip(imgs)
-            .map(|(t, (_, l))| (t.features().to_vec(), *l))
-            .collect::<Vec<_>>()
-    };
-    let task =
-        HeadTask::<f32, FEATURES, N, K>::new(&feats(&ts, &ep.support), &feats(&tq, &ep.query));
-    let g = head::meta_grad(
-        head0,
-        ck.config.start,
-        &ck.alpha,
-        ck.config.steps,
-        ck.config.order,
-        &task,
-    );
-    let mut body = vec![0.0f32; ck.body.len()];
-    for (j, t) in ts.iter().enumerate() {
-        let d = &g.xs.as_slice()[j * FEATURES..(j + 1) * FEATURES];
-        OMNIGLOT_BODY.backward(&ck.body, t, d, &mut body);
-    }
-    for (i, t) in tq.iter().enumerate() {
-        let d = &g.xq[i / K].as_slice()[(i % K) * FEATURES..(i % K + 1) * FEATURES];
-        OMNIGLOT_BODY.backward(&ck.body, t, d, &mut body);
-    }
-    let mut head = Vec::with_capacity(ck.head.len());
-    g.head.for_each(&mut |_, s| head.extend_from_slice(s));
-    EpisodeGrad {
-        loss: f64::from(g.loss),
-        correct: g.correct,
-        queries: task.n_query(),
-        body,
-        head,
-        alpha: g.alpha,
     }
 }
 
@@ -344,19 +371,21 @@ pub fn accuracy<const N: usize, const K: usize>(
     let (correct, total) = episodes
         .par_iter()
         .map(|ep| {
-            let task = HeadTask::<f32, FEATURES, N, K>::new(
-                &features(&ck.body, &ep.support),
-                &features(&ck.body, &ep.query),
-            );
-            let adapted = head::adapt(&head0, ck.config.start, &ck.alpha, ck.config.steps, &task);
-            (head::correct(&adapted, &task), task.n_query())
+            BODY.with_borrow_mut(|batch| {
+                forward(batch, &ck.body, ep);
+                let task = head_task::<N, K>(batch, ep);
+                let adapted =
+                    head::adapt(&head0, ck.config.start, &ck.alpha, ck.config.steps, &task);
+                (head::correct(&adapted, &task), task.n_query())
+            })
         })
         .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     correct as f64 / total.max(1) as f64
 }
 
 /// Meta-trains on episodes from `train_pool`, validating on `val_pool`; writes `config.json`,
-/// `metrics.csv` and `checkpoint.bin` into `run` and returns the final state.
+/// `metrics.csv` and `checkpoint.bin` into `run` and returns the final state. Each phase's
+/// time is added to `split`.
 pub fn train<const N: usize, const K: usize>(
     config: &FewShotConfig,
     train_pool: &[Character],
@@ -364,6 +393,7 @@ pub fn train<const N: usize, const K: usize>(
     run: &RunDir,
     resume: bool,
     progress: Progress,
+    split: &TimeSplit,
 ) -> Result<FewShotCheckpoint> {
     if config.way != N || config.shot * N > K {
         bail!("internal: episode shape dispatch");
@@ -416,57 +446,58 @@ pub fn train<const N: usize, const K: usize>(
         let grads: Vec<EpisodeGrad> = (0..config.meta_batch as u64)
             .into_par_iter()
             .map(|b| {
-                let ep = sampler.episode(
-                    config.seed,
-                    Stream::Train,
-                    it * config.meta_batch as u64 + b,
-                );
-                episode_grad::<N, K>(&ck, &head0, &ep, it * config.meta_batch as u64 + b)
+                let index = it * config.meta_batch as u64 + b;
+                episode_grad::<N, K>(&ck, &head0, &sampler, index, split)
             })
             .collect();
-        // Summed in episode order, so the result does not depend on the thread count.
-        let scale = 1.0 / config.meta_batch as f32;
-        let mut g = vec![0.0f32; ck.body.len() + ck.head.len() + ck.alpha.len()];
-        for e in &grads {
-            let (gb, rest) = g.split_at_mut(ck.body.len());
-            for (a, b) in gb.iter_mut().zip(&e.body) {
-                *a += b * scale;
-            }
-            let (gh, ga) = rest.split_at_mut(ck.head.len());
-            for (a, b) in gh.iter_mut().zip(&e.head) {
-                *a += b * scale;
-            }
-            if config.learn_alpha {
-                for (a, b) in ga.iter_mut().zip(&e.alpha) {
+        split.time(Phase::Outer, || -> Result<()> {
+            // Summed in episode order, so the result does not depend on the thread count.
+            let scale = 1.0 / config.meta_batch as f32;
+            let mut g = vec![0.0f32; ck.body.len() + ck.head.len() + ck.alpha.len()];
+            for e in &grads {
+                let (gb, rest) = g.split_at_mut(ck.body.len());
+                for (a, b) in gb.iter_mut().zip(&e.body) {
                     *a += b * scale;
                 }
+                let (gh, ga) = rest.split_at_mut(ck.head.len());
+                for (a, b) in gh.iter_mut().zip(&e.head) {
+                    *a += b * scale;
+                }
+                if config.learn_alpha {
+                    for (a, b) in ga.iter_mut().zip(&e.alpha) {
+                        *a += b * scale;
+                    }
+                }
+                loss_sum += e.loss;
+                episodes += 1;
+                correct += e.correct;
+                queries += e.queries;
             }
-            loss_sum += e.loss;
-            episodes += 1;
-            correct += e.correct;
-            queries += e.queries;
-        }
-        let mut params: Vec<f32> = ck
-            .body
-            .iter()
-            .chain(&ck.head)
-            .chain(&ck.alpha)
-            .copied()
-            .collect();
-        // Step decay, by iteration number (so a resumed run follows the same schedule).
-        ck.adam.lr = match config.decay_every {
-            0 => config.meta_lr,
-            every => config.meta_lr * LR_DECAY.powi((it / every).min(16) as i32),
-        };
-        ck.adam.step(&mut params, &g);
-        if !params.iter().all(|v| v.is_finite()) {
-            bail!("meta-training diverged at iteration {it}: a parameter became NaN or infinite");
-        }
-        let (b, rest) = params.split_at(ck.body.len());
-        let (h, a) = rest.split_at(ck.head.len());
-        ck.body.copy_from_slice(b);
-        ck.head.copy_from_slice(h);
-        ck.alpha.copy_from_slice(a);
+            let mut params: Vec<f32> = ck
+                .body
+                .iter()
+                .chain(&ck.head)
+                .chain(&ck.alpha)
+                .copied()
+                .collect();
+            // Step decay, by iteration number (so a resumed run follows the same schedule).
+            ck.adam.lr = match config.decay_every {
+                0 => config.meta_lr,
+                every => config.meta_lr * LR_DECAY.powi((it / every).min(16) as i32),
+            };
+            ck.adam.step(&mut params, &g);
+            if !params.iter().all(|v| v.is_finite()) {
+                bail!(
+                    "meta-training diverged at iteration {it}: a parameter became NaN or infinite"
+                );
+            }
+            let (b, rest) = params.split_at(ck.body.len());
+            let (h, a) = rest.split_at(ck.head.len());
+            ck.body.copy_from_slice(b);
+            ck.head.copy_from_slice(h);
+            ck.alpha.copy_from_slice(a);
+            Ok(())
+        })?;
         ck.iteration += 1;
         done += 1;
         bar.inc(1);
@@ -476,7 +507,7 @@ pub fn train<const N: usize, const K: usize>(
             tick = now;
         }
         if ck.iteration % config.val_every == 0 || ck.iteration == config.iterations {
-            last_val = accuracy::<N, K>(&ck, &val) as f32;
+            last_val = split.time(Phase::Validation, || accuracy::<N, K>(&ck, &val)) as f32;
             ck.metrics.push(FewShotMetric {
                 iteration: ck.iteration,
                 meta_loss: (loss_sum / episodes.max(1) as f64) as f32,
@@ -495,7 +526,9 @@ pub fn train<const N: usize, const K: usize>(
             ck.mean_alpha()
         ));
         if ck.iteration % config.checkpoint_every == 0 || ck.iteration == config.iterations {
-            run.write_atomic(run_dir::CHECKPOINT, &postcard::to_allocvec(&ck)?)?;
+            split.time(Phase::Outer, || {
+                run.write_atomic(run_dir::CHECKPOINT, &postcard::to_allocvec(&ck)?)
+            })?;
         }
     }
     bar.finish();

@@ -9,6 +9,7 @@ pub mod csv;
 pub mod images;
 pub mod optim;
 pub mod relay;
+pub mod time_split;
 
 use std::ops::Range;
 use std::time::Instant;
