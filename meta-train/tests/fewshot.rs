@@ -6,8 +6,9 @@ use meta_train::eval::images::run_episode;
 use meta_train::model::head::OMNIGLOT_BODY;
 use meta_train::model::head::{self, HeadTask, Order};
 use meta_train::run_dir::RunDir;
-use meta_train::tasks::episodes::Episode;
+use meta_train::tasks::episodes::{Episode, EpisodeSpec, Sampler};
 use meta_train::tasks::omniglot::{Character, Image};
+use meta_train::tasks::Stream;
 use meta_train::train::images::{self, FewShotCheckpoint, FewShotConfig};
 use meta_train::train::time_split::TimeSplit;
 use meta_train::train::Progress;
@@ -413,4 +414,38 @@ fn a_twenty_way_run_gives_a_five_way_head_of_its_first_five_classes() {
     assert!(FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1))
         .blob_for(20, shared::body::Views::Single)
         .is_err());
+}
+
+#[test]
+fn meta_validation_scores_each_episode_as_the_device_does_from_each_image_once() {
+    let pool = pool(6);
+    // A random head adapted from θ0 with a small step: right on some queries, not all.
+    let mut ck = FewShotCheckpoint::new(&FewShotConfig::omniglot(5, 1));
+    ck.alpha = vec![0.001];
+    for (k, v) in ck.head.iter_mut().enumerate() {
+        *v = 0.5 * noise(k, 11) as f32;
+    }
+    let sampler = Sampler::across(&pool, EpisodeSpec::new(5, 1)).unwrap();
+    let val = images::Validation::new(&sampler, &pool, 3, 8);
+    // 8 episodes of 5 · 16 images from 120: images recur, and are computed once.
+    assert!(val.distinct_images() <= 120 && val.distinct_images() < 8 * 80);
+    let blob = ck.blob::<5>().unwrap();
+    let (mut correct, mut total) = (0, 0);
+    for i in 0..8 {
+        let ep = sampler.episode(3, Stream::Eval, i);
+        let device = run_episode::<5, 5, f32>(&blob, &ep).unwrap();
+        correct += device
+            .labels
+            .iter()
+            .zip(&ep.query)
+            .filter(|(l, (_, want))| *l == want)
+            .count();
+        total += ep.query.len();
+    }
+    let host = val.accuracy::<5, 5>(&ck, &TimeSplit::default());
+    assert_eq!(host, correct as f64 / total as f64);
+    assert!(
+        correct > 0 && correct < total,
+        "{correct} of {total}: a hollow check"
+    );
 }

@@ -362,25 +362,91 @@ fn episode(ck: &FewShotCheckpoint, sampler: &Sampler, index: u64) -> Episode {
     }
 }
 
-/// Accuracy of `ck` on `episodes` (adapting the head as the device does).
-pub fn accuracy<const N: usize, const K: usize>(
-    ck: &FewShotCheckpoint,
-    episodes: &[Episode],
-) -> f64 {
-    let head0 = ck.head_model::<N>();
-    let (correct, total) = episodes
-        .par_iter()
-        .map(|ep| {
-            BODY.with_borrow_mut(|batch| {
-                forward(batch, &ck.body, ep);
-                let task = head_task::<N, K>(batch, ep);
-                let adapted =
-                    head::adapt(&head0, ck.config.start, &ck.alpha, ck.config.steps, &task);
-                (head::correct(&adapted, &task), task.n_query())
+/// Meta-validation episodes held as indices into their pool's images: every pass computes
+/// each distinct image's features once (an image recurs in many episodes), then adapts the
+/// head on each episode as the device does.
+pub struct Validation<'p> {
+    /// The distinct images the episodes draw.
+    images: Vec<&'p [f32]>,
+    /// Each episode's support and query as `(image, label)`, `image` indexing `images`.
+    episodes: Vec<[Vec<(usize, usize)>; 2]>,
+}
+
+impl<'p> Validation<'p> {
+    /// Episodes `0..count` of `sampler` (drawn from `pool`) with `seed`, stream
+    /// [`Stream::Eval`].
+    pub fn new(sampler: &Sampler, pool: &'p [Character], seed: u64, count: u64) -> Self {
+        let mut slot = std::collections::HashMap::new();
+        let mut images = Vec::new();
+        let episodes = (0..count)
+            .map(|i| {
+                let picks = sampler.picks(seed, Stream::Eval, i);
+                let mut index = |list: &[(usize, usize)]| -> Vec<(usize, usize)> {
+                    list.iter()
+                        .map(|&(label, i)| {
+                            let at = (picks.classes[label], i);
+                            let next = images.len();
+                            let s = *slot.entry(at).or_insert(next);
+                            if s == next {
+                                images.push(pool[at.0].images[at.1].pixels.as_slice());
+                            }
+                            (s, label)
+                        })
+                        .collect()
+                };
+                [index(&picks.support), index(&picks.query)]
             })
-        })
-        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    correct as f64 / total.max(1) as f64
+            .collect();
+        Self { images, episodes }
+    }
+
+    /// Distinct images.
+    pub fn distinct_images(&self) -> usize {
+        self.images.len()
+    }
+
+    /// Query accuracy of `ck` over the episodes, adapting the head as the device does; the
+    /// threads' time goes to [`Phase::Validation`].
+    pub fn accuracy<const N: usize, const K: usize>(
+        &self,
+        ck: &FewShotCheckpoint,
+        split: &TimeSplit,
+    ) -> f64 {
+        let features: Vec<Vec<f32>> = self
+            .images
+            .par_chunks(64)
+            .flat_map_iter(|chunk| {
+                split.time(Phase::Validation, || {
+                    BODY.with_borrow_mut(|batch| {
+                        batch.forward(&ck.body, chunk.iter().copied());
+                        (0..chunk.len())
+                            .map(|i| batch.features(i).to_vec())
+                            .collect::<Vec<_>>()
+                    })
+                })
+            })
+            .collect();
+        let head0 = ck.head_model::<N>();
+        let (correct, total) = self
+            .episodes
+            .par_iter()
+            .map(|[support, query]| {
+                split.time(Phase::Validation, || {
+                    let samples = |list: &[(usize, usize)]| -> Vec<(Vec<f32>, usize)> {
+                        list.iter()
+                            .map(|&(s, l)| (features[s].clone(), l))
+                            .collect()
+                    };
+                    let task =
+                        HeadTask::<f32, FEATURES, N, K>::new(&samples(support), &samples(query));
+                    let adapted =
+                        head::adapt(&head0, ck.config.start, &ck.alpha, ck.config.steps, &task);
+                    (head::correct(&adapted, &task), task.n_query())
+                })
+            })
+            .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        correct as f64 / total.max(1) as f64
+    }
 }
 
 /// Meta-trains on episodes from `train_pool`, validating on `val_pool`; writes `config.json`,
@@ -407,9 +473,7 @@ pub fn train<const N: usize, const K: usize>(
     .context("meta-training classes")?;
     let val_spec = EpisodeSpec::new(config.way, config.shot);
     let val_sampler = Sampler::across(val_pool, val_spec).context("meta-validation classes")?;
-    let val: Vec<Episode> = val_sampler
-        .episodes(config.seed, Stream::Eval, config.val_episodes)
-        .collect();
+    let val = Validation::new(&val_sampler, val_pool, config.seed, config.val_episodes);
     let mut ck = if resume {
         run.resume(
             "a few-shot checkpoint",
@@ -507,7 +571,7 @@ pub fn train<const N: usize, const K: usize>(
             tick = now;
         }
         if ck.iteration % config.val_every == 0 || ck.iteration == config.iterations {
-            last_val = split.time(Phase::Validation, || accuracy::<N, K>(&ck, &val)) as f32;
+            last_val = val.accuracy::<N, K>(&ck, split) as f32;
             ck.metrics.push(FewShotMetric {
                 iteration: ck.iteration,
                 meta_loss: (loss_sum / episodes.max(1) as f64) as f32,
