@@ -21,10 +21,12 @@ for t in "${TARGETS[@]}"; do
 done
 
 # The firmware tests run under QEMU: qemu-system-arm for the Cortex-M boards, Debian's
-# qemu-system-misc for qemu-system-riscv32.
+# qemu-system-misc for qemu-system-riscv32; qemu-user's qemu-x86_64 runs the trainer's
+# convolution kernels on older x86 CPU models.
 missing=()
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v qemu-system-riscv32 >/dev/null || missing+=(qemu-system-misc)
+command -v qemu-x86_64 >/dev/null || missing+=(qemu-user)
 if [ ${#missing[@]} -gt 0 ]; then
     step "installing ${missing[*]} (the firmware tests run under QEMU)"
     sudo=""
@@ -81,6 +83,14 @@ done
 
 step "cargo test (all crates, doc tests, end-to-end CLI tests)"
 cargo test --workspace
+
+step "the trainer's vectorised kernels in their SSE2 and AVX2 versions (qemu-x86_64 with older CPU models): the same bits"
+# The kernels are picked at run time, so this machine ran only its widest version above.
+kernels=$(cargo test -p tinyadapt-meta-train --test kernels --no-run 2>&1 |
+    grep -o 'target/debug/deps/kernels-[0-9a-f]*' | head -1)
+for cpu_isa in Nehalem:SSE2 Haswell:AVX2; do
+    TINYADAPT_EXPECT_KERNELS=${cpu_isa#*:} qemu-x86_64 -cpu "${cpu_isa%:*}" "$kernels" -q
+done
 
 step "Python package: the wheel (maturin), installed in a fresh venv with numpy, safetensors and pytest from PyPI, then pytest"
 # The wheel is built in its own venv (maturin), then installed where nothing else is, as a

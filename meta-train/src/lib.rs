@@ -6,7 +6,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`tasks`] | source and target task families: sinusoids, CSV files, Omniglot, episodes |
-//! | [`model`] | the host's model types: the sinusoid net, the CSV shapes, the classifier head |
+//! | [`model`] | the host's model types: the sinusoid net, the CSV shapes, the classifier head, the body on a batch of images |
 //! | [`algo`] | the algorithms' meta-gradients (MAML, FOMAML, Meta-SGD, ANIL, Reptile) |
 //! | [`train`] | the outer loops, the optimiser, checkpoints and the run's threads |
 //! | [`eval`] | held-out evaluation through the device runtime, on the host and on a device |

@@ -2,8 +2,10 @@
 //! ReLU, that turns an image into the features a dense head classifies.
 //!
 //! The device only runs the body forward, one image at a time, with its weights read in place
-//! from flash ([`LeBytes`]); the host trainer runs it forward and backward on `f32` or `f64`
-//! slices. Both call [`conv_forward`], so their features agree bit for bit.
+//! from flash ([`LeBytes`]). [`BodySpec::trace`] and [`BodySpec::backward`] run it forward
+//! and backward on `f32` or `f64` slices, one image at a time: the reference that the
+//! finite-difference tests check, and that the host trainer's batched kernels
+//! (`meta_train::model::body`) must equal bit for bit.
 //!
 //! Activations are stored pixel-major (height, width, channel): a pixel's channels are
 //! contiguous. A layer's weights are a `c_out × 9·c_in` matrix, column-major (the `c_out`
@@ -210,7 +212,7 @@ pub fn conv_forward<T: Real, W: Weights<T> + ?Sized>(
     }
 }
 
-/// The backward pass of [`conv_forward`] (host trainer): given the layer's input `x`, its
+/// The backward pass of [`conv_forward`] (the reference for the host trainer): given the layer's input `x`, its
 /// output `out` and `d_out = ∂L/∂out`, adds `∂L/∂w` into `grad` (this layer's slice, laid out
 /// as the weights) and, when given, writes `∂L/∂x` into `dx`. `patch` and `d_patch` are
 /// scratch of [`Conv::patch`] values.
@@ -528,7 +530,7 @@ impl<const C: usize> BodySpec<C> {
     }
 }
 
-/// Every stage's activations of one image, kept for [`BodySpec::backward`] (host trainer).
+/// Every stage's activations of one image, kept for [`BodySpec::backward`] (host reference).
 #[cfg(feature = "alloc")]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trace<T> {
@@ -546,7 +548,7 @@ impl<T> Trace<T> {
 
 #[cfg(feature = "alloc")]
 impl<const C: usize> BodySpec<C> {
-    /// [`BodySpec::forward`] keeping every stage (host trainer). Panics if `w` or `image` has
+    /// [`BodySpec::forward`] keeping every stage (host reference). Panics if `w` or `image` has
     /// the wrong length.
     pub fn trace<T: Real>(&self, w: &[T], image: &[T]) -> Trace<T> {
         assert_eq!(w.len(), self.params(), "body weights");
@@ -564,7 +566,7 @@ impl<const C: usize> BodySpec<C> {
     }
 
     /// Adds `∂L/∂w` into `grad` given `d_features = ∂L/∂features` of the image `trace` came
-    /// from (host trainer).
+    /// from (host reference).
     pub fn backward<T: Real>(&self, w: &[T], trace: &Trace<T>, d_features: &[T], grad: &mut [T]) {
         let offsets = self.offsets();
         let mut patch = alloc::vec![T::ZERO; 9 * MAX_CHANNELS];

@@ -45,6 +45,26 @@ pub fn build() -> (&'static str, f64) {
     }
 }
 
+/// The instruction set the trainer's convolution kernels ([`crate::model::body`]) run with on
+/// this machine (they are picked at run time, whatever the build), and its nominal f32 peak
+/// per cycle per core without FMA.
+pub fn convolution_kernels() -> (&'static str, f64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            return ("AVX-512", 32.0);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return ("AVX2", 16.0);
+        }
+        ("SSE2", 8.0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    ("portable", 8.0)
+}
+
 /// Nominal clock in GHz from /proc/cpuinfo's model name ("@ 2.80GHz") or "cpu MHz".
 pub fn clock_ghz() -> Option<f64> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;

@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Result;
 use meta_train::algo::{parse_algorithm, Algo};
 use meta_train::bench::{
-    build, clock_ghz, device, fewshot, flops, guard, paper_config, peak_memory_mib,
+    build, clock_ghz, convolution_kernels, device, fewshot, flops, guard, paper_config,
+    peak_memory_mib,
 };
 use meta_train::eval::{self, EvalConfig};
 use meta_train::link::qemu::Emulated;
@@ -111,7 +112,10 @@ fn every_board_in_both(
 }
 
 /// `bench --fewshot`: the README's Omniglot recipe, timed, and where its time went.
-fn fewshot_speed(a: &BenchArgs, threads: usize, peak: Option<f64>) -> Result<()> {
+fn fewshot_speed(a: &BenchArgs, threads: usize, ghz: Option<f64>) -> Result<()> {
+    let (isa, per_cycle) = convolution_kernels();
+    let peak = ghz.map(|g| g * per_cycle * threads as f64);
+    say!("convolution kernels: {isa} (picked at run time)");
     let config = fewshot::readme_recipe(a.iterations);
     say!(
         "setup: Omniglot, the README's recipe: {}-way {}-shot within one alphabet, {} queries per class, meta-batch {} ({} images per meta-iteration), prototype start, {} second-order inner steps of the head, distortions; meta-validation every {} iterations ({} episodes); {} iterations\n",
@@ -131,7 +135,7 @@ fn fewshot_speed(a: &BenchArgs, threads: usize, peak: Option<f64>) -> Result<()>
         t.seconds
     );
     if let Some(p) = peak {
-        say!("peak: {p:.1} GFLOP/s nominal (AVX-512: 32 f32 FLOP/cycle/core, no FMA); GFLOP/s counts the body's forward and backward only");
+        say!("peak: {p:.1} GFLOP/s nominal ({isa}: {per_cycle} f32 FLOP/cycle/core, no FMA); GFLOP/s counts the body's forward and backward only");
     }
     let available = t.seconds * threads as f64;
     say!(
@@ -193,7 +197,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         ghz.map_or("unknown".into(), |g| format!("{g:.2} GHz"))
     );
     if a.fewshot {
-        return fewshot_speed(a, threads, ghz.map(|g| g * 32.0 * threads as f64));
+        return fewshot_speed(a, threads, ghz);
     }
     say!("setup: sinusoid, {SINUSOID_NET}, K = 10, 1 inner step, meta-batch 25; {} iterations each\n", a.iterations);
     say!("algorithm   meta-it/s   ms/it   MFLOP/it   GFLOP/s   of peak");

@@ -33,6 +33,18 @@ pub fn distort(pixels: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
         rng.gen_range(-MAX_SHIFT..=MAX_SHIFT),
     );
     let (sin, cos) = angle.sin_cos();
+    let mut out = vec![0.0f32; side * side];
+    resample(pixels, side, [sin, cos, scale, shear, tx, ty], &mut out);
+    out
+}
+
+/// `out[i]` = `pixels` bilinearly sampled where the inverse of the affine map
+/// `[sin, cos, scale, shear, tx, ty]` takes output pixel `i`. Compiled for AVX2 and AVX-512 as
+/// well, picked at run time: the floors and conversions vectorise there, and each lane does
+/// the same arithmetic, so every version gives the same images.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2"))]
+fn resample(pixels: &[f32], side: usize, affine: [f32; 6], out: &mut [f32]) {
+    let [sin, cos, scale, shear, tx, ty] = affine;
     let c = (side as f32 - 1.0) / 2.0;
     let at = |x: isize, y: isize| -> f32 {
         if x < 0 || y < 0 || x >= side as isize || y >= side as isize {
@@ -41,7 +53,6 @@ pub fn distort(pixels: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
             pixels[y as usize * side + x as usize]
         }
     };
-    let mut out = vec![0.0f32; side * side];
     for (i, o) in out.iter_mut().enumerate() {
         // Inverse map: output pixel → source position.
         let (u, v) = ((i % side) as f32 - c - tx, (i / side) as f32 - c - ty);
@@ -53,5 +64,4 @@ pub fn distort(pixels: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
         *o = (1.0 - fy) * ((1.0 - fx) * at(x0, y0) + fx * at(x0 + 1, y0))
             + fy * ((1.0 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
     }
-    out
 }

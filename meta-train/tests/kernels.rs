@@ -1,6 +1,8 @@
-//! The trainer's batched body against the device's forward pass and the per-image reference
-//! backward pass of `shared::body`, bit for bit, over many images and for bodies whose widths
-//! do and do not fill the kernels' blocks.
+//! The trainer's vectorised kernels, picked at run time per instruction set, give the same
+//! bits on every one: the batched body against the device's forward pass and the per-image
+//! reference backward pass of `shared::body` (many images, bodies whose widths do and do not
+//! fill the kernels' blocks), and the distortions against pinned bytes. CI runs this file
+//! natively and under qemu-x86_64 with older CPU models.
 
 use meta_train::model::body::Batch;
 use rand::{Rng, SeedableRng};
@@ -99,3 +101,32 @@ fn a_reused_batch_forgets_the_previous_one() {
     fresh.backward(&w, &d, &mut b);
     assert_eq!(bits(&a), bits(&b));
 }
+
+#[test]
+fn the_kernels_run_with_the_instruction_set_this_machine_has() {
+    // CI names the instruction set each run under qemu-x86_64 must pick, so every kernel
+    // version is checked by the other tests.
+    let (isa, _) = meta_train::bench::convolution_kernels();
+    if let Ok(expected) = std::env::var("TINYADAPT_EXPECT_KERNELS") {
+        assert_eq!(isa, expected);
+    }
+    assert!(["AVX-512", "AVX2", "SSE2", "portable"].contains(&isa));
+}
+
+#[test]
+fn distortions_give_the_same_pixels_on_every_instruction_set() {
+    use meta_train::tasks::augment::distort;
+    let (_, images) = weights_and_images(OMNIGLOT_BODY, 20, 4);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for image in &images {
+        for v in distort(image, 28, &mut rng) {
+            hash = (hash ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    // The bytes of the training recipe's distortions since they were introduced: a change
+    // here changes every trained blob.
+    assert_eq!(hash, PINNED, "{hash:#x}");
+}
+
+const PINNED: u64 = 0xd2c5_b1e7_62b4_804d;
