@@ -31,7 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     step "installing ${missing[*]} (the firmware tests run under QEMU)"
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"; }; then
+    # One package at a time: asked for together, apt's resolver has refused a set that it
+    # installs one by one (qemu-system-misc takes Debian's qemu-utils over a backport's).
+    install_each() {
+        $sudo apt-get update -qq || return 1
+        for pkg in "$@"; do $sudo apt-get install -y -qq "$pkg" || return 1; done
+    }
+    if ! install_each "${missing[@]}"; then
         echo "${missing[*]} missing and could not be installed:" >&2
         echo "  sudo apt-get install -y ${missing[*]}" >&2
         exit 1
