@@ -300,6 +300,25 @@ fn pool(n: usize) -> Vec<Character> {
         .collect()
 }
 
+/// Trains `cfg` (5-way, up to 5 support images) on `pools` (training, validation) into `rd`, quietly.
+fn train(
+    cfg: &FewShotConfig,
+    (train_pool, val_pool): (&[Character], &[Character]),
+    rd: &RunDir,
+    resume: bool,
+) -> anyhow::Result<FewShotCheckpoint> {
+    let split = TimeSplit::default();
+    images::train::<5, 5>(
+        cfg,
+        train_pool,
+        val_pool,
+        rd,
+        resume,
+        Progress::Quiet,
+        &split,
+    )
+}
+
 /// A 5-way 1-shot run of `iterations` tiny meta-batches, validated and checkpointed every 2.
 fn tiny_run(iterations: u64) -> FewShotConfig {
     let mut config = FewShotConfig::omniglot(5, 1);
@@ -323,21 +342,10 @@ fn training_gives_the_same_blob_on_one_thread_or_two_and_after_a_resume() {
             .build()
             .unwrap();
         let rd = RunDir::create(dir.path().join(name)).unwrap();
-        pool.install(|| {
-            let split = TimeSplit::default();
-            images::train::<5, 5>(
-                cfg,
-                &train_pool,
-                &val_pool,
-                &rd,
-                resume,
-                Progress::Quiet,
-                &split,
-            )
-        })
-        .unwrap()
-        .blob::<5>()
-        .unwrap()
+        pool.install(|| train(cfg, (&train_pool, &val_pool), &rd, resume))
+            .unwrap()
+            .blob::<5>()
+            .unwrap()
     };
     let one = run(1, "one", &config, false);
     let two = run(2, "two", &config, false);
@@ -360,31 +368,18 @@ fn within_alphabet_training_draws_each_episode_from_one_alphabet() {
     let dir = tempfile::tempdir().unwrap();
     let run = |cfg: &FewShotConfig, name: &str| {
         let rd = RunDir::create(dir.path().join(name)).unwrap();
-        let split = TimeSplit::default();
-        images::train::<5, 5>(
-            cfg,
-            &train_pool,
-            &val_pool,
-            &rd,
-            false,
-            Progress::Quiet,
-            &split,
-        )
-        .map(|ck| ck.blob::<5>().unwrap())
+        train(cfg, (&train_pool, &val_pool), &rd, false).map(|ck| ck.blob::<5>().unwrap())
     };
     let across = run(&config, "across").unwrap();
     config.within_alphabet = true;
     let within = run(&config, "within").unwrap();
     assert_ne!(across, within, "the flag changed nothing");
     let small = pool(8); // alphabets of four characters
-    let err = images::train::<5, 5>(
+    let err = train(
         &config,
-        &small,
-        &val_pool,
+        (&small, &val_pool),
         &RunDir::create(dir.path().join("small")).unwrap(),
         false,
-        Progress::Quiet,
-        &TimeSplit::default(),
     )
     .unwrap_err();
     assert!(
