@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use meta_train::tasks::episodes::{
-    nn_accuracy, nn_accuracy_with, EpisodeSpec, NnRule, Pools, Sampler,
+    nn_accuracy, nn_accuracy_with, EpisodeSpec, NnRule, Pools, Sampler, Split,
 };
 use meta_train::tasks::omniglot::{
     area_downscale, decode_png, rotate, Character, Omniglot, Source, PIXELS, SIDE,
@@ -239,6 +239,31 @@ fn pools_split_by_character_and_hold_out_alphabets() {
         .val
         .iter()
         .all(|v| r.train.iter().all(|t| key(t) != key(v))));
+}
+
+#[test]
+fn the_small2_split_learns_from_small2_and_holds_out_small1s_new_alphabets() {
+    let p = Pools::load(&data_dir(), Split::Small2, 0).unwrap();
+    assert_eq!(p, Pools::from_small(small2(), small1(), 0.2, 0));
+    assert_eq!(p.eval_alphabets(), ["Balinese", "Early_Aramaic", "Korean"]);
+    assert_eq!(p.eval.len(), 24 + 22 + 40);
+    // Greek and Latin are in both sets: training holds them, evaluation never does.
+    let trained: Vec<&str> = p.train.iter().map(|c| c.alphabet.as_str()).collect();
+    assert!(trained.contains(&"Greek") && trained.contains(&"Latin"));
+    assert!(p.eval.iter().all(|e| p
+        .train
+        .iter()
+        .chain(&p.val)
+        .all(|t| t.alphabet != e.alphabet)));
+    assert!(p
+        .val
+        .iter()
+        .all(|v| p.train.iter().all(|t| key(t) != key(v))));
+    // The default split is the one every earlier run used.
+    assert_eq!(
+        Pools::load(&data_dir(), Split::default(), 0).unwrap(),
+        *pools()
+    );
 }
 
 #[test]

@@ -10,7 +10,6 @@ use shared::wstar::HeadStart;
 use crate::model::head::OMNIGLOT_BODY;
 use crate::run_dir::RunDir;
 use crate::tasks::episodes::Pools;
-use crate::tasks::omniglot::Omniglot;
 use crate::train::images::{train, FewShotConfig};
 use crate::train::time_split::TimeSplit;
 use crate::train::Progress;
@@ -61,9 +60,7 @@ impl FewShotSpeed {
 /// Trains `config` on Omniglot from `data` (the folder of the small background zips) into a
 /// temporary run folder and times it.
 pub fn measure(data: &Path, config: FewShotConfig) -> Result<FewShotSpeed> {
-    let small1 = Omniglot::load(data.join("images_background_small1.zip"))?;
-    let small2 = Omniglot::load(data.join("images_background_small2.zip"))?;
-    let pools = Pools::from_small(&small1, &small2, 0.2, config.seed).with_rotations();
+    let pools = Pools::load(data, config.split, config.seed)?.with_rotations();
     let dir = tempfile::tempdir()?;
     let run = RunDir::create(dir.path().join("fewshot"))?;
     let split = TimeSplit::default();

@@ -15,6 +15,8 @@ use meta_train::link::qemu::Emulated;
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::run_dir::RunDir;
 use meta_train::say;
+use meta_train::tasks::episodes::{nn_accuracy_with, EpisodeSpec, NnRule, Pools, Sampler, Split};
+use meta_train::tasks::Stream;
 use meta_train::train::time_split::Phase;
 use meta_train::train::{train, Progress};
 use shared::catalogue::Arithmetic;
@@ -58,20 +60,24 @@ pub struct BenchArgs {
     pub data: std::path::PathBuf,
 }
 
-/// Pixel nearest-neighbour accuracy on the Omniglot setups: evaluation alphabets are
-/// those of small2 that small1 (the meta-training data) lacks.
+/// Pixel nearest-neighbour accuracy on the Omniglot setups, for both splits: each learns from
+/// one small background set and is evaluated on the other's alphabets it lacks.
 fn omniglot_baselines(dir: &std::path::Path, episodes: u64) -> Result<()> {
-    use meta_train::tasks::episodes::{nn_accuracy_with, EpisodeSpec, NnRule, Pools, Sampler};
-    use meta_train::tasks::omniglot::Omniglot;
-    use meta_train::tasks::Stream;
-    let small1 = Omniglot::load(dir.join("images_background_small1.zip"))?;
-    let small2 = Omniglot::load(dir.join("images_background_small2.zip"))?;
-    let pools = Pools::from_small(&small1, &small2, 0.2, 0);
-    say!(
-        "Omniglot, 28x28: {} evaluation characters ({}); {episodes} episodes each, 15 queries per class",
-        pools.eval.len(),
-        small2.alphabets_missing_from(&small1).alphabets().join(", ")
-    );
+    for split in Split::ALL {
+        let pools = Pools::load(dir, split, 0)?;
+        say!(
+            "Omniglot, 28x28, learning from {}: {} evaluation characters ({}); {episodes} episodes each, 15 queries per class",
+            split.background(),
+            pools.eval.len(),
+            pools.eval_alphabets().join(", ")
+        );
+        baselines_on(&pools, episodes)?;
+    }
+    Ok(())
+}
+
+/// The pixel nearest-neighbour table of `pools`' evaluation characters.
+fn baselines_on(pools: &Pools, episodes: u64) -> Result<()> {
     say!("| setup | pixel NN (nearest image) | pixel NN (nearest class mean) |\n|---|---:|---:|");
     for (what, spec, within) in [
         ("5-way 1-shot", EpisodeSpec::new(5, 1), false),
@@ -80,6 +86,11 @@ fn omniglot_baselines(dir: &std::path::Path, episodes: u64) -> Result<()> {
             "20-way 1-shot within one alphabet",
             EpisodeSpec::new(20, 1),
             true,
+        ),
+        (
+            "20-way 1-shot across alphabets",
+            EpisodeSpec::new(20, 1),
+            false,
         ),
     ] {
         let s = if within {

@@ -16,11 +16,12 @@ use meta_train::model::head::OMNIGLOT_BODY;
 use meta_train::model::SinusoidNet;
 #[cfg(feature = "plot")]
 use meta_train::report::figures;
+use meta_train::run_dir;
 use meta_train::say;
 use meta_train::tasks::csv::CsvTasks;
 use meta_train::tasks::episode_dir::UserEpisode;
-use meta_train::tasks::episodes::Pools;
-use meta_train::tasks::omniglot::Omniglot;
+use meta_train::tasks::episodes::{Pools, Split};
+use meta_train::train::images::FewShotConfig;
 use shared::catalogue::Arithmetic;
 use shared::wstar::Blob;
 
@@ -82,6 +83,16 @@ pub struct EvalArgs {
     /// For an image classifier w*: the folder with the Omniglot zips.
     #[arg(long, default_value = "../shared/data/omniglot")]
     pub omniglot: PathBuf,
+    /// For an image classifier w*: the background set it learned from, small1 or small2 (its
+    /// evaluation alphabets are the other set's new ones). Default: the split in the
+    /// config.json of the run folder holding the blob, else small1.
+    #[arg(long)]
+    pub split: Option<Split>,
+    /// For an image classifier w* in its run folder: evaluate on the run's meta-validation
+    /// characters (held out from the training alphabets) instead of the new alphabets, the
+    /// data to choose settings on.
+    #[arg(long)]
+    pub validation: bool,
 }
 
 /// `eval --tasks`: a number of held-out tasks to draw, or a file of CSV tasks.
@@ -118,13 +129,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         if let Some(on) = &a.on {
             return run_images_on_device(on, &bytes, tasks, &a);
         }
-        return eval_images(
-            &bytes,
-            &a.omniglot,
-            a.episode.as_deref(),
-            (a.seed, tasks as u64),
-            a.arithmetic,
-        );
+        return eval_images(&bytes, &a, tasks as u64);
     }
     if let Some(b) = parsed.filter(|b| b.meta.shape != [1, 40, 40, 1]) {
         let widths: Vec<String> = b.meta.shape.iter().map(u32::to_string).collect();
@@ -244,9 +249,7 @@ fn run_images_on_device(on: &On, blob: &[u8], tasks: usize, a: &EvalArgs) -> Res
             "the Omniglot classifier firmware needs more RAM than the LM3S6965's 64 KiB: use qemu-an386"
         );
     }
-    let small1 = Omniglot::load(a.omniglot.join("images_background_small1.zip"))?;
-    let small2 = Omniglot::load(a.omniglot.join("images_background_small2.zip"))?;
-    let pools = Pools::from_small(&small1, &small2, 0.2, a.seed);
+    let pools = omniglot_pools(a)?;
     let episodes = images_on_device::parity_episodes(&pools.eval, tasks as u64, a.seed, 15)?;
     let bar = indicatif::ProgressBar::new(episodes.len() as u64);
     let r = images_on_device::evaluate(
@@ -266,24 +269,67 @@ fn run_images_on_device(on: &On, blob: &[u8], tasks: usize, a: &EvalArgs) -> Res
     parity_verdict(r.parity.holds())
 }
 
+/// The config of the few-shot run whose folder holds `blob` (its `config.json`; runs from
+/// before there were two splits learned from small1); `None` when there is no such file or it
+/// is not a few-shot run's.
+fn run_config(blob: &Path) -> Option<FewShotConfig> {
+    let config = blob.parent()?.join(run_dir::CONFIG);
+    let text = std::fs::read_to_string(config).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The Omniglot pools `eval` uses for an image classifier: `--split`, or the split of the run
+/// folder holding the blob (a `--split` that contradicts it is an error: its evaluation
+/// alphabets would be ones the classifier learned from). With `--validation`, the evaluation
+/// pool is the run's meta-validation characters and their rotations (drawn with the run's
+/// seed, as in training).
+fn omniglot_pools(a: &EvalArgs) -> Result<Pools> {
+    let run = run_config(&a.blob);
+    let split = match (a.split, run.as_ref().map(|c| c.split)) {
+        (Some(asked), Some(run)) if asked != run => anyhow::bail!(
+            "--split {asked}: {} was trained on {} ({} beside it); its evaluation alphabets are those of --split {run}",
+            a.blob.display(),
+            run.background(),
+            run_dir::CONFIG
+        ),
+        (asked, run) => asked.or(run).unwrap_or_default(),
+    };
+    if !a.validation {
+        return Pools::load(&a.omniglot, split, a.seed);
+    }
+    let Some(run) = run else {
+        anyhow::bail!(
+            "--validation: no few-shot run's {} beside {} to say which characters it held out",
+            run_dir::CONFIG,
+            a.blob.display()
+        );
+    };
+    // With their rotations as classes of their own, as training validates on them: 20-way
+    // episodes within one alphabet need more than a fifth of its characters.
+    let pools = Pools::load(&a.omniglot, split, run.seed)?.with_rotations();
+    Ok(Pools {
+        eval: pools.val.clone(),
+        ..pools
+    })
+}
+
 /// `eval` on a classifier blob: the user's own episode (a folder or CSV, see
 /// [`crate::tasks::episode_dir`]) when given, else `episodes` of each Omniglot evaluation
-/// setup drawn with `seed`; the head adapts in `arithmetic` (the setups: next to `f32`).
-fn eval_images(
-    blob: &[u8],
-    data: &Path,
-    episode: Option<&Path>,
-    (seed, episodes): (u64, u64),
-    arithmetic: Arithmetic,
-) -> Result<()> {
-    let Some(path) = episode else {
-        let small1 = Omniglot::load(data.join("images_background_small1.zip"))?;
-        let small2 = Omniglot::load(data.join("images_background_small2.zip"))?;
-        let pools = Pools::from_small(&small1, &small2, 0.2, seed);
+/// setup drawn with `--seed`; the head adapts in `--arithmetic` (the setups: next to `f32`).
+fn eval_images(blob: &[u8], a: &EvalArgs, episodes: u64) -> Result<()> {
+    let (seed, arithmetic) = (a.seed, a.arithmetic);
+    let Some(path) = a.episode.as_deref() else {
+        let pools = omniglot_pools(a)?;
         println!(
-            "{} episodes per setup on the {} characters of alphabets never seen in training",
+            "{} episodes per setup on the {} characters of {} ({})",
             episodes,
-            pools.eval.len()
+            pools.eval.len(),
+            if a.validation {
+                "meta-validation (rotations included), held out from the training alphabets"
+            } else {
+                "alphabets never seen in training"
+            },
+            pools.eval_alphabets().join(", ")
         );
         println!(
             "{}",

@@ -1,5 +1,6 @@
-//! `meta-train train-fewshot`: meta-train the Omniglot classifier from the small background
-//! split, then evaluate it on alphabets it never saw, next to nearest-neighbour baselines.
+//! `meta-train train-fewshot`: meta-train the Omniglot classifier from one of the two small
+//! background sets, then evaluate it on alphabets it never saw, next to nearest-neighbour
+//! baselines.
 
 use std::path::PathBuf;
 
@@ -7,8 +8,7 @@ use anyhow::{Context, Result};
 use meta_train::eval::images::{evaluate, table};
 use meta_train::model::head::Order;
 use meta_train::run_dir::{self, RunDir};
-use meta_train::tasks::episodes::Pools;
-use meta_train::tasks::omniglot::Omniglot;
+use meta_train::tasks::episodes::{Pools, Split};
 use meta_train::train::images::{train, FewShotConfig};
 use meta_train::train::time_split::TimeSplit;
 use meta_train::train::Progress;
@@ -23,6 +23,11 @@ pub struct FewShotArgs {
     /// Folder holding images_background_small1.zip and images_background_small2.zip.
     #[arg(long, default_value = "../shared/data/omniglot")]
     pub data: PathBuf,
+    /// The background set to learn from: small1 (evaluated on small2's Japanese (katakana),
+    /// Sanskrit and Tagalog) or small2 (evaluated on small1's Balinese, Early Aramaic and
+    /// Korean).
+    #[arg(long, default_value_t = Split::Small1)]
+    pub split: Split,
     /// Classes per training episode: 5 or 20, or 40 (1-shot; writes the 20- and 5-way
     /// classifiers: training on more classes than the device tells apart makes each episode
     /// harder).
@@ -58,10 +63,12 @@ pub struct FewShotArgs {
     /// Iterations between meta-validation passes.
     #[arg(long, default_value_t = 250)]
     pub val_every: u64,
-    /// Evaluation episodes per setup.
+    /// Evaluation episodes per setup on the new alphabets; 0 skips the evaluation (to choose
+    /// settings with `meta-train eval --validation` before looking at the new alphabets).
     #[arg(long, default_value_t = 600)]
     pub eval_episodes: u64,
-    /// Run folder (default: runs/omniglot-<way>w<shot>s-seed<seed>).
+    /// Run folder (default: runs/omniglot-<way>w<shot>s-seed<seed>, with -small2 after
+    /// omniglot for that split).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Iterations between learning-rate decays (×0.3 each); 0: never.
@@ -98,9 +105,7 @@ pub struct FewShotArgs {
 
 /// Runs `train-fewshot`.
 pub fn run(a: &FewShotArgs) -> Result<()> {
-    let small1 = Omniglot::load(a.data.join("images_background_small1.zip"))?;
-    let small2 = Omniglot::load(a.data.join("images_background_small2.zip"))?;
-    let pools = Pools::from_small(&small1, &small2, 0.2, a.seed).with_rotations();
+    let pools = Pools::load(&a.data, a.split, a.seed)?.with_rotations();
     let config = FewShotConfig {
         way: a.way,
         shot: a.shot,
@@ -129,21 +134,28 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
         } else {
             Order::Second
         },
+        split: a.split,
     };
     let out = a.out.clone().unwrap_or_else(|| {
+        let split = match a.split {
+            Split::Small1 => String::new(),
+            Split::Small2 => "-small2".to_string(),
+        };
         PathBuf::from(format!(
-            "runs/omniglot-{}w{}s-seed{}",
+            "runs/omniglot{split}-{}w{}s-seed{}",
             a.way, a.shot, a.seed
         ))
     });
     let run = RunDir::create(&out)?;
     eprintln!(
-        "meta-training {}-way {}-shot on {} classes ({} for validation), evaluating on {} characters never seen",
+        "meta-training {}-way {}-shot on {} classes of {} ({} for validation), evaluating on {} characters never seen ({})",
         a.way,
         a.shot,
         pools.train.len(),
+        a.split.background(),
         pools.val.len(),
-        pools.eval.len()
+        pools.eval.len(),
+        pools.eval_alphabets().join(", ")
     );
     let progress = if a.quiet {
         Progress::Quiet
@@ -170,6 +182,13 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
     for (name, blob) in &blobs {
         run.write_atomic(name, blob)?;
         eprintln!("w*: {} ({} bytes)", run.path(name).display(), blob.len());
+    }
+    if a.eval_episodes == 0 {
+        eprintln!(
+            "not evaluated (--eval-episodes 0): meta-train eval {} --validation",
+            run.path(run_dir::WSTAR).display()
+        );
+        return Ok(());
     }
     for (_, blob) in blobs.iter().rev() {
         let rows = evaluate(blob, &pools.eval, a.seed, a.eval_episodes, Arithmetic::F32)?;

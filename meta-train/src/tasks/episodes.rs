@@ -29,6 +29,7 @@
 //! ```
 
 use std::borrow::Borrow;
+use std::path::Path;
 
 use anyhow::{bail, Result};
 use rand::seq::{index, SliceRandom};
@@ -41,6 +42,8 @@ use super::{rng_for, Stream};
 pub const DRAWERS: usize = 20;
 /// Query images per class unless K leaves fewer.
 pub const DEFAULT_QUERY: usize = 15;
+/// The share of each training alphabet's characters held out for meta-validation.
+pub const VAL_FRACTION: f64 = 0.2;
 
 /// The shape of an episode.
 ///
@@ -272,11 +275,80 @@ fn check(spec: EpisodeSpec) -> Result<()> {
     Ok(())
 }
 
+/// Which of Omniglot's two minimal background sets meta-training learns from; the other
+/// set's alphabets that it lacks are the evaluation alphabets.
+///
+/// - `small1` (the default): learn from `images_background_small1` (Balinese, Cyrillic, Early
+///   Aramaic, Greek, Korean; 5 alphabets, 148 characters) and evaluate on small2's Japanese
+///   (katakana), Sanskrit and Tagalog (106 characters).
+/// - `small2`: learn from `images_background_small2` (Greek, Japanese (katakana), Latin,
+///   Sanskrit, Tagalog) and evaluate on small1's Balinese, Early Aramaic and Korean.
+///
+/// ```
+/// use meta_train::tasks::episodes::Split;
+/// let split: Split = "small2".parse()?;
+/// assert_eq!(split.background(), "images_background_small2.zip");
+/// assert_eq!(split.other(), "images_background_small1.zip");
+/// assert_eq!(split.to_string(), "small2");
+/// assert!("small3".parse::<Split>().is_err());
+/// # anyhow::Ok(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Learn from `images_background_small1`.
+    #[default]
+    Small1,
+    /// Learn from `images_background_small2`.
+    Small2,
+}
+
+impl Split {
+    /// Both splits, in the order the tables list them.
+    pub const ALL: [Split; 2] = [Split::Small1, Split::Small2];
+
+    /// The zip meta-training learns from.
+    pub fn background(self) -> &'static str {
+        match self {
+            Split::Small1 => "images_background_small1.zip",
+            Split::Small2 => "images_background_small2.zip",
+        }
+    }
+
+    /// The zip whose alphabets missing from [`Split::background`] are evaluated on.
+    pub fn other(self) -> &'static str {
+        match self {
+            Split::Small1 => Split::Small2.background(),
+            Split::Small2 => Split::Small1.background(),
+        }
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Small1 => "small1",
+            Split::Small2 => "small2",
+        })
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Split> {
+        match s {
+            "small1" => Ok(Split::Small1),
+            "small2" => Ok(Split::Small2),
+            _ => {
+                bail!("the split is small1 or small2 (the background set learned from), not {s:?}")
+            }
+        }
+    }
+}
+
 /// Class pools for the Omniglot experiments on the two small background sets: meta-train on
-/// `images_background_small1` less a held-out meta-validation share of its characters, and
-/// evaluate on the alphabets of `images_background_small2` that small1 lacks
-/// (Japanese_(katakana), Sanskrit, Tagalog: 106 characters; small2's Greek and Latin are
-/// small1's).
+/// one of them less a held-out meta-validation share of its characters, and evaluate on the
+/// alphabets of the other that it lacks (see [`Split`]).
 ///
 /// ```
 /// use meta_train::tasks::episodes::Pools;
@@ -296,6 +368,10 @@ fn check(spec: EpisodeSpec) -> Result<()> {
 /// let small2 = set(&[("Greek", 24), ("Tagalog", 17)]);
 /// let pools = Pools::from_small(&small1, &small2, 0.2, 0);
 /// assert_eq!((pools.train.len(), pools.val.len(), pools.eval.len()), (51, 13, 17));
+/// assert_eq!(pools.eval_alphabets(), ["Tagalog"]);
+/// // The other split: learn from small2, evaluate on small1's Korean.
+/// let pools = Pools::from_small(&small2, &small1, 0.2, 0);
+/// assert_eq!(pools.eval_alphabets(), ["Korean"]);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pools {
@@ -308,16 +384,36 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// `train` and `val` split `small1` by character (`val_fraction` of each alphabet, drawn
-    /// under `seed`; see [`Omniglot::split_characters`]); `eval` is `small2`'s alphabets that
-    /// `small1` lacks.
-    pub fn from_small(small1: &Omniglot, small2: &Omniglot, val_fraction: f64, seed: u64) -> Pools {
-        let (train, val) = small1.split_characters(val_fraction, seed);
+    /// `train` and `val` split `background` by character (`val_fraction` of each alphabet,
+    /// drawn under `seed`; see [`Omniglot::split_characters`]); `eval` is `other`'s alphabets
+    /// that `background` lacks.
+    pub fn from_small(
+        background: &Omniglot,
+        other: &Omniglot,
+        val_fraction: f64,
+        seed: u64,
+    ) -> Pools {
+        let (train, val) = background.split_characters(val_fraction, seed);
         Pools {
             train: train.characters,
             val: val.characters,
-            eval: small2.alphabets_missing_from(small1).characters,
+            eval: other.alphabets_missing_from(background).characters,
         }
+    }
+
+    /// [`Pools::from_small`] of `split`'s two zips in the folder `dir`, 20% of each training
+    /// alphabet's characters held out for meta-validation.
+    pub fn load(dir: &Path, split: Split, seed: u64) -> Result<Pools> {
+        let background = Omniglot::load(dir.join(split.background()))?;
+        let other = Omniglot::load(dir.join(split.other()))?;
+        Ok(Pools::from_small(&background, &other, VAL_FRACTION, seed))
+    }
+
+    /// The evaluation pool's alphabets, in order.
+    pub fn eval_alphabets(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.eval.iter().map(|c| c.alphabet.as_str()).collect();
+        names.dedup();
+        names
     }
 
     /// The same with four rotations of every meta-training and meta-validation character as

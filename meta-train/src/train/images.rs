@@ -21,7 +21,7 @@ use crate::model::body::Batch;
 use crate::model::head::{self, Head, HeadTask, Order, FEATURES, OMNIGLOT_BODY};
 use crate::run_dir::{self, RunDir};
 use crate::tasks::augment;
-use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler};
+use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler, Split};
 use crate::tasks::omniglot::Character;
 use crate::tasks::{rng_for, Stream};
 use crate::train::optim::Adam;
@@ -76,6 +76,9 @@ pub struct FewShotConfig {
     /// Exact (ANIL) or first-order (FOMAML on the head) meta-gradients.
     #[serde(default)]
     pub order: Order,
+    /// The background set learned from (its other set's new alphabets are evaluated on).
+    #[serde(default)]
+    pub split: Split,
 }
 
 impl FewShotConfig {
@@ -101,6 +104,7 @@ impl FewShotConfig {
             start: HeadStart::Theta0,
             within_alphabet: false,
             order: Order::Second,
+            split: Split::Small1,
         }
     }
 }
