@@ -115,12 +115,12 @@ fn the_kernels_run_with_the_instruction_set_this_machine_has() {
 
 #[test]
 fn distortions_give_the_same_pixels_on_every_instruction_set() {
-    use meta_train::tasks::augment::distort;
+    use meta_train::tasks::augment::Distortion;
     let (_, images) = weights_and_images(OMNIGLOT_BODY, 20, 4);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for image in &images {
-        for v in distort(image, 28, &mut rng) {
+        for v in Distortion::default().distort(image, 28, &mut rng) {
             hash = (hash ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3);
         }
     }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use meta_train::eval::images::{evaluate, table};
 use meta_train::model::head::Order;
 use meta_train::run_dir::{self, RunDir};
+use meta_train::tasks::augment::Distortion;
 use meta_train::tasks::episodes::{Pools, Split};
 use meta_train::train::images::{train, FewShotConfig};
 use meta_train::train::time_split::TimeSplit;
@@ -77,6 +78,18 @@ pub struct FewShotArgs {
     /// No random distortions of the training images.
     #[arg(long)]
     pub no_augment: bool,
+    /// Largest rotation of the distortions, in degrees.
+    #[arg(long, default_value_t = Distortion::default().degrees)]
+    pub max_rotation: f32,
+    /// Largest change of scale of the distortions (0.15: ±15%).
+    #[arg(long, default_value_t = Distortion::default().scale)]
+    pub max_scale: f32,
+    /// Largest shear of the distortions.
+    #[arg(long, default_value_t = Distortion::default().shear)]
+    pub max_shear: f32,
+    /// Largest shift of the distortions, in pixels.
+    #[arg(long, default_value_t = Distortion::default().shift)]
+    pub max_shift: f32,
     /// Start each adaptation from θ0 plus the support set's class prototypes (Proto-MAML).
     #[arg(long)]
     pub prototypes: bool,
@@ -105,6 +118,12 @@ pub struct FewShotArgs {
 
 /// Runs `train-fewshot`.
 pub fn run(a: &FewShotArgs) -> Result<()> {
+    let limits = [a.max_rotation, a.max_scale, a.max_shear, a.max_shift];
+    if !limits.iter().all(|v| v.is_finite() && *v >= 0.0) || a.max_scale >= 1.0 {
+        anyhow::bail!(
+            "--max-rotation, --max-scale, --max-shear and --max-shift are limits of at least 0 (--max-scale below 1), not {limits:?}"
+        );
+    }
     let pools = Pools::load(&a.data, a.split, a.seed)?.with_rotations();
     let config = FewShotConfig {
         way: a.way,
@@ -135,6 +154,12 @@ pub fn run(a: &FewShotArgs) -> Result<()> {
             Order::Second
         },
         split: a.split,
+        distortion: Distortion {
+            degrees: a.max_rotation,
+            scale: a.max_scale,
+            shear: a.max_shear,
+            shift: a.max_shift,
+        },
     };
     let out = a.out.clone().unwrap_or_else(|| {
         let split = match a.split {

@@ -4,38 +4,65 @@
 
 use rand::Rng;
 
-/// Largest rotation, in degrees.
-pub const MAX_DEGREES: f32 = 15.0;
-/// Scales are drawn from `[1 − MAX_SCALE, 1 + MAX_SCALE]`.
-pub const MAX_SCALE: f32 = 0.15;
-/// Largest shear (x += shear · y).
-pub const MAX_SHEAR: f32 = 0.2;
-/// Largest shift, in pixels.
-pub const MAX_SHIFT: f32 = 2.0;
-
-/// `pixels` (`side`×`side`, row-major) under a random affine map; ink outside the frame is 0.
+/// How strongly [`Distortion::distort`] distorts: each parameter is drawn uniformly from
+/// `±` its limit. [`Distortion::default`] is the training recipe's: ±15°, ±15% scale, ±0.2
+/// shear, ±2 px shift.
 ///
 /// ```
-/// use meta_train::tasks::augment::distort;
-/// use rand::SeedableRng;
-/// let mut img = vec![0.0f32; 28 * 28];
-/// for y in 10..18 { for x in 10..18 { img[y * 28 + x] = 1.0; } }
-/// let out = distort(&img, 28, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
-/// let ink = |v: &[f32]| v.iter().sum::<f32>();
-/// assert!(out != img && (ink(&out) - ink(&img)).abs() < 0.4 * ink(&img));
+/// use meta_train::tasks::augment::Distortion;
+/// let d = Distortion::default();
+/// assert_eq!((d.degrees, d.scale, d.shear, d.shift), (15.0, 0.15, 0.2, 2.0));
 /// ```
-pub fn distort(pixels: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
-    let angle = rng.gen_range(-MAX_DEGREES..=MAX_DEGREES).to_radians();
-    let scale = rng.gen_range(1.0 - MAX_SCALE..=1.0 + MAX_SCALE);
-    let shear = rng.gen_range(-MAX_SHEAR..=MAX_SHEAR);
-    let (tx, ty) = (
-        rng.gen_range(-MAX_SHIFT..=MAX_SHIFT),
-        rng.gen_range(-MAX_SHIFT..=MAX_SHIFT),
-    );
-    let (sin, cos) = angle.sin_cos();
-    let mut out = vec![0.0f32; side * side];
-    resample(pixels, side, [sin, cos, scale, shear, tx, ty], &mut out);
-    out
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Distortion {
+    /// Largest rotation, in degrees.
+    pub degrees: f32,
+    /// Scales are drawn from `[1 − scale, 1 + scale]`.
+    pub scale: f32,
+    /// Largest shear (x += shear · y).
+    pub shear: f32,
+    /// Largest shift, in pixels.
+    pub shift: f32,
+}
+
+impl Default for Distortion {
+    fn default() -> Self {
+        Self {
+            degrees: 15.0,
+            scale: 0.15,
+            shear: 0.2,
+            shift: 2.0,
+        }
+    }
+}
+
+impl Distortion {
+    /// `pixels` (`side`×`side`, row-major) under a random affine map; ink outside the frame
+    /// is 0.
+    ///
+    /// ```
+    /// use meta_train::tasks::augment::Distortion;
+    /// use rand::SeedableRng;
+    /// let mut img = vec![0.0f32; 28 * 28];
+    /// for y in 10..18 { for x in 10..18 { img[y * 28 + x] = 1.0; } }
+    /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    /// let out = Distortion::default().distort(&img, 28, &mut rng);
+    /// let ink = |v: &[f32]| v.iter().sum::<f32>();
+    /// assert!(out != img && (ink(&out) - ink(&img)).abs() < 0.4 * ink(&img));
+    /// ```
+    pub fn distort(&self, pixels: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
+        let angle = rng.gen_range(-self.degrees..=self.degrees).to_radians();
+        let scale = rng.gen_range(1.0 - self.scale..=1.0 + self.scale);
+        let shear = rng.gen_range(-self.shear..=self.shear);
+        let (tx, ty) = (
+            rng.gen_range(-self.shift..=self.shift),
+            rng.gen_range(-self.shift..=self.shift),
+        );
+        let (sin, cos) = angle.sin_cos();
+        let mut out = vec![0.0f32; side * side];
+        resample(pixels, side, [sin, cos, scale, shear, tx, ty], &mut out);
+        out
+    }
 }
 
 /// `out[i]` = `pixels` bilinearly sampled where the inverse of the affine map

@@ -20,7 +20,7 @@ use shared::wstar::{self, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
 use crate::model::body::Batch;
 use crate::model::head::{self, Head, HeadTask, Order, FEATURES, OMNIGLOT_BODY};
 use crate::run_dir::{self, RunDir};
-use crate::tasks::augment;
+use crate::tasks::augment::Distortion;
 use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler, Split};
 use crate::tasks::omniglot::Character;
 use crate::tasks::{rng_for, Stream};
@@ -63,7 +63,7 @@ pub struct FewShotConfig {
     /// Iterations between learning-rate decays (by [`LR_DECAY`]); 0 never decays.
     #[serde(default)]
     pub decay_every: u64,
-    /// Whether training images get random affine distortions ([`crate::tasks::augment`]).
+    /// Whether training images get random affine distortions ([`FewShotConfig::distortion`]).
     #[serde(default)]
     pub augment: bool,
     /// Where each adaptation starts: `θ0`, or `θ0` plus the support set's class prototypes.
@@ -79,6 +79,9 @@ pub struct FewShotConfig {
     /// The background set learned from (its other set's new alphabets are evaluated on).
     #[serde(default)]
     pub split: Split,
+    /// How strongly training images are distorted when `augment` is set.
+    #[serde(default)]
+    pub distortion: Distortion,
 }
 
 impl FewShotConfig {
@@ -105,6 +108,7 @@ impl FewShotConfig {
             within_alphabet: false,
             order: Order::Second,
             split: Split::Small1,
+            distortion: Distortion::default(),
         }
     }
 }
@@ -354,7 +358,14 @@ fn episode(ck: &FewShotCheckpoint, sampler: &Sampler, index: u64) -> Episode {
         let mut rng = rng_for(ck.config.seed ^ AUGMENT_SEED, Stream::Train, index);
         let mut d = |imgs: &[(Vec<f32>, usize)]| -> Vec<(Vec<f32>, usize)> {
             imgs.iter()
-                .map(|(px, l)| (augment::distort(px, OMNIGLOT_BODY.side, &mut rng), *l))
+                .map(|(px, l)| {
+                    (
+                        ck.config
+                            .distortion
+                            .distort(px, OMNIGLOT_BODY.side, &mut rng),
+                        *l,
+                    )
+                })
                 .collect()
         };
         Episode {
