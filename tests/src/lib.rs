@@ -43,3 +43,16 @@ pub fn run(cmd: &mut Command) -> Output {
     );
     out
 }
+
+/// The folder of the Omniglot zips: `OMNIGLOT_DIR`, else the shared data folder beside the
+/// repository (`../shared/data/omniglot`).
+///
+/// ```no_run
+/// assert!(tinyadapt_tests::omniglot_dir().join("images_background_small1.zip").exists());
+/// ```
+pub fn omniglot_dir() -> PathBuf {
+    std::env::var_os("OMNIGLOT_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/omniglot"),
+        PathBuf::from,
+    )
+}

@@ -6,16 +6,7 @@
 //!
 //! Needs the Omniglot data (`OMNIGLOT_DIR`, by default `../shared/data/omniglot`).
 
-use std::path::PathBuf;
-
-use tinyadapt_tests::{meta_train, run};
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("OMNIGLOT_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/omniglot"),
-        PathBuf::from,
-    )
-}
+use tinyadapt_tests::{meta_train, omniglot_dir, run};
 
 #[test]
 fn a_small2_run_is_evaluated_on_small1s_new_alphabets_or_its_validation_characters() {
@@ -27,7 +18,7 @@ fn a_small2_run_is_evaluated_on_small1s_new_alphabets_or_its_validation_characte
         .args(["--eval-episodes", "0", "--out"])
         .arg(&out)
         .arg("--data")
-        .arg(data_dir()));
+        .arg(omniglot_dir()));
     assert!(trained.status.success());
     let said = String::from_utf8_lossy(&trained.stderr);
     assert!(
@@ -42,7 +33,7 @@ fn a_small2_run_is_evaluated_on_small1s_new_alphabets_or_its_validation_characte
             .arg("eval")
             .arg(&blob)
             .args(["--tasks", "3", "--omniglot"])
-            .arg(data_dir())
+            .arg(omniglot_dir())
             .args(extra))
     };
     let new = eval(&[]);

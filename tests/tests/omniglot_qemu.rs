@@ -14,7 +14,6 @@
 //! Needs `qemu-system-arm`, the thumbv7em target and the Omniglot data (`OMNIGLOT_DIR`, by
 //! default `../shared/data/omniglot` from the repository).
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -37,6 +36,7 @@ use shared::wstar::{BlobError, HeadStart};
 
 mod common;
 use common::{boot_classifier, boot_omniglot, call, classifier_firmware};
+use tinyadapt_tests::omniglot_dir;
 
 /// Episodes compared bit for bit: half 1-shot, half 5-shot.
 const EPISODES: u64 = 20;
@@ -51,18 +51,11 @@ const QUERIES_20: usize = 1;
 /// A real Meta-SGD `w*` for the sinusoid net: a head-only blob, no body.
 const SINUSOID: &[u8] = include_bytes!("../fixtures/metasgd-sinusoid-k10.bin");
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("OMNIGLOT_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/omniglot"),
-        PathBuf::from,
-    )
-}
-
 /// `images_background_small2`, loaded once.
 fn omniglot() -> &'static Omniglot {
     static SET: OnceLock<Omniglot> = OnceLock::new();
     SET.get_or_init(|| {
-        let p = data_dir().join("images_background_small2.zip");
+        let p = omniglot_dir().join("images_background_small2.zip");
         Omniglot::load(&p).unwrap_or_else(|e| panic!("{}: {e:#} (set OMNIGLOT_DIR)", p.display()))
     })
 }
