@@ -83,13 +83,61 @@ pub struct HeadTask<T: Real, const F: usize, const N: usize, const K: usize> {
 impl<T: Real, const F: usize, const N: usize, const K: usize> HeadTask<T, F, N, K> {
     /// Builds the task from `(features, label)` lists.
     pub fn new(support: &[(Vec<T>, usize)], query: &[(Vec<T>, usize)]) -> Self {
-        let (xs, ys, n_support) = batch::<T, F, N, K>(support);
-        let query = query.chunks(K).map(batch::<T, F, N, K>).collect();
+        let mut task = Self::empty();
+        task.refill(
+            support.iter().map(|(f, label)| (f.as_slice(), *label)),
+            query.iter().map(|(f, label)| (f.as_slice(), *label)),
+        );
+        task
+    }
+
+    /// A task without samples, for [`HeadTask::refill`].
+    pub fn empty() -> Self {
         Self {
-            xs,
-            ys,
-            n_support,
-            query,
+            xs: SMatrix::zeros(),
+            ys: SMatrix::zeros(),
+            n_support: 0,
+            query: Vec::new(),
+        }
+    }
+
+    /// Replaces the samples with `(features, label)` pairs, in place: no allocation once the
+    /// query has had as many chunks before. Panics on more than `K` support samples, a label
+    /// of `N` or more, or features that are not `F` long.
+    ///
+    /// ```
+    /// use meta_train::model::head::HeadTask;
+    /// let f = [[1.0f32, 0.0], [0.0, 1.0], [0.5, 0.5]];
+    /// let mut task = HeadTask::<f32, 2, 2, 2>::empty();
+    /// task.refill([(&f[0][..], 0), (&f[1][..], 1)], [(&f[2][..], 1); 3]);
+    /// assert_eq!((task.n_support, task.n_query(), task.query.len()), (2, 3, 2));
+    /// assert_eq!(task.ys[(1, 1)], 1.0);
+    /// ```
+    pub fn refill<'f>(
+        &mut self,
+        support: impl IntoIterator<Item = (&'f [T], usize)>,
+        query: impl IntoIterator<Item = (&'f [T], usize)>,
+    ) where
+        T: 'f,
+    {
+        self.xs.fill(T::ZERO);
+        self.ys.fill(T::ZERO);
+        self.n_support = 0;
+        for (j, (f, label)) in support.into_iter().enumerate() {
+            assert!(j < K, "more than K = {K} support samples");
+            self.xs.column_mut(j).copy_from_slice(f);
+            self.ys[(label, j)] = T::ONE;
+            self.n_support = j + 1;
+        }
+        self.query.clear();
+        for (j, (f, label)) in query.into_iter().enumerate() {
+            if j % K == 0 {
+                self.query.push((SMatrix::zeros(), SMatrix::zeros(), 0));
+            }
+            let (x, y, n) = self.query.last_mut().expect("a chunk was pushed");
+            x.column_mut(j % K).copy_from_slice(f);
+            y[(label, j % K)] = T::ONE;
+            *n += 1;
         }
     }
 
@@ -97,19 +145,6 @@ impl<T: Real, const F: usize, const N: usize, const K: usize> HeadTask<T, F, N, 
     pub fn n_query(&self) -> usize {
         self.query.iter().map(|q| q.2).sum()
     }
-}
-
-fn batch<T: Real, const F: usize, const N: usize, const K: usize>(
-    samples: &[(Vec<T>, usize)],
-) -> (SMatrix<T, F, K>, SMatrix<T, N, K>, usize) {
-    assert!(samples.len() <= K, "{} samples for K = {K}", samples.len());
-    let mut x = SMatrix::<T, F, K>::zeros();
-    let mut y = SMatrix::<T, N, K>::zeros();
-    for (j, (f, label)) in samples.iter().enumerate() {
-        x.column_mut(j).copy_from_slice(f);
-        y[(*label, j)] = T::ONE;
-    }
-    (x, y, samples.len())
 }
 
 /// What one episode gives the outer loop.
@@ -220,90 +255,169 @@ pub fn meta_grad<T: Real, const F: usize, const N: usize, const K: usize>(
     order: Order,
     task: &HeadTask<T, F, N, K>,
 ) -> HeadGrad<T, F, N, K> {
-    let loss = Loss::SoftmaxCrossEntropy;
-    let n_s = task.n_support;
-    // Forward through the inner steps, keeping each step's parameters, outputs and gradients.
-    let mut thetas = vec![start_of(head0, start, task)];
-    let mut outs = Vec::with_capacity(steps);
-    let mut dys = Vec::with_capacity(steps);
-    let mut grads = Vec::with_capacity(steps);
-    for t in 0..steps {
-        let out = thetas[t].affine(&task.xs);
-        let mut dy = SMatrix::<T, N, K>::zeros();
-        loss.value_grad(&out, &task.ys, n_s, Some(&mut dy));
-        let mut g = Dense::zeros();
-        thetas[t].affine_backward(&task.xs, &dy, &mut g, None);
-        let mut next = g.clone();
-        inner::step(
-            &thetas[t],
-            &mut next,
-            |_, i| alpha_at(alpha, i),
-            AdaptMask::ALL,
-        );
-        outs.push(out);
-        dys.push(dy);
-        grads.push(g);
-        thetas.push(next);
+    let mut work = MetaGrad::new();
+    work.compute(head0, start, alpha, steps, order, task);
+    work.grad
+}
+
+/// [`meta_grad`] with its buffers kept: each inner step's head, outputs and gradients, and
+/// the result. The training loop keeps one per episode of a meta-batch, so that after the
+/// first meta-iteration it allocates nothing.
+///
+/// ```
+/// use meta_train::model::head::{meta_grad, HeadTask, MetaGrad, Order};
+/// use shared::model::{Dense, Params};
+/// use shared::wstar::HeadStart;
+/// let f = [[1.0f32, 0.0], [0.0, 1.0]];
+/// let task = HeadTask::<f32, 2, 2, 2>::new(
+///     &[(f[0].to_vec(), 0), (f[1].to_vec(), 1)],
+///     &[(f[1].to_vec(), 1)],
+/// );
+/// let mut head0 = Dense::<f32, 2, 2>::zeros();
+/// head0.fill_with(|i| 0.1 * i as f32);
+/// let mut work = MetaGrad::new();
+/// let g = work.compute(&head0, HeadStart::Theta0, &[0.5], 3, Order::Second, &task);
+/// let fresh = meta_grad(&head0, HeadStart::Theta0, &[0.5], 3, Order::Second, &task);
+/// assert_eq!((g.loss, g.alpha.clone(), g.xs), (fresh.loss, fresh.alpha, fresh.xs));
+/// ```
+#[derive(Clone, Debug)]
+pub struct MetaGrad<T: Real, const F: usize, const N: usize, const K: usize> {
+    thetas: Vec<Dense<T, F, N>>,
+    outs: Vec<SMatrix<T, N, K>>,
+    dys: Vec<SMatrix<T, N, K>>,
+    grads: Vec<Dense<T, F, N>>,
+    /// The result of the last [`MetaGrad::compute`].
+    pub grad: HeadGrad<T, F, N, K>,
+}
+
+impl<T: Real, const F: usize, const N: usize, const K: usize> Default for MetaGrad<T, F, N, K> {
+    fn default() -> Self {
+        Self::new()
     }
-    // The query loss at the adapted head, a mean over every query sample.
-    let theta_s = &thetas[steps];
-    let n_q = T::from_usize(task.n_query().max(1));
-    let mut v = Dense::<T, F, N>::zeros();
-    let mut g = Dense::zeros();
-    let mut total = T::ZERO;
-    let mut xq = Vec::with_capacity(task.query.len());
-    let mut dy = SMatrix::<T, N, K>::zeros();
-    for (x, y, n) in &task.query {
-        let out = theta_s.affine(x);
-        let share = T::from_usize(*n) / n_q;
-        total += share * loss.value_grad(&out, y, *n, Some(&mut dy));
-        dy *= share;
-        let mut dx = SMatrix::zeros();
-        theta_s.affine_backward(x, &dy, &mut g, Some(&mut dx));
-        xq.push(dx);
-        v.add_scaled(T::ONE, &g);
-    }
-    let mut d_alpha = vec![T::ZERO; alpha.len()];
-    let mut xs = SMatrix::<T, F, K>::zeros();
-    let mut hv = Dense::zeros();
-    for t in (0..steps).rev() {
-        // v is the adjoint of θₜ₊₁ = θₜ − α ⊙ gₜ: α gets −gₜ ⊙ v (summed for a scalar α).
-        let mut gt = grads[t].clone();
-        let mut i = 0;
-        gt.zip_mut(&v, &mut |_, a, b| {
-            for (a, &b) in a.iter().zip(b) {
-                d_alpha[if alpha.len() == 1 { 0 } else { i }] -= *a * b;
-                i += 1;
-            }
-        });
-        if order == Order::First {
-            continue;
+}
+
+impl<T: Real, const F: usize, const N: usize, const K: usize> MetaGrad<T, F, N, K> {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Self {
+            thetas: Vec::new(),
+            outs: Vec::new(),
+            dys: Vec::new(),
+            grads: Vec::new(),
+            grad: HeadGrad {
+                loss: T::ZERO,
+                correct: 0,
+                head: Dense::zeros(),
+                alpha: Vec::new(),
+                xs: SMatrix::zeros(),
+                xq: Vec::new(),
+            },
         }
-        // u = α ⊙ v.
-        let mut u = v.clone();
-        let mut i = 0;
-        u.for_each_mut(&mut |_, s| {
-            for x in s {
-                *x *= alpha_at(alpha, i);
-                i += 1;
+    }
+
+    /// [`meta_grad`] into [`MetaGrad::grad`], which it returns.
+    pub fn compute(
+        &mut self,
+        head0: &Dense<T, F, N>,
+        start: HeadStart,
+        alpha: &[T],
+        steps: usize,
+        order: Order,
+        task: &HeadTask<T, F, N, K>,
+    ) -> &HeadGrad<T, F, N, K> {
+        let Self {
+            thetas,
+            outs,
+            dys,
+            grads,
+            grad,
+        } = self;
+        let loss = Loss::SoftmaxCrossEntropy;
+        let n_s = task.n_support;
+        // Forward through the inner steps, keeping each step's parameters, outputs and
+        // gradients.
+        thetas.clear();
+        outs.clear();
+        dys.clear();
+        grads.clear();
+        thetas.push(start_of(head0, start, task));
+        for t in 0..steps {
+            let out = thetas[t].affine(&task.xs);
+            let mut dy = SMatrix::<T, N, K>::zeros();
+            loss.value_grad(&out, &task.ys, n_s, Some(&mut dy));
+            let mut g = Dense::zeros();
+            thetas[t].affine_backward(&task.xs, &dy, &mut g, None);
+            let mut next = g.clone();
+            inner::step(
+                &thetas[t],
+                &mut next,
+                |_, i| alpha_at(alpha, i),
+                AdaptMask::ALL,
+            );
+            outs.push(out);
+            dys.push(dy);
+            grads.push(g);
+            thetas.push(next);
+        }
+        // The query loss at the adapted head, a mean over every query sample.
+        let theta_s = &thetas[steps];
+        let n_q = T::from_usize(task.n_query().max(1));
+        let v = &mut grad.head;
+        *v = Dense::zeros();
+        let mut g = Dense::zeros();
+        let mut total = T::ZERO;
+        grad.xq.clear();
+        let mut dy = SMatrix::<T, N, K>::zeros();
+        for (x, y, n) in &task.query {
+            let out = theta_s.affine(x);
+            let share = T::from_usize(*n) / n_q;
+            total += share * loss.value_grad(&out, y, *n, Some(&mut dy));
+            dy *= share;
+            let mut dx = SMatrix::zeros();
+            theta_s.affine_backward(x, &dy, &mut g, Some(&mut dx));
+            grad.xq.push(dx);
+            v.add_scaled(T::ONE, &g);
+        }
+        let d_alpha = &mut grad.alpha;
+        d_alpha.clear();
+        d_alpha.resize(alpha.len(), T::ZERO);
+        let xs = &mut grad.xs;
+        *xs = SMatrix::zeros();
+        let mut hv = Dense::zeros();
+        for t in (0..steps).rev() {
+            // v is the adjoint of θₜ₊₁ = θₜ − α ⊙ gₜ: α gets −gₜ ⊙ v (summed for a scalar α).
+            let mut gt = grads[t].clone();
+            let mut i = 0;
+            gt.zip_mut(v, &mut |_, a, b| {
+                for (a, &b) in a.iter().zip(b) {
+                    d_alpha[if alpha.len() == 1 { 0 } else { i }] -= *a * b;
+                    i += 1;
+                }
+            });
+            if order == Order::First {
+                continue;
             }
-        });
-        let rz = u.affine(&task.xs);
-        let rdz = loss.r_grad(&outs[t], &rz, n_s);
-        let rdx = thetas[t].affine_backward_r(&u, &task.xs, None, &dys[t], &rdz, &mut hv, true);
-        xs -= rdx;
-        v.add_scaled(-T::ONE, &hv);
-    }
-    // v is now the adjoint of the start, and so of θ0.
-    if start == HeadStart::Prototypes {
-        xs += Dense::add_prototypes_backward(&v, &task.xs, &task.ys);
-    }
-    HeadGrad {
-        loss: total,
-        correct: correct(theta_s, task),
-        head: v,
-        alpha: d_alpha,
-        xs,
-        xq,
+            // u = α ⊙ v.
+            let mut u = v.clone();
+            let mut i = 0;
+            u.for_each_mut(&mut |_, s| {
+                for x in s {
+                    *x *= alpha_at(alpha, i);
+                    i += 1;
+                }
+            });
+            let rz = u.affine(&task.xs);
+            let rdz = loss.r_grad(&outs[t], &rz, n_s);
+            let rdx = thetas[t].affine_backward_r(&u, &task.xs, None, &dys[t], &rdz, &mut hv, true);
+            *xs -= rdx;
+            v.add_scaled(-T::ONE, &hv);
+        }
+        // v is now the adjoint of the start, and so of θ0.
+        if start == HeadStart::Prototypes {
+            *xs += Dense::add_prototypes_backward(v, &task.xs, &task.ys);
+        }
+        grad.loss = total;
+        grad.correct = correct(theta_s, task);
+        grad
     }
 }

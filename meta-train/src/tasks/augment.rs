@@ -51,6 +51,15 @@ impl Distortion {
     /// assert!(out != img && (ink(&out) - ink(&img)).abs() < 0.4 * ink(&img));
     /// ```
     pub fn distort(&self, pixels: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
+        let mut out = vec![0.0f32; side * side];
+        self.distort_into(pixels, side, rng, &mut out);
+        out
+    }
+
+    /// [`Distortion::distort`] into `out` (`side`×`side` values), which the training loop
+    /// reuses from episode to episode. Panics if `pixels` or `out` has the wrong length.
+    pub fn distort_into(&self, pixels: &[f32], side: usize, rng: &mut impl Rng, out: &mut [f32]) {
+        assert_eq!(out.len(), side * side, "distorted image");
         let angle = rng.gen_range(-self.degrees..=self.degrees).to_radians();
         let scale = rng.gen_range(1.0 - self.scale..=1.0 + self.scale);
         let shear = rng.gen_range(-self.shear..=self.shear);
@@ -59,9 +68,7 @@ impl Distortion {
             rng.gen_range(-self.shift..=self.shift),
         );
         let (sin, cos) = angle.sin_cos();
-        let mut out = vec![0.0f32; side * side];
-        resample(pixels, side, [sin, cos, scale, shear, tx, ty], &mut out);
-        out
+        resample(pixels, side, [sin, cos, scale, shear, tx, ty], out);
     }
 }
 

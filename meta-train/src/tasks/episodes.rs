@@ -32,9 +32,10 @@ use std::borrow::Borrow;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use rand::seq::{index, SliceRandom};
+use rand::seq::SliceRandom;
 use rand::Rng;
 
+use super::index_sample::IndexSampler;
 use super::omniglot::{Character, Omniglot};
 use super::{rng_for, Stream};
 
@@ -102,7 +103,7 @@ impl Episode {
 }
 
 /// What an episode is made of, as indices: which pool characters, which of their images.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Picks {
     /// Pool index of the character that has label `i`.
     pub classes: Vec<usize>,
@@ -218,39 +219,67 @@ impl<'a> Sampler<'a> {
 
     /// The indices of episode `index` of `stream` under `seed`.
     pub fn picks(&self, seed: u64, stream: Stream, index: u64) -> Picks {
+        let mut picks = Picks::default();
+        self.picks_into(
+            seed,
+            stream,
+            index,
+            &mut picks,
+            &mut IndexSampler::default(),
+        );
+        picks
+    }
+
+    /// [`Sampler::picks`] into `picks`, drawing with `indices`: no allocation once the
+    /// buffers have grown to an episode's size.
+    pub fn picks_into(
+        &self,
+        seed: u64,
+        stream: Stream,
+        index: u64,
+        picks: &mut Picks,
+        indices: &mut IndexSampler,
+    ) {
         let mut rng = rng_for(seed, stream, index);
         let group = &self.groups[rng.gen_range(0..self.groups.len())];
-        let mut classes: Vec<usize> = index::sample(&mut rng, group.len(), self.spec.n_way)
-            .into_iter()
-            .map(|i| group[i])
-            .collect();
+        let Picks {
+            classes,
+            support,
+            query,
+        } = picks;
+        classes.clear();
+        let drawn = indices.sample(&mut rng, group.len(), self.spec.n_way);
+        classes.extend(drawn.iter().map(|&i| group[i]));
         classes.shuffle(&mut rng); // the labels: a fresh order every episode
         let (k, q) = (self.spec.k_shot, self.spec.n_query);
-        let mut support = Vec::with_capacity(classes.len() * k);
-        let mut query = Vec::with_capacity(classes.len() * q);
+        support.clear();
+        query.clear();
         for (label, &c) in classes.iter().enumerate() {
-            let drawn = index::sample(&mut rng, self.pool[c].images.len(), k + q).into_vec();
+            let drawn = indices.sample(&mut rng, self.pool[c].images.len(), k + q);
             support.extend(drawn[..k].iter().map(|&i| (label, i)));
             query.extend(drawn[k..].iter().map(|&i| (label, i)));
         }
         support.shuffle(&mut rng);
         query.shuffle(&mut rng);
-        Picks {
-            classes,
-            support,
-            query,
-        }
+    }
+
+    /// An [`IndexSampler`] big enough for every draw of this sampler, so that
+    /// [`Sampler::picks_into`] never allocates with it.
+    pub fn index_sampler(&self) -> IndexSampler {
+        let groups = self.groups.iter().map(Vec::len);
+        let images = self.pool.iter().map(|c| c.images.len());
+        IndexSampler::with_capacity(groups.chain(images).max().unwrap_or(0))
+    }
+
+    /// The pixels of `pick`, a `(label, image)` of `picks`' support or query.
+    pub fn image(&self, picks: &Picks, (label, i): (usize, usize)) -> &'a [f32] {
+        &self.pool[picks.classes[label]].images[i].pixels
     }
 
     /// Episode `index` of `stream` under `seed`, with its images.
     pub fn episode(&self, seed: u64, stream: Stream, index: u64) -> Episode {
         let picks = self.picks(seed, stream, index);
-        let image = |&(label, i): &(usize, usize)| {
-            (
-                self.pool[picks.classes[label]].images[i].pixels.clone(),
-                label,
-            )
-        };
+        let image = |&pick: &(usize, usize)| (self.image(&picks, pick).to_vec(), pick.0);
         Episode {
             support: picks.support.iter().map(image).collect(),
             query: picks.query.iter().map(image).collect(),

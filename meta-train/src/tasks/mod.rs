@@ -4,6 +4,7 @@ pub mod augment;
 pub mod csv;
 pub mod episode_dir;
 pub mod episodes;
+pub mod index_sample;
 pub mod omniglot;
 pub mod sinusoid;
 pub mod synthetic;
