@@ -421,7 +421,7 @@ fn meta_validation_scores_each_episode_as_the_device_does_from_each_image_once()
         *v = 0.5 * noise(k, 11) as f32;
     }
     let sampler = Sampler::across(&pool, EpisodeSpec::new(5, 1)).unwrap();
-    let val = images::Validation::new(&sampler, &pool, 3, 8);
+    let mut val = images::Validation::new(&sampler, &pool, 3, 8);
     // 8 episodes of 5 · 16 images from 120: images recur, and are computed once.
     assert!(val.distinct_images() <= 120 && val.distinct_images() < 8 * 80);
     let blob = ck.blob::<5>().unwrap();

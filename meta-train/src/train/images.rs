@@ -3,7 +3,13 @@
 //! every image, exact second order through the head's inner steps), one Adam step on the body,
 //! the head's `θ0` and `α`; a progress bar with episodes/s and the running meta-validation
 //! accuracy, metrics, and atomic checkpoints.
+//!
+//! After the first meta-iteration the loop allocates nothing ([`Trainer::step`]): each thread
+//! keeps its body batch and episode buffers, each episode of the meta-batch its gradient, and
+//! the loop runs on a worker of the thread pool, so handing out a meta-batch's episodes does
+//! not go through the pool's allocating queue. `tests/no_alloc.rs` counts it.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::time::Instant;
 
@@ -18,10 +24,11 @@ use shared::model::Params;
 use shared::wstar::{self, Algorithm, AlphaKind, BodyShape, HeadStart, Meta};
 
 use crate::model::body::Batch;
-use crate::model::head::{self, Head, HeadTask, Order, FEATURES, OMNIGLOT_BODY};
+use crate::model::head::{self, Head, HeadTask, MetaGrad, Order, FEATURES, OMNIGLOT_BODY};
 use crate::run_dir::{self, RunDir};
 use crate::tasks::augment::Distortion;
-use crate::tasks::episodes::{Episode, EpisodeSpec, Sampler, Split};
+use crate::tasks::episodes::{EpisodeSpec, Picks, Sampler, Split};
+use crate::tasks::index_sample::IndexSampler;
 use crate::tasks::omniglot::Character;
 use crate::tasks::{rng_for, Stream};
 use crate::train::optim::Adam;
@@ -246,20 +253,12 @@ pub const LR_DECAY: f32 = 0.3;
 thread_local! {
     /// Each thread's batch buffers, reused from episode to episode.
     static BODY: RefCell<Batch<5>> = RefCell::new(Batch::new(OMNIGLOT_BODY));
+    /// Each thread's [`Work`] for the episode shape it last trained on.
+    static WORK: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
 }
 
 /// Mixed into the seed of the distortions' random stream.
 const AUGMENT_SEED: u64 = 0xA0A0_5EED;
-
-/// What one episode contributes.
-struct EpisodeGrad {
-    loss: f64,
-    correct: usize,
-    queries: usize,
-    body: Vec<f32>,
-    head: Vec<f32>,
-    alpha: Vec<f32>,
-}
 
 /// Body features of each image.
 pub fn features(body: &[f32], images: &[(Vec<f32>, usize)]) -> Vec<(Vec<f32>, usize)> {
@@ -285,95 +284,267 @@ pub fn features_viewing(
         .collect()
 }
 
-fn episode_grad<const N: usize, const K: usize>(
-    ck: &FewShotCheckpoint,
-    head0: &Head<N>,
-    sampler: &Sampler,
-    index: u64,
-    split: &TimeSplit,
-) -> EpisodeGrad {
-    let ep = split.time(Phase::Episodes, || episode(ck, sampler, index));
-    BODY.with_borrow_mut(|batch| {
-        split.time(Phase::Forward, || forward(batch, &ck.body, &ep));
-        let (g, task) = split.time(Phase::Head, || {
-            let task = head_task::<N, K>(batch, &ep);
-            let g = head::meta_grad(
-                head0,
-                ck.config.start,
-                &ck.alpha,
-                ck.config.steps,
-                ck.config.order,
-                &task,
-            );
-            (g, task)
-        });
-        let body = split.time(Phase::Backward, || {
-            let mut d = Vec::with_capacity(batch.len() * FEATURES);
-            d.extend_from_slice(&g.xs.as_slice()[..ep.support.len() * FEATURES]);
-            for (chunk, q) in g.xq.iter().zip(ep.query.chunks(K)) {
-                d.extend_from_slice(&chunk.as_slice()[..q.len() * FEATURES]);
+/// One thread's buffers for an episode: its picks, images, head task and meta-gradient,
+/// reused from episode to episode (like [`BODY`]), so that the training loop does not
+/// allocate and each thread keeps working in memory that is already in its cache.
+struct Work<const N: usize, const K: usize> {
+    picks: Picks,
+    indices: IndexSampler,
+    /// The episode's images, support first, `OMNIGLOT_BODY.inputs()` values each.
+    pixels: Vec<f32>,
+    task: HeadTask<f32, FEATURES, N, K>,
+    head: MetaGrad<f32, FEATURES, N, K>,
+    /// `∂L/∂features` of every image, in image order.
+    d_features: Vec<f32>,
+}
+
+impl<const N: usize, const K: usize> Work<N, K> {
+    /// Calls `f` with this thread's buffers for `N`-way episodes of `K` support images,
+    /// made on the thread's first such episode (sized for `sampler`'s draws).
+    fn with<R>(sampler: &Sampler, f: impl FnOnce(&mut Self) -> R) -> R {
+        WORK.with_borrow_mut(|work| {
+            if !work.as_ref().is_some_and(|w| w.is::<Self>()) {
+                *work = Some(Box::new(Self {
+                    picks: Picks::default(),
+                    indices: sampler.index_sampler(),
+                    pixels: Vec::new(),
+                    task: HeadTask::empty(),
+                    head: MetaGrad::new(),
+                    d_features: Vec::new(),
+                }));
             }
-            let mut body = vec![0.0f32; ck.body.len()];
-            batch.backward(&ck.body, &d, &mut body);
-            body
-        });
-        let mut head = Vec::with_capacity(ck.head.len());
-        g.head.for_each(&mut |_, s| head.extend_from_slice(s));
-        EpisodeGrad {
-            loss: f64::from(g.loss),
-            correct: g.correct,
-            queries: task.n_query(),
-            body,
-            head,
-            alpha: g.alpha,
-        }
-    })
-}
+            f(work
+                .as_mut()
+                .and_then(|w| w.downcast_mut())
+                .expect("made above"))
+        })
+    }
 
-/// The body on every image of `ep`, support first.
-fn forward(batch: &mut Batch<5>, body: &[f32], ep: &Episode) {
-    let images = ep.support.iter().chain(&ep.query);
-    batch.forward(body, images.map(|(px, _)| px.as_slice()));
-}
-
-/// `ep` as the head sees it, from the features of [`forward`].
-fn head_task<const N: usize, const K: usize>(
-    batch: &Batch<5>,
-    ep: &Episode,
-) -> HeadTask<f32, FEATURES, N, K> {
-    let feats = |imgs: &[(Vec<f32>, usize)], first: usize| -> Vec<_> {
-        imgs.iter()
-            .enumerate()
-            .map(|(i, (_, l))| (batch.features(first + i).to_vec(), *l))
-            .collect::<Vec<_>>()
-    };
-    HeadTask::new(&feats(&ep.support, 0), &feats(&ep.query, ep.support.len()))
-}
-
-/// Training episode `index`, its images distorted when the run says so.
-fn episode(ck: &FewShotCheckpoint, sampler: &Sampler, index: u64) -> Episode {
-    let ep = sampler.episode(ck.config.seed, Stream::Train, index);
-    if ck.config.augment {
+    /// Training episode `index`: its picks, and its images (distorted when the run says so)
+    /// into [`Work::pixels`].
+    fn draw(&mut self, ck: &FewShotCheckpoint, sampler: &Sampler, index: u64) {
+        let c = &ck.config;
+        sampler.picks_into(
+            c.seed,
+            Stream::Train,
+            index,
+            &mut self.picks,
+            &mut self.indices,
+        );
+        let picks = &self.picks;
+        let n = OMNIGLOT_BODY.inputs();
+        self.pixels
+            .resize((picks.support.len() + picks.query.len()) * n, 0.0);
         // Its own stream, so the episode's picks do not depend on whether it is distorted.
-        let mut rng = rng_for(ck.config.seed ^ AUGMENT_SEED, Stream::Train, index);
-        let mut d = |imgs: &[(Vec<f32>, usize)]| -> Vec<(Vec<f32>, usize)> {
-            imgs.iter()
-                .map(|(px, l)| {
-                    (
-                        ck.config
-                            .distortion
-                            .distort(px, OMNIGLOT_BODY.side, &mut rng),
-                        *l,
-                    )
-                })
-                .collect()
-        };
-        Episode {
-            support: d(&ep.support),
-            query: d(&ep.query),
+        let mut rng = c
+            .augment
+            .then(|| rng_for(c.seed ^ AUGMENT_SEED, Stream::Train, index));
+        let images = picks.support.iter().chain(&picks.query);
+        for (out, &pick) in self.pixels.chunks_exact_mut(n).zip(images) {
+            let px = sampler.image(picks, pick);
+            match &mut rng {
+                Some(rng) => c.distortion.distort_into(px, OMNIGLOT_BODY.side, rng, out),
+                None => out.copy_from_slice(px),
+            }
         }
-    } else {
-        ep
+    }
+}
+
+/// What one episode of the meta-batch gives the outer step, kept from meta-iteration to
+/// meta-iteration.
+#[derive(Default)]
+struct Slot {
+    loss: f32,
+    correct: usize,
+    queries: usize,
+    /// `∂L/∂body`.
+    body: Vec<f32>,
+    /// `∂L/∂θ0` of the head, flat in parameter order.
+    head: Vec<f32>,
+    /// `∂L/∂α`.
+    alpha: Vec<f32>,
+}
+
+impl Slot {
+    /// The meta-gradient of training episode `index` of `ck` (whose head is `head0`).
+    fn run<const N: usize, const K: usize>(
+        &mut self,
+        ck: &FewShotCheckpoint,
+        head0: &Head<N>,
+        sampler: &Sampler,
+        index: u64,
+        split: &TimeSplit,
+    ) {
+        Work::<N, K>::with(sampler, |w| {
+            split.time(Phase::Episodes, || w.draw(ck, sampler, index));
+            let n_support = w.picks.support.len();
+            BODY.with_borrow_mut(|batch| {
+                split.time(Phase::Forward, || {
+                    batch.forward(&ck.body, w.pixels.chunks_exact(OMNIGLOT_BODY.inputs()))
+                });
+                split.time(Phase::Head, || {
+                    let (support, query) = (&w.picks.support, &w.picks.query);
+                    w.task.refill(
+                        support
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &(label, _))| (batch.features(i), label)),
+                        query
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &(label, _))| (batch.features(n_support + i), label)),
+                    );
+                    let c = &ck.config;
+                    w.head
+                        .compute(head0, c.start, &ck.alpha, c.steps, c.order, &w.task);
+                });
+                split.time(Phase::Backward, || {
+                    let g = &w.head.grad;
+                    let d = &mut w.d_features;
+                    d.clear();
+                    d.extend_from_slice(&g.xs.as_slice()[..n_support * FEATURES]);
+                    for (chunk, (_, _, n)) in g.xq.iter().zip(&w.task.query) {
+                        d.extend_from_slice(&chunk.as_slice()[..n * FEATURES]);
+                    }
+                    self.body.clear();
+                    self.body.resize(ck.body.len(), 0.0);
+                    batch.backward(&ck.body, d, &mut self.body);
+                });
+            });
+            let g = &w.head.grad;
+            (self.loss, self.correct, self.queries) = (g.loss, g.correct, w.task.n_query());
+            self.head.clear();
+            let flat = &mut self.head;
+            g.head.for_each(&mut |_, s| flat.extend_from_slice(s));
+            self.alpha.clear();
+            self.alpha.extend_from_slice(&g.alpha);
+        });
+    }
+}
+
+/// What one meta-iteration's episodes added up to.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct IterationStats {
+    /// Sum of the episodes' mean query losses.
+    pub loss_sum: f64,
+    /// Episodes.
+    pub episodes: u64,
+    /// Query images classified correctly after adaptation.
+    pub correct: usize,
+    /// Query images.
+    pub queries: usize,
+}
+
+/// The meta-training step of a few-shot run: a meta-batch of episodes' meta-gradients in
+/// parallel, then one Adam step. Its buffers are kept, so that after the first
+/// meta-iteration a step allocates nothing.
+pub struct Trainer<'p, const N: usize, const K: usize> {
+    ck: FewShotCheckpoint,
+    sampler: Sampler<'p>,
+    slots: Vec<Slot>,
+    /// The meta-batch's mean gradient: body, head, `α`.
+    grad: Vec<f32>,
+}
+
+impl<'p, const N: usize, const K: usize> Trainer<'p, N, K> {
+    /// A trainer continuing `ck` on episodes of `ck`'s config from `train_pool`.
+    pub fn new(ck: FewShotCheckpoint, train_pool: &'p [Character]) -> Result<Self> {
+        let config = &ck.config;
+        if config.way != N || config.shot * N > K {
+            bail!("internal: episode shape dispatch");
+        }
+        let spec = EpisodeSpec::new(config.way, config.shot).with_query(config.query);
+        let sampler = if config.within_alphabet {
+            Sampler::within_alphabet(train_pool, spec)
+        } else {
+            Sampler::across(train_pool, spec)
+        }
+        .context("meta-training classes")?;
+        let slots = (0..config.meta_batch).map(|_| Slot::default()).collect();
+        let grad = vec![0.0; ck.body.len() + ck.head.len() + ck.alpha.len()];
+        Ok(Self {
+            ck,
+            sampler,
+            slots,
+            grad,
+        })
+    }
+
+    /// The state so far.
+    pub fn checkpoint(&self) -> &FewShotCheckpoint {
+        &self.ck
+    }
+
+    /// The state, giving up the buffers.
+    pub fn into_checkpoint(self) -> FewShotCheckpoint {
+        self.ck
+    }
+
+    /// One meta-iteration; each phase's time is added to `split`. Fails if a parameter
+    /// becomes NaN or infinite.
+    pub fn step(&mut self, split: &TimeSplit) -> Result<IterationStats> {
+        let Self {
+            ck,
+            sampler,
+            slots,
+            grad,
+        } = self;
+        let config = &ck.config;
+        let it = ck.iteration;
+        let head0 = ck.head_model::<N>();
+        slots.par_iter_mut().enumerate().for_each(|(b, slot)| {
+            let index = it * config.meta_batch as u64 + b as u64;
+            slot.run::<N, K>(ck, &head0, sampler, index, split);
+        });
+        let stats = split.time(Phase::Outer, || -> Result<IterationStats> {
+            // Summed in episode order, so the result does not depend on the thread count.
+            let scale = 1.0 / config.meta_batch as f32;
+            grad.fill(0.0);
+            let (gb, rest) = grad.split_at_mut(ck.body.len());
+            let (gh, ga) = rest.split_at_mut(ck.head.len());
+            let mut stats = IterationStats::default();
+            for slot in slots.iter() {
+                for (a, b) in gb.iter_mut().zip(&slot.body) {
+                    *a += b * scale;
+                }
+                for (a, b) in gh.iter_mut().zip(&slot.head) {
+                    *a += b * scale;
+                }
+                if config.learn_alpha {
+                    for (a, b) in ga.iter_mut().zip(&slot.alpha) {
+                        *a += b * scale;
+                    }
+                }
+                stats.loss_sum += f64::from(slot.loss);
+                stats.episodes += 1;
+                stats.correct += slot.correct;
+                stats.queries += slot.queries;
+            }
+            // Step decay, by iteration number (so a resumed run follows the same schedule).
+            ck.adam.lr = match config.decay_every {
+                0 => config.meta_lr,
+                every => config.meta_lr * LR_DECAY.powi((it / every).min(16) as i32),
+            };
+            // One Adam step over body, head and α, each range with its moments.
+            let update = ck.adam.begin();
+            let (m, v) = ck.adam.moments_mut();
+            let (mb, m) = m.split_at_mut(ck.body.len());
+            let (vb, v) = v.split_at_mut(ck.body.len());
+            let (mh, ma) = m.split_at_mut(ck.head.len());
+            let (vh, va) = v.split_at_mut(ck.head.len());
+            update.apply(&mut ck.body, gb, mb, vb);
+            update.apply(&mut ck.head, gh, mh, vh);
+            update.apply(&mut ck.alpha, ga, ma, va);
+            let params = ck.body.iter().chain(&ck.head).chain(&ck.alpha);
+            if !params.into_iter().all(|v| v.is_finite()) {
+                bail!(
+                    "meta-training diverged at iteration {it}: a parameter became NaN or infinite"
+                );
+            }
+            Ok(stats)
+        })?;
+        ck.iteration += 1;
+        Ok(stats)
     }
 }
 
@@ -385,6 +556,8 @@ pub struct Validation<'p> {
     images: Vec<&'p [f32]>,
     /// Each episode's support and query as `(image, label)`, `image` indexing `images`.
     episodes: Vec<[Vec<(usize, usize)>; 2]>,
+    /// The images' features in the last pass, [`FEATURES`] each.
+    features: Vec<f32>,
 }
 
 impl<'p> Validation<'p> {
@@ -412,7 +585,11 @@ impl<'p> Validation<'p> {
                 [index(&picks.support), index(&picks.query)]
             })
             .collect();
-        Self { images, episodes }
+        Self {
+            images,
+            episodes,
+            features: Vec::new(),
+        }
     }
 
     /// Distinct images.
@@ -421,44 +598,44 @@ impl<'p> Validation<'p> {
     }
 
     /// Query accuracy of `ck` over the episodes, adapting the head as the device does; the
-    /// threads' time goes to [`Phase::Validation`].
+    /// threads' time goes to [`Phase::Validation`]. The features are kept for the next pass.
     pub fn accuracy<const N: usize, const K: usize>(
-        &self,
+        &mut self,
         ck: &FewShotCheckpoint,
         split: &TimeSplit,
     ) -> f64 {
-        let features: Vec<Vec<f32>> = self
-            .images
-            .par_chunks(64)
-            .flat_map_iter(|chunk| {
+        const CHUNK: usize = 64;
+        self.features.resize(self.images.len() * FEATURES, 0.0);
+        self.features
+            .par_chunks_mut(CHUNK * FEATURES)
+            .zip(self.images.par_chunks(CHUNK))
+            .for_each(|(out, images)| {
                 split.time(Phase::Validation, || {
                     BODY.with_borrow_mut(|batch| {
-                        batch.forward(&ck.body, chunk.iter().copied());
-                        (0..chunk.len())
-                            .map(|i| batch.features(i).to_vec())
-                            .collect::<Vec<_>>()
+                        batch.forward(&ck.body, images.iter().copied());
+                        for (i, f) in out.chunks_exact_mut(FEATURES).enumerate() {
+                            f.copy_from_slice(batch.features(i));
+                        }
                     })
                 })
-            })
-            .collect();
+            });
+        let features = &self.features;
+        let at = |&(s, label): &(usize, usize)| (&features[s * FEATURES..][..FEATURES], label);
         let head0 = ck.head_model::<N>();
         let (correct, total) = self
             .episodes
             .par_iter()
-            .map(|[support, query]| {
-                split.time(Phase::Validation, || {
-                    let samples = |list: &[(usize, usize)]| -> Vec<(Vec<f32>, usize)> {
-                        list.iter()
-                            .map(|&(s, l)| (features[s].clone(), l))
-                            .collect()
-                    };
-                    let task =
-                        HeadTask::<f32, FEATURES, N, K>::new(&samples(support), &samples(query));
-                    let adapted =
-                        head::adapt(&head0, ck.config.start, &ck.alpha, ck.config.steps, &task);
-                    (head::correct(&adapted, &task), task.n_query())
-                })
-            })
+            .map_init(
+                HeadTask::<f32, FEATURES, N, K>::empty,
+                |task, [support, query]| {
+                    split.time(Phase::Validation, || {
+                        task.refill(support.iter().map(at), query.iter().map(at));
+                        let adapted =
+                            head::adapt(&head0, ck.config.start, &ck.alpha, ck.config.steps, task);
+                        (head::correct(&adapted, task), task.n_query())
+                    })
+                },
+            )
             .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         correct as f64 / total.max(1) as f64
     }
@@ -476,20 +653,10 @@ pub fn train<const N: usize, const K: usize>(
     progress: Progress,
     split: &TimeSplit,
 ) -> Result<FewShotCheckpoint> {
-    if config.way != N || config.shot * N > K {
-        bail!("internal: episode shape dispatch");
-    }
-    let spec = EpisodeSpec::new(config.way, config.shot).with_query(config.query);
-    let sampler = if config.within_alphabet {
-        Sampler::within_alphabet(train_pool, spec)
-    } else {
-        Sampler::across(train_pool, spec)
-    }
-    .context("meta-training classes")?;
     let val_spec = EpisodeSpec::new(config.way, config.shot);
     let val_sampler = Sampler::across(val_pool, val_spec).context("meta-validation classes")?;
-    let val = Validation::new(&val_sampler, val_pool, config.seed, config.val_episodes);
-    let mut ck = if resume {
+    let mut val = Validation::new(&val_sampler, val_pool, config.seed, config.val_episodes);
+    let ck = if resume {
         run.resume(
             "a few-shot checkpoint",
             config,
@@ -498,6 +665,7 @@ pub fn train<const N: usize, const K: usize>(
     } else {
         FewShotCheckpoint::new(config)
     };
+    let mut trainer = Trainer::<N, K>::new(ck, train_pool)?;
     run.write_atomic(
         run_dir::CONFIG,
         serde_json::to_string_pretty(config)?.as_bytes(),
@@ -512,106 +680,69 @@ pub fn train<const N: usize, const K: usize>(
         ProgressStyle::with_template("{bar:25} {pos}/{len} it  {msg}  eta {eta}")
             .expect("static template"),
     );
-    bar.set_position(ck.iteration);
+    bar.set_position(trainer.checkpoint().iteration);
     let start = Instant::now();
-    let mut last_val = ck.metrics.last().map_or(f32::NAN, |m| m.val_accuracy);
-    let (mut loss_sum, mut correct, mut queries, mut episodes) = (0.0f64, 0usize, 0usize, 0u64);
+    let mut last_val = trainer
+        .checkpoint()
+        .metrics
+        .last()
+        .map_or(f32::NAN, |m| m.val_accuracy);
+    let mut interval = IterationStats::default();
     let mut done = 0u64;
     let mut tick = Instant::now();
-    let mut rate = 0.0f64;
-    while ck.iteration < config.iterations {
-        let head0 = ck.head_model::<N>();
-        let it = ck.iteration;
-        let grads: Vec<EpisodeGrad> = (0..config.meta_batch as u64)
-            .into_par_iter()
-            .map(|b| {
-                let index = it * config.meta_batch as u64 + b;
-                episode_grad::<N, K>(&ck, &head0, &sampler, index, split)
-            })
-            .collect();
-        split.time(Phase::Outer, || -> Result<()> {
-            // Summed in episode order, so the result does not depend on the thread count.
-            let scale = 1.0 / config.meta_batch as f32;
-            let mut g = vec![0.0f32; ck.body.len() + ck.head.len() + ck.alpha.len()];
-            for e in &grads {
-                let (gb, rest) = g.split_at_mut(ck.body.len());
-                for (a, b) in gb.iter_mut().zip(&e.body) {
-                    *a += b * scale;
-                }
-                let (gh, ga) = rest.split_at_mut(ck.head.len());
-                for (a, b) in gh.iter_mut().zip(&e.head) {
-                    *a += b * scale;
-                }
-                if config.learn_alpha {
-                    for (a, b) in ga.iter_mut().zip(&e.alpha) {
-                        *a += b * scale;
-                    }
-                }
-                loss_sum += e.loss;
-                episodes += 1;
-                correct += e.correct;
-                queries += e.queries;
+    // On a worker thread of the pool, so that each meta-batch's episodes are handed to the
+    // other workers without going through the pool's (allocating) injector queue.
+    rayon::scope(|_| -> Result<()> {
+        while trainer.checkpoint().iteration < config.iterations {
+            let s = trainer.step(split)?;
+            interval.loss_sum += s.loss_sum;
+            interval.episodes += s.episodes;
+            interval.correct += s.correct;
+            interval.queries += s.queries;
+            let ck = trainer.checkpoint();
+            done += 1;
+            bar.inc(1);
+            if done.is_multiple_of(10) {
+                let now = Instant::now();
+                let rate = 10.0 * config.meta_batch as f64 / (now - tick).as_secs_f64();
+                tick = now;
+                bar.set_message(format!(
+                    "{rate:>5.0} episodes/s  train acc {:>5.1}%  val acc {:>5.1}%  α {:.3}",
+                    100.0 * interval.correct as f64 / interval.queries.max(1) as f64,
+                    100.0 * last_val,
+                    ck.mean_alpha()
+                ));
             }
-            let mut params: Vec<f32> = ck
-                .body
-                .iter()
-                .chain(&ck.head)
-                .chain(&ck.alpha)
-                .copied()
-                .collect();
-            // Step decay, by iteration number (so a resumed run follows the same schedule).
-            ck.adam.lr = match config.decay_every {
-                0 => config.meta_lr,
-                every => config.meta_lr * LR_DECAY.powi((it / every).min(16) as i32),
-            };
-            ck.adam.step(&mut params, &g);
-            if !params.iter().all(|v| v.is_finite()) {
-                bail!(
-                    "meta-training diverged at iteration {it}: a parameter became NaN or infinite"
-                );
+            let (iteration, mut metrics) = (ck.iteration, None);
+            if iteration % config.val_every == 0 || iteration == config.iterations {
+                last_val = val.accuracy::<N, K>(ck, split) as f32;
+                metrics = Some(FewShotMetric {
+                    iteration,
+                    meta_loss: (interval.loss_sum / interval.episodes.max(1) as f64) as f32,
+                    train_accuracy: interval.correct as f32 / interval.queries.max(1) as f32,
+                    val_accuracy: last_val,
+                    alpha: ck.mean_alpha(),
+                    elapsed_s: start.elapsed().as_secs_f64(),
+                });
+                interval = IterationStats::default();
             }
-            let (b, rest) = params.split_at(ck.body.len());
-            let (h, a) = rest.split_at(ck.head.len());
-            ck.body.copy_from_slice(b);
-            ck.head.copy_from_slice(h);
-            ck.alpha.copy_from_slice(a);
-            Ok(())
-        })?;
-        ck.iteration += 1;
-        done += 1;
-        bar.inc(1);
-        if done.is_multiple_of(10) {
-            let now = Instant::now();
-            rate = 10.0 * config.meta_batch as f64 / (now - tick).as_secs_f64();
-            tick = now;
+            if let Some(m) = metrics {
+                trainer.ck.metrics.push(m);
+                write_metrics(run, &trainer.ck.metrics)?;
+            }
+            if iteration % config.checkpoint_every == 0 || iteration == config.iterations {
+                split.time(Phase::Outer, || {
+                    run.write_atomic(
+                        run_dir::CHECKPOINT,
+                        &postcard::to_allocvec(trainer.checkpoint())?,
+                    )
+                })?;
+            }
         }
-        if ck.iteration % config.val_every == 0 || ck.iteration == config.iterations {
-            last_val = val.accuracy::<N, K>(&ck, split) as f32;
-            ck.metrics.push(FewShotMetric {
-                iteration: ck.iteration,
-                meta_loss: (loss_sum / episodes.max(1) as f64) as f32,
-                train_accuracy: correct as f32 / queries.max(1) as f32,
-                val_accuracy: last_val,
-                alpha: ck.mean_alpha(),
-                elapsed_s: start.elapsed().as_secs_f64(),
-            });
-            (loss_sum, correct, queries, episodes) = (0.0, 0, 0, 0);
-            write_metrics(run, &ck.metrics)?;
-        }
-        bar.set_message(format!(
-            "{rate:>5.0} episodes/s  train acc {:>5.1}%  val acc {:>5.1}%  α {:.3}",
-            100.0 * correct as f64 / queries.max(1) as f64,
-            100.0 * last_val,
-            ck.mean_alpha()
-        ));
-        if ck.iteration % config.checkpoint_every == 0 || ck.iteration == config.iterations {
-            split.time(Phase::Outer, || {
-                run.write_atomic(run_dir::CHECKPOINT, &postcard::to_allocvec(&ck)?)
-            })?;
-        }
-    }
+        Ok(())
+    })?;
     bar.finish();
-    Ok(ck)
+    Ok(trainer.into_checkpoint())
 }
 
 fn write_metrics(run: &RunDir, metrics: &[FewShotMetric]) -> Result<()> {
