@@ -17,6 +17,65 @@ use crate::error::{AdaptError, PushError, PushErrorKind};
 /// adaptation (see [`Adapter::adapt_steps`]).
 pub const BACKTRACKS: u8 = 8;
 
+/// How the steps beyond the trained ones go (see [`Adapter::adapt_steps`]).
+///
+/// ```
+/// use device::ExtraSteps;
+/// assert_eq!(ExtraSteps::STOP.backtracks, 0);
+/// assert_eq!(ExtraSteps::DEFAULT.backtracks, device::BACKTRACKS);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtraSteps {
+    /// Retries at half the length of an extra step that raises the loss on the samples (or
+    /// diverges) before the guard undoes it and ends the adaptation; 0 stops at the first.
+    pub backtracks: u8,
+    /// At most this many doublings of an extra step's length: two extra steps in a row taken
+    /// at their first length start the next one at twice that length (capped at `2^growth`
+    /// times `α`'s), each retry halves it and the next starts there (a "bold driver" line
+    /// search). 0: every extra step starts at `α`'s length.
+    pub growth: u8,
+}
+
+impl ExtraSteps {
+    /// The guard's default for one `α` for every parameter: [`BACKTRACKS`] retries, steps
+    /// growing to [`GROWTH`] doublings.
+    pub const DEFAULT: Self = Self {
+        backtracks: BACKTRACKS,
+        growth: GROWTH,
+    };
+
+    /// The guard's default for a blob whose step sizes are `alpha`: [`ExtraSteps::DEFAULT`]
+    /// for one `α` and for one per parameter (both chosen on validation tasks, see
+    /// `docs/results.md`); without growth for per-layer, per-step sizes (LSLR), whose extra
+    /// steps were not validated with it.
+    ///
+    /// ```
+    /// use device::ExtraSteps;
+    /// use shared::wstar::AlphaKind;
+    /// assert_eq!(ExtraSteps::default_for(AlphaKind::Scalar), ExtraSteps::DEFAULT);
+    /// assert_eq!(ExtraSteps::default_for(AlphaKind::PerLayerPerStep).growth, 0);
+    /// ```
+    pub const fn default_for(alpha: AlphaKind) -> Self {
+        match alpha {
+            AlphaKind::Scalar | AlphaKind::PerParameter => Self::DEFAULT,
+            AlphaKind::PerLayerPerStep => Self {
+                backtracks: BACKTRACKS,
+                growth: 0,
+            },
+        }
+    }
+    /// The first extra step that raises the loss is undone and ends the adaptation.
+    pub const STOP: Self = Self {
+        backtracks: 0,
+        growth: 0,
+    };
+}
+
+/// How many doublings of `α`'s length an extra step may grow to (see [`ExtraSteps::growth`]),
+/// chosen on validation tasks of the sinusoid (`meta-train bench --quality`): from 2 on, the
+/// mean MSE after 5 and 10 steps changed by at most 0.0001.
+pub const GROWTH: u8 = 2;
+
 /// One target-train sample, in the user's units (the adapter normalises it).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample<const I: usize, const O: usize> {
@@ -70,6 +129,10 @@ where
     steps_since_reset: u32,
     /// The class prototypes were added since the last reset ([`HeadStart::Prototypes`]).
     primed: bool,
+    /// The next extra step's length, `α`'s times `2^extra_log2` ([`ExtraSteps::growth`]).
+    extra_log2: i8,
+    /// The last extra step was taken at its first length.
+    extra_streak: bool,
     /// The samples' inputs, normalised, one per column; columns from `n` on are zero. Kept as
     /// the batch itself, so adapting copies nothing onto the stack.
     xs: SMatrix<T, I, K>,
@@ -121,6 +184,8 @@ where
             live: 0,
             steps_since_reset: 0,
             primed: false,
+            extra_log2: 0,
+            extra_streak: false,
             xs: SMatrix::ZERO,
             ys: SMatrix::ZERO,
             n: 0,
@@ -253,6 +318,8 @@ where
         self.live = 0;
         self.steps_since_reset = 0;
         self.primed = false;
+        self.extra_log2 = 0;
+        self.extra_streak = false;
     }
 
     /// Runs the inner steps `w*` was trained for that have not run since the last reset.
@@ -277,14 +344,19 @@ where
     /// it is retried at half the length, up to [`BACKTRACKS`] times (a backtracking line
     /// search along the step, in the candidate's buffer), and only then undone, ending the
     /// adaptation. Full-batch gradient descent climbs only when its step is too long for the
-    /// local curvature, so a shorter one goes on descending where stopping would not.
+    /// local curvature, so a shorter one goes on descending where stopping would not. Two
+    /// extra steps in a row taken at their first length let the next start twice as long, up
+    /// to [`GROWTH`] doublings of `α`'s length, and each retry halves it (not for LSLR's
+    /// step sizes: [`ExtraSteps::default_for`]); the length carries over between calls until
+    /// [`Adapter::reset`].
     pub fn adapt_steps(&mut self, steps: u16, limit: StepLimit) -> Result<AdaptReport, AdaptError> {
-        self.adapt_steps_with(steps, limit, BACKTRACKS)
+        let alpha = loaded(&self.blob).ok_or(AdaptError::NoBlob)?.meta.alpha;
+        self.adapt_steps_with(steps, limit, ExtraSteps::default_for(alpha))
     }
 
-    /// [`Adapter::adapt_steps`] with at most `backtracks` retries of an extra step (0: the
-    /// guard undoes the first one that raises the loss): fewer bounds an adaptation's worst
-    /// case to fewer forward passes.
+    /// [`Adapter::adapt_steps`] with the extra steps as `extra` says: fewer retries bound an
+    /// adaptation's worst case to fewer forward passes ([`ExtraSteps::STOP`]: the guard undoes
+    /// the first extra step that raises the loss).
     ///
     /// ```
     /// use device::{Adapter, Sample, StepLimit};
@@ -297,14 +369,15 @@ where
     /// for x in [-1.0, -0.5, 0.5, 1.0] {
     ///     a.push(Sample { x: [x], y: [x * x] }).unwrap();
     /// }
-    /// let r = a.adapt_steps_with(20, StepLimit::Unchecked, 2).unwrap();
+    /// let extra = device::ExtraSteps { backtracks: 2, growth: 1 };
+    /// let r = a.adapt_steps_with(20, StepLimit::Unchecked, extra).unwrap();
     /// assert!(r.loss_after <= r.loss_before);
     /// ```
     pub fn adapt_steps_with(
         &mut self,
         steps: u16,
         limit: StepLimit,
-        backtracks: u8,
+        extra_steps: ExtraSteps,
     ) -> Result<AdaptReport, AdaptError> {
         let blob = loaded(&self.blob).ok_or(AdaptError::NoBlob)?;
         let requested = self.steps_since_reset + u32::from(steps);
@@ -345,6 +418,9 @@ where
             theta.backward(x, &mut self.cache, &self.dy, next, None);
             StepAlpha::<T>::of(blob, self.steps_since_reset as usize).step(blob, theta, next);
             let extra = self.steps_since_reset >= trained;
+            if extra && self.extra_log2 != 0 {
+                inner::stretch_step(theta, next, T::from_f32(pow2(self.extra_log2)));
+            }
             let mut halvings = 0;
             let cause = loop {
                 next.forward_into(x, &mut self.cache, &mut self.dy);
@@ -361,7 +437,7 @@ where
                     loss_after = l;
                     None
                 };
-                if cause.is_none() || !extra || halvings == backtracks {
+                if cause.is_none() || !extra || halvings == extra_steps.backtracks {
                     break cause;
                 }
                 inner::halve_step(theta, next);
@@ -371,6 +447,16 @@ where
                 report.undone = Some(s);
                 report.cause = cause;
                 break;
+            }
+            if extra && extra_steps.growth > 0 {
+                // Twice as long after two steps in a row taken at their first length; as long
+                // as the step just taken after a retry; within [-BACKTRACKS, growth].
+                let taken = i16::from(self.extra_log2) - i16::from(halvings);
+                let grow = halvings == 0 && self.extra_streak;
+                self.extra_streak = halvings == 0 && !grow;
+                let lowest = -(BACKTRACKS as i16);
+                let next = taken + i16::from(grow);
+                self.extra_log2 = next.clamp(lowest, i16::from(extra_steps.growth)) as i8;
             }
             self.live = 1 - self.live;
             self.steps_since_reset += 1;
@@ -501,4 +587,13 @@ fn normalised<'a, const I: usize, const O: usize>(
         (v - mean) / std
     });
     x.chain(y)
+}
+
+/// `2^e` for a small `e`, exactly.
+fn pow2(e: i8) -> f32 {
+    if e >= 0 {
+        (1u32 << e.unsigned_abs().min(30)) as f32
+    } else {
+        1.0 / (1u32 << e.unsigned_abs().min(30)) as f32
+    }
 }

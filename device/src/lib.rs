@@ -33,7 +33,9 @@ mod classifier;
 mod error;
 pub mod server;
 
-pub use adapter::{AdaptReport, Adapter, Classified, Guard, Sample, StepLimit, BACKTRACKS};
+pub use adapter::{
+    AdaptReport, Adapter, Classified, ExtraSteps, Guard, Sample, StepLimit, BACKTRACKS, GROWTH,
+};
 pub use classifier::ImageClassifier;
 pub use error::{AdaptError, PushError, PushErrorKind};
 pub use shared::wstar::BlobError;

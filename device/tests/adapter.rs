@@ -1,7 +1,9 @@
 //! The device adapter: sample intake, the step budget, the divergence guard, reset,
 //! normalisation and bit-exact agreement with a reference inner loop built from `shared`.
 
-use device::{AdaptError, Adapter, BlobError, Guard, PushError, PushErrorKind, Sample, StepLimit};
+use device::{
+    AdaptError, Adapter, BlobError, ExtraSteps, Guard, PushError, PushErrorKind, Sample, StepLimit,
+};
 use nalgebra::SMatrix;
 use shared::inner::{self, AdaptMask};
 use shared::loss::Loss;
@@ -531,7 +533,8 @@ fn per_layer_per_step_alphas_are_taken_step_by_step() {
     let (want, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &line_samples(), 3);
     assert_eq!(bits(a.params()), bits(&want));
     // Two unchecked steps past the trained three, with step 2's α.
-    a.adapt_steps_with(2, StepLimit::Unchecked, 0).unwrap();
+    a.adapt_steps_with(2, StepLimit::Unchecked, ExtraSteps::STOP)
+        .unwrap();
     let (want, _) = reference::<Net, 1, 1, K>(a.blob().unwrap(), &line_samples(), 5);
     assert_eq!(bits(a.params()), bits(&want));
 }
@@ -671,9 +674,17 @@ fn an_extra_step_that_climbs_is_undone() {
 fn extra_steps_must_lower_the_loss_in_one_call_or_many() {
     // Step sizes from stable to oscillating: past the trained step, a step that raises the
     // loss is shortened (up to BACKTRACKS halvings), or with no retries the guard stops
-    // there, whether the steps come in one call or one by one.
+    // there, whether the steps come in one call or one by one; growing steps too.
     let samples = line_samples();
-    for retries in [0, device::BACKTRACKS] {
+    let shorten = ExtraSteps {
+        growth: 0,
+        ..ExtraSteps::DEFAULT
+    };
+    let grow = ExtraSteps {
+        growth: 4,
+        ..ExtraSteps::DEFAULT
+    };
+    for retries in [ExtraSteps::STOP, shorten, grow] {
         let mut guarded = Vec::new();
         for alpha in [0.01f32, 0.05, 0.3, 1.0, 5.0] {
             let blob = regression_blob(1, alpha);
@@ -698,16 +709,16 @@ fn extra_steps_must_lower_the_loss_in_one_call_or_many() {
             }
             assert_eq!(kept, r.steps, "alpha {alpha}");
             assert_eq!(bits(one.params()), bits(many.params()), "alpha {alpha}");
-            if retries > 0 {
+            if retries == shorten {
                 // Shortening a step never ends worse on the samples than stopping there.
                 let mut stopping: A = filled(&blob, &samples);
                 let s = stopping
-                    .adapt_steps_with(40, StepLimit::Unchecked, 0)
+                    .adapt_steps_with(40, StepLimit::Unchecked, ExtraSteps::STOP)
                     .unwrap();
                 assert!(r.loss_after <= s.loss_after, "alpha {alpha}: {r:?} {s:?}");
             }
         }
-        if retries == 0 {
+        if retries == ExtraSteps::STOP {
             assert!(
                 guarded.contains(&true) && guarded.contains(&false),
                 "both regimes covered: {guarded:?}"
@@ -719,6 +730,20 @@ fn extra_steps_must_lower_the_loss_in_one_call_or_many() {
             );
         }
     }
+    // A step size too small for the samples: growing steps get further in as many steps.
+    let blob = regression_blob(1, 0.01);
+    let ends = [shorten, grow].map(|extra| {
+        let mut a: A = filled(&blob, &samples);
+        a.adapt_steps_with(20, StepLimit::Unchecked, extra)
+            .unwrap()
+            .loss_after
+    });
+    assert!(
+        ends[1] < 0.5 * ends[0],
+        "growing {} vs {}",
+        ends[1],
+        ends[0]
+    );
     // With a new sample, the next extra step is judged on the new sample set.
     let blob = regression_blob(1, 0.3);
     let mut a: A = filled(&blob, &samples[..samples.len() - 1]);

@@ -71,6 +71,29 @@ pub fn step<T: Real, P: Params<T>>(
     });
 }
 
+/// Scales a step in place: `next ← θ + (next − θ) · factor`, the candidate `factor` times as
+/// far along the step from `θ` (the growing and shrinking extra steps of the device's guard,
+/// with `factor` a power of two). Never inlined, like [`halve_step`].
+///
+/// ```
+/// use shared::inner::stretch_step;
+/// use shared::model::{Dense, Params};
+/// let theta = Dense::<f32, 1, 1>::zeros();
+/// let mut next = Dense::<f32, 1, 1>::zeros();
+/// next.w[(0, 0)] = -1.0;
+/// next.b[0] = 2.0;
+/// stretch_step(&theta, &mut next, 4.0);
+/// assert_eq!((next.w[(0, 0)], next.b[0]), (-4.0, 8.0));
+/// ```
+#[inline(never)]
+pub fn stretch_step<T: Real, P: Params<T>>(theta: &P, next: &mut P, factor: T) {
+    next.zip_mut(theta, &mut |_, n, t| {
+        for (n, &t) in n.iter_mut().zip(t) {
+            *n = t + (*n - t) * factor;
+        }
+    });
+}
+
 /// Halves a step in place: `next ← θ + (next − θ) / 2`, the candidate half way along the
 /// step from `θ` (a backtracking line search's retry, in the candidate's own buffer).
 /// Layers the step left alone stay `θ` exactly. Never inlined: inlined into the device's

@@ -2,7 +2,7 @@
 //! `device` crate compiled for the host, the same code the firmware runs.
 
 use anyhow::{anyhow, Result};
-use device::{Adapter, Guard, Sample, StepLimit};
+use device::{Adapter, ExtraSteps, Guard, Sample, StepLimit};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared::catalogue::Arithmetic;
@@ -130,16 +130,16 @@ pub fn eval_task<M: Layers<T, 1, 1>, T: Real, const K: usize>(
     cfg: &EvalConfig,
     index: usize,
 ) -> Result<TaskTrace> {
-    eval_task_with::<M, T, K>(blob, cfg, index, device::BACKTRACKS)
+    eval_task_with::<M, T, K>(blob, cfg, index, None)
 }
 
-/// [`eval_task`] with at most `backtracks` retries of an extra step that raises the loss
-/// (see `device::Adapter::adapt_steps_with`).
+/// [`eval_task`] with the extra steps as `extra` says (see
+/// `device::Adapter::adapt_steps_with`; `None`: the device's default for the blob).
 pub fn eval_task_with<M: Layers<T, 1, 1>, T: Real, const K: usize>(
     blob: &[u8],
     cfg: &EvalConfig,
     index: usize,
-    backtracks: u8,
+    extra: Option<ExtraSteps>,
 ) -> Result<TaskTrace> {
     let HeldOut {
         task,
@@ -150,9 +150,11 @@ pub fn eval_task_with<M: Layers<T, 1, 1>, T: Real, const K: usize>(
     let (mut mses, mut guards, mut done, mut guard) = (Vec::new(), Vec::new(), 0u16, None);
     for &s in &EVAL_STEPS {
         if s > done && guard.is_none() {
-            let r = a
-                .adapt_steps_with(s - done, StepLimit::Unchecked, backtracks)
-                .map_err(|e| anyhow!("{e}"))?;
+            let r = match extra {
+                Some(extra) => a.adapt_steps_with(s - done, StepLimit::Unchecked, extra),
+                None => a.adapt_steps(s - done, StepLimit::Unchecked),
+            }
+            .map_err(|e| anyhow!("{e}"))?;
             guard = r.cause;
             done = s;
         }
@@ -175,22 +177,22 @@ pub fn evaluate<M: Layers<T, 1, 1> + Send + Sync, T: Real, const K: usize>(
 where
     for<'b> Adapter<'b, M, 1, 1, K, T>: Send,
 {
-    evaluate_with::<M, T, K>(blob, cfg, device::BACKTRACKS)
+    evaluate_with::<M, T, K>(blob, cfg, None)
 }
 
-/// [`evaluate`] with at most `backtracks` retries of an extra step (0: the guard stops at
-/// the first one that raises the loss).
+/// [`evaluate`] with the extra steps as `extra` says ([`ExtraSteps::STOP`]: the guard stops
+/// at the first one that raises the loss; `None`: the device's default for the blob).
 pub fn evaluate_with<M: Layers<T, 1, 1> + Send + Sync, T: Real, const K: usize>(
     blob: &[u8],
     cfg: &EvalConfig,
-    backtracks: u8,
+    extra: Option<ExtraSteps>,
 ) -> Result<KResult>
 where
     for<'b> Adapter<'b, M, 1, 1, K, T>: Send,
 {
     let traces: Vec<TaskTrace> = (0..cfg.tasks)
         .into_par_iter()
-        .map(|i| eval_task_with::<M, T, K>(blob, cfg, i, backtracks))
+        .map(|i| eval_task_with::<M, T, K>(blob, cfg, i, extra))
         .collect::<Result<_>>()?;
     Ok(summarise(K, &traces))
 }
@@ -304,12 +306,19 @@ pub fn table(results: &[KResult]) -> String {
     s
 }
 
-/// Ticks of one inner step, from two adaptation calls that kept different numbers of steps:
-/// a call costs `c + n·s`.
+/// Ticks of one inner step, from the first two adaptation calls that kept different numbers
+/// of steps: a call costs `c + n·s`. An evaluation times a call of no step, then the trained
+/// steps, so `s` is a step's cost without the retries an extra step may take.
+///
+/// ```
+/// use meta_train::eval::step_ticks;
+/// assert_eq!(step_ticks(&[(100, 0), (350, 1), (2000, 4)]), Some(250));
+/// assert_eq!(step_ticks(&[(100, 0)]), None);
+/// ```
 pub fn step_ticks(calls: &[(u64, u16)]) -> Option<u64> {
     calls.windows(2).find_map(|w| {
         let ((t1, n1), (t2, n2)) = (w[0], w[1]);
-        (n1 != n2 && n1 > 0 && n2 > 0).then(|| {
+        (n1 != n2 && n2 > 0).then(|| {
             let s = (t2 as i128 - t1 as i128) / (i128::from(n2) - i128::from(n1));
             s.max(0) as u64
         })
