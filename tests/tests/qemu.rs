@@ -183,8 +183,10 @@ fn fifty_held_out_tasks_are_bit_identical_to_the_host_simulation() {
                 "{name}: task {i} is not bit-identical to the host simulation: {}",
                 difference(&on_device, &on_host)
             );
-            // The trained step ran on the device: the parameters left θ0.
-            assert_eq!(on_device.reports[0].steps, 1, "{name}: task {i}");
+            // The timing call of no step, then the trained step ran on the device: the
+            // parameters left θ0.
+            assert_eq!(on_device.reports[0].steps, 0, "{name}: task {i}");
+            assert_eq!(on_device.reports[1].steps, 1, "{name}: task {i}");
             moved += usize::from(on_device.params != theta0);
             guarded += usize::from(on_device.reports.iter().any(|r| r.cause.is_some()));
         }
@@ -248,8 +250,9 @@ fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_both_arithmetic
                 Arithmetic::Q20 => (fixed_point(), boot_fixed(on, Flash::Blob(LSLR))),
             };
             tasks_match_the_host(&mut q, &firmware, LSLR, &cfg, |on_device| {
-                // The five trained steps, taken as one and then four (EVAL_STEPS 1, 5).
-                let trained: u16 = on_device.reports[..2].iter().map(|r| r.steps).sum();
+                // After the timing call of no step, the five trained steps, taken as one and
+                // then four (EVAL_STEPS 1, 5).
+                let trained: u16 = on_device.reports[..3].iter().map(|r| r.steps).sum();
                 assert_eq!(trained, steps, "{name} {firmware}: {:?}", on_device.reports);
             });
             not_faulted(&mut q);

@@ -81,6 +81,9 @@ impl Workload for Episode<'_> {
             .ok_or_else(|| anyhow!("an episode with no row to predict"))?;
         let (_, predict_ticks) = link.predict(first)?;
         let (mut metric, mut guard, mut adapt_ticks) = (Vec::new(), Vec::new(), Vec::new());
+        // No step: what every adaptation call costs besides its steps (eval::step_ticks).
+        let (report, ticks) = link.adapt(Some(0), StepLimit::Unchecked)?;
+        adapt_ticks.push((ticks, report.steps));
         let (mut done, mut cause): (u16, Option<Guard>) = (0, None);
         for &s in self.steps {
             if s > done && cause.is_none() {

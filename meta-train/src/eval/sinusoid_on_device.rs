@@ -72,7 +72,8 @@ pub struct DeviceTrace {
 
 /// Adapts on one held-out task with K = `held.support.len()` and measures after each of
 /// [`EVAL_STEPS`], as [`eval::eval_task`] does: clear, reset, push the support set, one single
-/// prediction (for its cost), then after each step count a batch of predictions.
+/// prediction and an adaptation of no step (for their costs), then after each step count a
+/// batch of predictions.
 pub fn run_task<P: Port>(link: &mut Link<P>, held: &HeldOut) -> Result<DeviceTrace> {
     link.clear()?;
     link.reset()?;
@@ -87,6 +88,10 @@ pub fn run_task<P: Port>(link: &mut Link<P>, held: &HeldOut) -> Result<DeviceTra
         bail!("{}: an empty prediction", link.port().name());
     };
     predictions.push(first.to_bits());
+    // No step: what every adaptation call costs besides its steps (eval::step_ticks).
+    let (r, ticks) = link.adapt(Some(0), StepLimit::Unchecked)?;
+    adapt_ticks.push((ticks, r.steps));
+    reports.push(r);
     for &s in &EVAL_STEPS {
         if s > done && guard.is_none() {
             let (r, ticks) = link.adapt(Some(s - done), StepLimit::Unchecked)?;
