@@ -10,7 +10,7 @@ use meta_train::bench::{
     build, clock_ghz, convolution_kernels, device, fewshot, flops, guard, paper_config,
     peak_memory_mib,
 };
-use meta_train::eval::{self, EvalConfig};
+use meta_train::eval::{self, EvalConfig, EVAL_STEPS};
 use meta_train::link::qemu::Emulated;
 use meta_train::model::{SinusoidNet, SINUSOID_NET};
 use meta_train::run_dir::RunDir;
@@ -18,7 +18,7 @@ use meta_train::say;
 use meta_train::tasks::episodes::{nn_accuracy_with, EpisodeSpec, NnRule, Pools, Sampler, Split};
 use meta_train::tasks::Stream;
 use meta_train::train::time_split::Phase;
-use meta_train::train::{train, Progress};
+use meta_train::train::{train, Progress, TrainConfig};
 use shared::catalogue::Arithmetic;
 
 /// Options of `bench`: what to benchmark.
@@ -243,6 +243,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         say!("peak memory (VmHWM): {m:.1} MiB");
     }
     if a.quality {
+        let mut maml_at = Vec::new();
         for algo in [Algo::Maml, Algo::MetaSgd] {
             let cfg = paper_config(algo, a.quality_iterations);
             let run = RunDir::create(dir.path().join(format!("quality-{algo:?}")))?;
@@ -262,11 +263,51 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             say!("{}", eval::table(&results).trim_end());
             let val = EvalConfig { seed: 1, ..ecfg };
             say!(
-                "extra steps on {} validation tasks (seed 1): retries of an extra step that raises the loss, at half the length each (0: the guard stops; the device retries {})",
+                "extra steps on {} validation tasks (seed 1): retries of an extra step that raises the loss, at half the length each (0: the guard stops), and doublings an extra step may grow to (the device: {} retries, {} doublings)",
                 val.tasks,
-                ::device::BACKTRACKS
+                ::device::BACKTRACKS,
+                ::device::GROWTH
             );
             say!("{}", guard::table(&t.blob, &val)?.trim_end());
+            if algo == Algo::Maml {
+                maml_at.push(results[1].clone());
+            }
+        }
+        // One model per K, as the MAML paper trains them: the K = 5 model, chosen on the
+        // validation tasks over the K = 10 one for K = 5 (docs/results.md).
+        let cfg = TrainConfig {
+            k: 5,
+            ..paper_config(Algo::Maml, a.quality_iterations)
+        };
+        let run = RunDir::create(dir.path().join("quality-maml-k5"))?;
+        let t = train::<SinusoidNet, 5>(&cfg, &run, false, Progress::Bar)?;
+        let ecfg = EvalConfig {
+            tasks: a.tasks,
+            seed: 0,
+            test_points: 100,
+        };
+        let results = eval::evaluate_sinusoid(&t.blob, &ecfg)?;
+        say!(
+            "\nMaml trained with K = 5: {} iterations; the same held-out tasks",
+            cfg.iterations
+        );
+        say!("{}", eval::table(&results).trim_end());
+        maml_at.insert(0, results[0].clone());
+        say!("\nMAML, one model per K (mean MSE after 1 / 10 steps, tasks diverged):");
+        for r in &maml_at {
+            let at = |steps| {
+                &r.cells[EVAL_STEPS
+                    .iter()
+                    .position(|&e| e == steps)
+                    .expect("in EVAL_STEPS")]
+            };
+            say!(
+                "  K = {:>2}: {:.4} / {:.4}, {} diverged",
+                r.k,
+                at(1).mean,
+                at(10).mean,
+                at(10).diverged
+            );
         }
     }
     Ok(())
