@@ -32,7 +32,7 @@ pub struct ExtraSteps {
     /// At most this many doublings of an extra step's length: two extra steps in a row taken
     /// at their first length start the next one at twice that length (capped at `2^growth`
     /// times `α`'s), each retry halves it and the next starts there (a "bold driver" line
-    /// search). 0: every extra step starts at `α`'s length.
+    /// search). 0: every extra step starts at `α`'s length; above 30 counts as 30.
     pub growth: u8,
 }
 
@@ -454,9 +454,10 @@ where
                 let taken = i16::from(self.extra_log2) - i16::from(halvings);
                 let grow = halvings == 0 && self.extra_streak;
                 self.extra_streak = halvings == 0 && !grow;
-                let lowest = -(BACKTRACKS as i16);
+                let (lowest, highest) =
+                    (-(BACKTRACKS as i16), i16::from(extra_steps.growth.min(30)));
                 let next = taken + i16::from(grow);
-                self.extra_log2 = next.clamp(lowest, i16::from(extra_steps.growth)) as i8;
+                self.extra_log2 = next.clamp(lowest, highest) as i8;
             }
             self.live = 1 - self.live;
             self.steps_since_reset += 1;

@@ -744,6 +744,22 @@ fn extra_steps_must_lower_the_loss_in_one_call_or_many() {
         ends[1],
         ends[0]
     );
+    // The largest settings a caller can pass: no panic, no wrap-around, still descending.
+    for alpha in [0.01f32, 5.0] {
+        let blob = regression_blob(1, alpha);
+        let mut a: A = filled(&blob, &samples);
+        let extreme = ExtraSteps {
+            backtracks: u8::MAX,
+            growth: u8::MAX,
+        };
+        let r = a
+            .adapt_steps_with(40, StepLimit::Unchecked, extreme)
+            .unwrap();
+        assert!(
+            r.loss_after.is_finite() && r.loss_after <= r.loss_before,
+            "{r:?}"
+        );
+    }
     // With a new sample, the next extra step is judged on the new sample set.
     let blob = regression_blob(1, 0.3);
     let mut a: A = filled(&blob, &samples[..samples.len() - 1]);
