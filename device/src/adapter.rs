@@ -279,7 +279,7 @@ where
         let mut values = normalised(blob, &sample);
         let kind = if !finite || !values.clone().all(|v| v.is_finite()) {
             Some(PushErrorKind::NonFinite)
-        } else if values.any(|v| v.abs() > MAX_NORMALISED) {
+        } else if values.any(|v| v.abs() > MAX_NORMALISED || !T::from_f32(v).is_finite()) {
             Some(PushErrorKind::OutOfRange)
         } else {
             None
@@ -454,8 +454,12 @@ where
                 let taken = i16::from(self.extra_log2) - i16::from(halvings);
                 let grow = halvings == 0 && self.extra_streak;
                 self.extra_streak = halvings == 0 && !grow;
-                let (lowest, highest) =
-                    (-(BACKTRACKS as i16), i16::from(extra_steps.growth.min(30)));
+                // Longest: 2^growth, at most 2^30, and a factor T holds (2^4 in Q10H's ±32).
+                let mut highest = i16::from(extra_steps.growth.min(30));
+                while highest > 0 && !T::from_f32(pow2(highest as i8)).is_finite() {
+                    highest -= 1;
+                }
+                let lowest = -(BACKTRACKS as i16);
                 let next = taken + i16::from(grow);
                 self.extra_log2 = next.clamp(lowest, highest) as i8;
             }
@@ -530,8 +534,8 @@ where
 /// The step sizes of one inner step in `T`: one per layer (LSLR's, or MAML's one α in every
 /// layer), converted once per step rather than once per parameter, or per parameter
 /// (Meta-SGD), read from the blob as they are used.
-enum StepAlpha<T> {
-    PerLayer([T; MAX_LAYERS]),
+enum StepAlpha<T: Real> {
+    PerLayer([T::Scale; MAX_LAYERS]),
     PerParameter,
 }
 
@@ -542,9 +546,9 @@ impl<T: Real> StepAlpha<T> {
             // Scalar: index 0 for every layer.
             _ => StepAlpha::PerLayer(core::array::from_fn(|l| {
                 if l < blob.meta.layers() {
-                    T::from_f32(blob.step_alpha(l, 0, step))
+                    T::scale_from_f32(blob.step_alpha(l, 0, step))
                 } else {
-                    T::ZERO
+                    T::scale_from_f32(0.0)
                 }
             })),
         }
@@ -559,11 +563,11 @@ impl<T: Real> StepAlpha<T> {
             StepAlpha::PerLayer(a) => inner::step(
                 theta,
                 next,
-                |l, _| a.get(l).copied().unwrap_or(T::ZERO),
+                |l, _| a.get(l).copied().unwrap_or(T::scale_from_f32(0.0)),
                 mask,
             ),
             StepAlpha::PerParameter => {
-                inner::step(theta, next, |_, k| T::from_f32(blob.alpha(k)), mask)
+                inner::step(theta, next, |_, k| T::scale_from_f32(blob.alpha(k)), mask)
             }
         }
     }

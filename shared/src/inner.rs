@@ -55,14 +55,14 @@ impl AdaptMask {
 pub fn step<T: Real, P: Params<T>>(
     theta: &P,
     grad_then_next: &mut P,
-    alpha: impl Fn(usize, usize) -> T,
+    alpha: impl Fn(usize, usize) -> T::Scale,
     mask: AdaptMask,
 ) {
     let mut k = 0;
     grad_then_next.zip_mut(theta, &mut |layer, g, t| {
         if mask.adapts(layer) {
             for (i, (g, &t)) in g.iter_mut().zip(t).enumerate() {
-                *g = t - alpha(layer, k + i) * *g;
+                *g = t.sub_scaled(alpha(layer, k + i), *g);
             }
         } else {
             g.copy_from_slice(t);

@@ -63,7 +63,9 @@ impl Loss {
         n: usize,
     ) -> T {
         let n = n.min(K);
-        let mut total = T::ZERO;
+        // The sum in the accumulator, so that a loss whose mean fits the scalar is never
+        // saturated by its sum (K squared errors of 3 are 45, beyond ±32 in Q10H).
+        let mut total = T::ACC_ZERO;
         let value = match self {
             Loss::Mse => {
                 let scale = T::ONE / T::from_usize(n * O);
@@ -71,11 +73,11 @@ impl Loss {
                 for j in 0..n {
                     for i in 0..O {
                         let d = out[(i, j)] - target[(i, j)];
-                        total += d * d;
+                        total = T::mac(total, d, d);
                         out[(i, j)] = two_scale * d;
                     }
                 }
-                total * scale
+                T::narrow_mul(total, scale)
             }
             Loss::SoftmaxCrossEntropy => {
                 let inv_n = T::ONE / T::from_usize(n);
@@ -85,12 +87,12 @@ impl Loss {
                     for i in 0..O {
                         let y = target[(i, j)];
                         if y != T::ZERO {
-                            total -= y * (out[(i, j)] - log_z);
+                            total = T::mac(total, y, log_z - out[(i, j)]);
                         }
                         out[(i, j)] = (p[i] - y) * inv_n;
                     }
                 }
-                total * inv_n
+                T::narrow_mul(total, inv_n)
             }
         };
         out.as_mut_slice()[n * O..].fill(T::ZERO);

@@ -259,7 +259,9 @@ fn inner_loop<T: Real, M: Layers<T, I, O>, const I: usize, const O: usize, const
 ) -> usize {
     let steps = inner_cfg.steps;
     for t in 0..steps {
-        let a = |layer: usize, k: usize| alpha[inner_cfg.alpha_index(M::LAYERS, layer, k, t)];
+        let a = |layer: usize, k: usize| {
+            alpha[inner_cfg.alpha_index(M::LAYERS, layer, k, t)].to_scale()
+        };
         let (done, next) = ws.thetas.split_at_mut(t);
         let theta = if t == 0 { theta0 } else { &done[t - 1] };
         ws.outs[t] = theta.forward(&task.xs, &mut ws.caches[t]);

@@ -205,7 +205,12 @@ pub fn adapt<T: Real, const F: usize, const N: usize, const K: usize>(
         let out = theta.affine(&task.xs);
         Loss::SoftmaxCrossEntropy.value_grad(&out, &task.ys, task.n_support, Some(&mut dy));
         theta.affine_backward(&task.xs, &dy, &mut next, None);
-        inner::step(&theta, &mut next, |_, i| alpha_at(alpha, i), AdaptMask::ALL);
+        inner::step(
+            &theta,
+            &mut next,
+            |_, i| alpha_at(alpha, i).to_scale(),
+            AdaptMask::ALL,
+        );
         core::mem::swap(&mut theta, &mut next);
     }
     theta
@@ -351,7 +356,7 @@ impl<T: Real, const F: usize, const N: usize, const K: usize> MetaGrad<T, F, N, 
             inner::step(
                 &thetas[t],
                 &mut next,
-                |_, i| alpha_at(alpha, i),
+                |_, i| alpha_at(alpha, i).to_scale(),
                 AdaptMask::ALL,
             );
             outs.push(out);
