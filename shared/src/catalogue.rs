@@ -87,7 +87,7 @@ impl Model {
     }
 }
 
-/// The numbers a firmware computes in. The `w*` blob is the same for both: a fixed-point
+/// The numbers a firmware computes in. The `w*` blob is the same for all: a fixed-point
 /// firmware converts `θ0` and `α` as it uses them, so one meta-training serves boards with and
 /// without an FPU, and the host simulates whichever the board runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -98,13 +98,16 @@ pub enum Arithmetic {
     /// Fixed point with 20 fractional bits in integers ([`crate::fixed::Q20`]): for cores
     /// without an FPU. Dense models only.
     Q20,
+    /// Fixed point with 10 fractional bits in half-words ([`crate::fixed::Q10H`]): the
+    /// adapter in half the RAM, at a measured cost in quality (see `docs/results.md`).
+    Q10H,
 }
 
 impl Arithmetic {
-    /// Both, in the order `inspect` lists them.
-    pub const ALL: [Arithmetic; 2] = [Arithmetic::F32, Arithmetic::Q20];
+    /// All of them, in the order `inspect` lists them.
+    pub const ALL: [Arithmetic; 3] = [Arithmetic::F32, Arithmetic::Q20, Arithmetic::Q10H];
 
-    /// Its short name: `f32`, `q20` (a firmware name's suffix for fixed point).
+    /// Its short name: `f32`, `q20`, `q10h` (a firmware name's suffix for fixed point).
     ///
     /// ```
     /// use shared::catalogue::Arithmetic;
@@ -115,6 +118,24 @@ impl Arithmetic {
         match self {
             Arithmetic::F32 => "f32",
             Arithmetic::Q20 => "q20",
+            Arithmetic::Q10H => "q10h",
+        }
+    }
+
+    /// The most products one of its sums holds: every adapted layer's width and the sample
+    /// capacity must be at most this (see [`crate::math::Real::MAX_TERMS`]).
+    ///
+    /// ```
+    /// use shared::catalogue::Arithmetic;
+    /// assert_eq!(Arithmetic::Q20.max_terms(), 511);
+    /// assert!(Arithmetic::Q10H.max_terms() > Arithmetic::Q20.max_terms());
+    /// ```
+    pub const fn max_terms(self) -> usize {
+        use crate::math::Real;
+        match self {
+            Arithmetic::F32 => f32::MAX_TERMS,
+            Arithmetic::Q20 => crate::fixed::Q20::MAX_TERMS,
+            Arithmetic::Q10H => crate::fixed::Q10H::MAX_TERMS,
         }
     }
 }
@@ -161,7 +182,7 @@ pub enum CatalogueError {
     Body,
     /// A width or capacity of 0, or one above `u16::MAX`.
     Size,
-    /// An arithmetic other than `f32` and `q20`, or a fixed-point model (or image
+    /// An arithmetic other than `f32`, `q20` and `q10h`, or a fixed-point model (or image
     /// classifier's head) wider than its sums hold (see [`crate::math::Real::MAX_TERMS`]).
     Arithmetic,
 }
@@ -185,8 +206,9 @@ impl fmt::Display for CatalogueError {
             CatalogueError::Size => write!(f, "widths and capacity must be from 1 to 65535"),
             CatalogueError::Arithmetic => write!(
                 f,
-                "the arithmetic is f32 or q20 (the suffix -q20); q20 is for adapted layers of widths and capacity up to {}",
-                <crate::fixed::Q20 as crate::math::Real>::MAX_TERMS
+                "the arithmetic is f32, q20 or q10h (the suffix -q20 or -q10h); q20 is for adapted layers of widths, and capacity times outputs, up to {}, q10h up to {}",
+                Arithmetic::Q20.max_terms(),
+                Arithmetic::Q10H.max_terms()
             ),
         }
     }
@@ -270,7 +292,7 @@ impl Firmware {
     }
 
     /// This firmware in `arithmetic`, checked: fixed point serves models whose adapted
-    /// layers' widths and capacity its sums hold (for the image classifier that is the head:
+    /// layers' widths, and capacity times outputs (the loss's terms), its sums hold (for the image classifier that is the head:
     /// its body stays in `f32`).
     ///
     /// ```
@@ -285,8 +307,7 @@ impl Firmware {
     pub fn in_arithmetic(self, arithmetic: Arithmetic) -> Result<Self, CatalogueError> {
         let fits = match (arithmetic, self.model) {
             (Arithmetic::F32, _) => true,
-            (Arithmetic::Q20, model) => {
-                let max = <crate::fixed::Q20 as crate::math::Real>::MAX_TERMS;
+            (Arithmetic::Q20 | Arithmetic::Q10H, model) => {
                 let widest = match model {
                     Model::Mlp1 {
                         inputs,
@@ -300,7 +321,9 @@ impl Firmware {
                     } => usize::from(inputs.max(h1).max(h2).max(outputs)),
                     Model::Omniglot { ways } => usize::from(ways).max(OMNIGLOT_BODY.features()),
                 };
-                widest.max(usize::from(self.capacity)) <= max
+                // The loss sums one term per output of every sample.
+                let terms = widest.max(self.outputs() * usize::from(self.capacity));
+                terms <= arithmetic.max_terms()
             }
         };
         if !fits {
@@ -443,6 +466,7 @@ impl Firmware {
         let (t, at) = match self.arithmetic {
             Arithmetic::F32 => ("f32", ""),
             Arithmetic::Q20 => ("device::fixed::Q20", ", device::fixed::Q20"),
+            Arithmetic::Q10H => ("device::fixed::Q10H", ", device::fixed::Q10H"),
         };
         match self.model {
             Model::Mlp1 {
@@ -507,6 +531,8 @@ mod tests {
             "mlp-1-40-40-1-k10-q20",
             "mlp-3-16-2-k1-q20",
             "omniglot-20way-k20-q20",
+            "mlp-1-40-40-1-k10-q10h",
+            "omniglot-5way-k600-q10h",
         ] {
             let f: Firmware = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
@@ -532,6 +558,7 @@ mod tests {
             ("omniglot-5way-k600-q20", CatalogueError::Arithmetic),
             ("mlp-1-600-1-k3-q20", CatalogueError::Arithmetic),
             ("mlp-1-40-1-k600-q20", CatalogueError::Arithmetic),
+            ("mlp-1-40-5-k200-q20", CatalogueError::Arithmetic),
             ("mlp-1-40-1-k6-q16", CatalogueError::Name),
         ];
         for (s, e) in cases {

@@ -23,7 +23,7 @@ use meta_train::eval::{held_out, EvalConfig};
 use meta_train::link::parity::{run_both, Parity};
 mod common;
 
-use common::{boot, boot_fixed, call, fixed_point, next_response, FIRMWARE_K};
+use common::{boot, boot_in, call, next_response, sinusoid_in, FIRMWARE_K};
 use meta_train::link::qemu::{Emulated, Flash, Qemu};
 use shared::catalogue::{Arithmetic, Firmware};
 use shared::link::{put_floats, LinkError, Request, Response, Status, MAX_FRAME};
@@ -230,7 +230,7 @@ fn tasks_match_the_host(
 }
 
 #[test]
-fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_both_arithmetics() {
+fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_every_arithmetic() {
     // The firmware reads each step's α for each layer from flash, as the host does.
     let cfg = EvalConfig {
         tasks: 4,
@@ -245,10 +245,8 @@ fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_both_arithmetic
     for on in Emulated::ALL {
         let name = on.board().name;
         for arithmetic in Arithmetic::ALL {
-            let (firmware, mut q) = match arithmetic {
-                Arithmetic::F32 => (Firmware::SINUSOID, boot(on, Flash::Blob(LSLR))),
-                Arithmetic::Q20 => (fixed_point(), boot_fixed(on, Flash::Blob(LSLR))),
-            };
+            let firmware = sinusoid_in(arithmetic);
+            let mut q = boot_in(on, arithmetic, Flash::Blob(LSLR));
             tasks_match_the_host(&mut q, &firmware, LSLR, &cfg, |on_device| {
                 // After the timing call of no step, the five trained steps, taken as one and
                 // then four (EVAL_STEPS 1, 5).
@@ -261,66 +259,83 @@ fn a_per_layer_per_step_wstar_is_bit_identical_on_every_board_in_both_arithmetic
 }
 
 #[test]
-fn the_fixed_point_firmware_is_bit_identical_to_its_host_simulation_and_survives_faults() {
-    let q20 = fixed_point();
+fn the_fixed_point_firmwares_are_bit_identical_to_their_host_simulation_and_survive_faults() {
     let cfg = EvalConfig {
         tasks: 20,
         seed: 7,
         test_points: 20,
     };
-    // A w* whose θ0 leaves Q20's ±128: the f32 firmware would serve it, this one refuses it.
+    // A w* whose θ0 leaves Q20's ±128 (and Q10H's ±32): the f32 firmware would serve it,
+    // these refuse it.
     type Net = SinusoidNet;
     let meta = Meta::new::<Net, 1, 1>(Loss::Mse, 1);
     let mut theta = vec![0.01f32; <Net>::PARAMS];
     theta[5] = 300.0;
     let wide = encode(&meta, &theta, &[0.01], &[0.0], &[1.0], &[0.0], &[1.0]).expect("encodes");
-    for on in Emulated::ALL {
-        let name = on.board().name;
-        let mut q = boot_fixed(on, Flash::Blob(BLOB));
-        tasks_match_the_host(&mut q, &q20, BLOB, &cfg, |_| {});
-        // Samples the checks refuse as in f32.
-        let non_finite = Response::Error(LinkError::Push(PushErrorKind::NonFinite));
-        assert_eq!(push(&mut q, &[f32::NAN], &[1.0]), non_finite, "{name}");
-        assert_eq!(
-            push(&mut q, &[1e6], &[1.0]),
-            Response::Error(LinkError::Push(PushErrorKind::OutOfRange)),
-            "{name}"
-        );
-        // Targets at the edge of the accepted range and a thousand unchecked steps of the
-        // Meta-SGD w*'s large step sizes: whatever saturates, the answer is a report with a
-        // finite loss (the guard undoes a saturated step) and the firmware goes on serving.
-        assert_eq!(call(&mut q, &Request::ClearSamples), Response::Cleared);
-        assert_eq!(call(&mut q, &Request::Reset), Response::Reset);
-        for k in 0..FIRMWARE_K {
-            let x = k as f32 - 4.5;
-            let y = if k % 2 == 0 { 60.0 } else { -60.0 };
+    let out_of_range = Response::Error(LinkError::Push(PushErrorKind::OutOfRange));
+    for arithmetic in [Arithmetic::Q20, Arithmetic::Q10H] {
+        let firmware = sinusoid_in(arithmetic);
+        // Targets whose squared errors (about y² before adapting) average within the format's
+        // range, ±128 in Q20 and ±32 in Q10H, and targets beyond it, inside the samples'
+        // accepted range (MAX_NORMALISED's 64 in Q20; Q10H refuses a sample beyond ±32,
+        // which f32 and Q20 take).
+        let (fits, beyond) = match arithmetic {
+            Arithmetic::Q10H => (5.0, 30.0),
+            _ => (10.0, 60.0),
+        };
+        for on in Emulated::ALL {
+            let name = format!("{} {firmware}", on.board().name);
+            let mut q = boot_in(on, arithmetic, Flash::Blob(BLOB));
+            tasks_match_the_host(&mut q, &firmware, BLOB, &cfg, |_| {});
+            // Samples the checks refuse as in f32.
+            let non_finite = Response::Error(LinkError::Push(PushErrorKind::NonFinite));
+            assert_eq!(push(&mut q, &[f32::NAN], &[1.0]), non_finite, "{name}");
+            assert_eq!(push(&mut q, &[1e6], &[1.0]), out_of_range, "{name}");
+            if arithmetic == Arithmetic::Q10H {
+                assert_eq!(push(&mut q, &[40.0], &[1.0]), out_of_range, "{name}");
+            }
+            let adapt = Request::Adapt {
+                steps: Some(1000),
+                limit: StepLimit::Unchecked,
+            };
+            for edge in [fits, beyond] {
+                assert_eq!(call(&mut q, &Request::ClearSamples), Response::Cleared);
+                assert_eq!(call(&mut q, &Request::Reset), Response::Reset);
+                for k in 0..FIRMWARE_K {
+                    let x = k as f32 - 4.5;
+                    let y = if k % 2 == 0 { edge } else { -edge };
+                    assert_eq!(
+                        push(&mut q, &[x], &[y]),
+                        Response::Pushed {
+                            samples: k as u16 + 1
+                        },
+                        "{name}"
+                    );
+                }
+                // A thousand unchecked steps of the Meta-SGD w*'s large step sizes: whatever
+                // saturates, the answer is a report with a finite loss (the guard undoes a
+                // saturated step); a loss beyond the range from the start is the typed
+                // refusal to adapt. Either way the firmware goes on serving.
+                match call(&mut q, &adapt) {
+                    Response::Adapted { report, .. } if edge == fits => {
+                        assert!(report.loss_after.is_finite(), "{name}: {report:?}")
+                    }
+                    Response::Error(LinkError::Adapt(e)) if edge == beyond => {
+                        assert_eq!(e, AdaptError::NonFiniteLoss, "{name}")
+                    }
+                    r => panic!("{name}: targets ±{edge}: Adapt answered {r:?}"),
+                }
+            }
+            still_serves_as(&mut q, &firmware);
+            drop(q);
+            let mut q = boot_in(on, arithmetic, Flash::Blob(&wide));
             assert_eq!(
-                push(&mut q, &[x], &[y]),
-                Response::Pushed {
-                    samples: k as u16 + 1
-                },
+                status(&mut q).blob,
+                Err(BlobError::OutOfRange { index: 5 }),
                 "{name}"
             );
+            not_faulted(&mut q);
         }
-        let adapt = Request::Adapt {
-            steps: Some(1000),
-            limit: StepLimit::Unchecked,
-        };
-        match call(&mut q, &adapt) {
-            Response::Adapted { report, .. } => {
-                assert!(report.loss_after.is_finite(), "{name}: {report:?}")
-            }
-            r => panic!("{name}: Adapt answered {r:?}"),
-        }
-        still_serves_as(&mut q, &q20);
-        drop(q);
-        let mut q = boot_fixed(on, Flash::Blob(&wide));
-        assert_eq!(
-            status(&mut q).blob,
-            Err(BlobError::OutOfRange { index: 5 }),
-            "{name}"
-        );
-        not_faulted(&mut q);
     }
 }
 

@@ -111,7 +111,8 @@ fn baselines_on(pools: &Pools, episodes: u64) -> Result<()> {
     Ok(())
 }
 
-/// `measure` of every emulated board in f32 and in fixed point (q20), in that order per board.
+/// `measure` of every emulated board in every arithmetic (f32, q20, q10h), in that order per
+/// board.
 fn every_board_in_both(
     measure: impl Fn(Emulated, Arithmetic) -> Result<device::BoardCost>,
 ) -> Result<Vec<device::BoardCost>> {

@@ -71,7 +71,8 @@ pub struct FirmwareArgs {
     /// K the w* was trained with; the host simulates those).
     #[arg(long)]
     pub k: Option<u16>,
-    /// What the firmware computes in: f32, or q20 (fixed point, for a core without an FPU).
+    /// What the firmware computes in: f32, q20 (fixed point, for a core without an FPU) or
+    /// q10h (fixed point in half-words: the adapter in half the RAM).
     #[arg(long, default_value = "f32", value_parser = super::arithmetic_arg)]
     pub arithmetic: shared::catalogue::Arithmetic,
 }

@@ -74,8 +74,9 @@ pub struct EvalArgs {
     /// (support/CLASS/*.png, query/CLASS/*.png) or a CSV file (split,label,f0,f1,…).
     #[arg(long)]
     pub episode: Option<PathBuf>,
-    /// The arithmetic the adapter computes in: f32, or q20 (fixed point, the firmware for a
-    /// core without an FPU). With q20 the table of f32 on the same tasks comes first, and the
+    /// The arithmetic the adapter computes in: f32, q20 (fixed point, the firmware for a core
+    /// without an FPU) or q10h (fixed point in half-words, the adapter in half the RAM).
+    /// With a fixed point the table of f32 on the same tasks comes first, and the
     /// ratio of the two after; for an image classifier (whose head adapts in it, the body
     /// staying in f32) a column next to f32 with the share of queries labelled alike.
     #[arg(long, default_value = "f32", value_parser = arithmetic_arg)]

@@ -24,7 +24,7 @@ fn on_arg(s: &str) -> Result<On, String> {
     On::parse(s).map_err(|e| e.to_string())
 }
 
-/// Parses `--arithmetic`: `f32` or `q20`.
+/// Parses `--arithmetic`: `f32`, `q20` or `q10h`.
 fn arithmetic_arg(s: &str) -> Result<shared::catalogue::Arithmetic, String> {
     s.parse()
         .map_err(|e: shared::catalogue::CatalogueError| e.to_string())

@@ -11,7 +11,7 @@ use rand::seq::index::sample;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared::catalogue::Arithmetic;
-use shared::fixed::Q20;
+use shared::fixed::{Q10H, Q20};
 use shared::loss::Loss;
 use shared::math::Real;
 use shared::wstar::Blob;
@@ -187,6 +187,7 @@ pub fn evaluate_csv_in(
             .map(|&(e, task)| match arithmetic {
                 Arithmetic::F32 => episode::<f32, I, O>(blob, tasks, task, k, steps, cfg.seed, e),
                 Arithmetic::Q20 => episode::<Q20, I, O>(blob, tasks, task, k, steps, cfg.seed, e),
+                Arithmetic::Q10H => episode::<Q10H, I, O>(blob, tasks, task, k, steps, cfg.seed, e),
             })
             .collect::<Result<Vec<_>>>()
     })?;

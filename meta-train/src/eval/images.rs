@@ -7,7 +7,7 @@ use device::ImageClassifier;
 use rayon::prelude::*;
 use shared::body::Weights;
 use shared::catalogue::Arithmetic;
-use shared::fixed::Q20;
+use shared::fixed::{Q10H, Q20};
 use shared::math::Real;
 use shared::wstar::Blob;
 
@@ -81,6 +81,7 @@ pub fn run_episodes<const N: usize, const K: usize>(
         .map(|e| match arithmetic {
             Arithmetic::F32 => run_episode::<N, K, f32>(blob, e),
             Arithmetic::Q20 => run_episode::<N, K, Q20>(blob, e),
+            Arithmetic::Q10H => run_episode::<N, K, Q10H>(blob, e),
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use device::{Adapter, ExtraSteps, Guard, Sample, StepLimit};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared::catalogue::Arithmetic;
-use shared::fixed::Q20;
+use shared::fixed::{Q10H, Q20};
 use shared::math::Real;
 use shared::model::{Layers, SinusoidNet};
 
@@ -265,6 +265,10 @@ pub fn evaluate_sinusoid_in(
         Arithmetic::Q20 => vec![
             evaluate::<SinusoidNet<Q20>, Q20, 5>(blob, cfg)?,
             evaluate::<SinusoidNet<Q20>, Q20, 10>(blob, cfg)?,
+        ],
+        Arithmetic::Q10H => vec![
+            evaluate::<SinusoidNet<Q10H>, Q10H, 5>(blob, cfg)?,
+            evaluate::<SinusoidNet<Q10H>, Q10H, 10>(blob, cfg)?,
         ],
     })
 }

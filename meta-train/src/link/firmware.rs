@@ -271,6 +271,8 @@ pub fn describe(board: &Board, firmware: &Firmware, elf: &Path) -> Result<String
             Arithmetic::F32 => "f32 (the FPU's, or soft float on a core without one)",
             Arithmetic::Q20 =>
                 "q20: fixed point in integers (shared::fixed), for a core without an FPU",
+            Arithmetic::Q10H =>
+                "q10h: fixed point in half-words (shared::fixed), the adapter in half the RAM",
         },
         sizes.code_flash,
         board.code.length,

@@ -12,7 +12,7 @@ use device::server::{LinkServer, Served, Untimed};
 use device::Adapter;
 use shared::body::OMNIGLOT_BODY;
 use shared::catalogue::{Arithmetic, Firmware, Model};
-use shared::fixed::Q20;
+use shared::fixed::{Q10H, Q20};
 use shared::link::MAX_FRAME;
 use shared::math::Real;
 
@@ -70,6 +70,7 @@ impl<'w> Loopback<'w> {
                 with_capacity!(k, K => Ok(match firmware.arithmetic {
                     Arithmetic::F32 => adapter::<CsvNet<I, O>, f32, I, O, K>(slots),
                     Arithmetic::Q20 => adapter::<CsvNet<I, O, Q20>, Q20, I, O, K>(slots),
+                    Arithmetic::Q10H => adapter::<CsvNet<I, O, Q10H>, Q10H, I, O, K>(slots),
                 }))
             })?,
             Model::Omniglot { ways } => {
@@ -81,10 +82,13 @@ impl<'w> Loopback<'w> {
                     (5, 5, Arithmetic::Q20) => classifier::<5, 5, Q20>(slots),
                     (5, 25, Arithmetic::Q20) => classifier::<5, 25, Q20>(slots),
                     (20, 20, Arithmetic::Q20) => classifier::<20, 20, Q20>(slots),
+                    (5, 5, Arithmetic::Q10H) => classifier::<5, 5, Q10H>(slots),
+                    (5, 25, Arithmetic::Q10H) => classifier::<5, 25, Q10H>(slots),
+                    (20, 20, Arithmetic::Q10H) => classifier::<20, 20, Q10H>(slots),
                     _ => bail!(
                         "the host has no simulation of the firmware {firmware}: it simulates the \
                          omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers \
-                         (in f32 and q20)"
+                         (in f32, q20 and q10h)"
                     ),
                 }
             }
@@ -92,7 +96,7 @@ impl<'w> Loopback<'w> {
                 "the host has no simulation of the firmware {firmware}: it simulates I-40-40-O \
                  networks of the compiled CSV shapes with {CAPACITIES:?} samples, and the \
                  omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers (all in \
-                 f32 and q20)"
+                 f32, q20 and q10h)"
             ),
         };
         Ok(Self {

@@ -3,32 +3,39 @@
 use std::fmt::Write;
 
 use shared::body::{Views, SHIFTS};
-use shared::fixed::Q20;
+use shared::fixed::{Q10H, Q20};
 use shared::wstar::{AlphaKind, Blob, HeadStart, HEADER_LEN};
 
 use crate::model::{CsvNet, CSV_HIDDEN, CSV_INPUTS, CSV_MAX_K, CSV_OUTPUTS};
 
-/// Device RAM of an adapter for `shape` with K samples in `f32` and in fixed point (`q20`),
+/// Device RAM of an adapter for `shape` with K samples in `f32` and in fixed point (`q20`
+/// and `q10h`),
 /// for the sample counts worth knowing (5 and 10, and [`CSV_MAX_K`], the CSV evaluation's),
 /// when this build compiles the shape: the `I`-40-40-`O` MLPs of [`crate::with_csv_shape!`]
 /// (the sinusoid net among them).
-fn adapter_ram(shape: &[u32]) -> Option<Vec<(usize, usize, usize)>> {
+fn adapter_ram(shape: &[u32]) -> Option<Vec<(usize, [usize; 3])>> {
     let &[i, h1, h2, o] = shape else {
         return None;
     };
     if [h1, h2] != [CSV_HIDDEN as u32; 2] {
         return None;
     }
-    type Fixed<const I: usize, const O: usize, const K: usize> =
-        device::Adapter<'static, CsvNet<I, O, Q20>, I, O, K, Q20>;
-    crate::with_csv_shape!(i as usize, o as usize, I, O => Ok(vec![
-        (5, device::Adapter::<CsvNet<I, O>, I, O, 5>::RAM_BYTES, Fixed::<I, O, 5>::RAM_BYTES),
-        (10, device::Adapter::<CsvNet<I, O>, I, O, 10>::RAM_BYTES, Fixed::<I, O, 10>::RAM_BYTES),
+    type In<T, const I: usize, const O: usize, const K: usize> =
+        device::Adapter<'static, CsvNet<I, O, T>, I, O, K, T>;
+    fn rams<const I: usize, const O: usize, const K: usize>() -> (usize, [usize; 3]) {
         (
-            CSV_MAX_K,
-            device::Adapter::<CsvNet<I, O>, I, O, CSV_MAX_K>::RAM_BYTES,
-            Fixed::<I, O, CSV_MAX_K>::RAM_BYTES,
-        ),
+            K,
+            [
+                In::<f32, I, O, K>::RAM_BYTES,
+                In::<Q20, I, O, K>::RAM_BYTES,
+                In::<Q10H, I, O, K>::RAM_BYTES,
+            ],
+        )
+    }
+    crate::with_csv_shape!(i as usize, o as usize, I, O => Ok(vec![
+        rams::<I, O, 5>(),
+        rams::<I, O, 10>(),
+        rams::<I, O, CSV_MAX_K>(),
     ]))
     .ok()
 }
@@ -53,19 +60,20 @@ fn classifier_ram(shape: &[u32]) -> Vec<(usize, usize)> {
 /// Which firmware arithmetics serve `blob`, and why not the others.
 fn arithmetic(blob: &Blob<'_>) -> String {
     let fixed = if blob.body().is_some() {
-        "the q20 firmware (-q20: the head adapts in fixed point, the body stays in f32 and its \
-         features are converted once per image)"
+        "the head adapts in fixed point, the body stays in f32 and its features are converted \
+         once per image"
     } else {
-        "the q20 firmware (fixed point, for a core without an FPU: -q20)"
+        "fixed point, for a core without an FPU"
     };
-    match blob.out_of_range::<Q20>() {
-        None => format!(
-            "any: the f32 firmware, or {fixed}, which converts θ0 and α as it uses them (all \
-             within ±{})",
-            Q20::range()
-        ),
-        Some(e) => format!("f32 only: the q20 firmware refuses it ({e})"),
-    }
+    let refusal = |name: &str, e: Option<shared::wstar::BlobError>, range: f32| match e {
+        None => format!("{name} (θ0 and α within ±{range})"),
+        Some(e) => format!("not {name}: its firmware refuses it ({e})"),
+    };
+    format!(
+        "f32; {}; {} ({fixed}; a fixed-point firmware converts θ0 and α as it uses them)",
+        refusal("q20", blob.out_of_range::<Q20>(), Q20::range()),
+        refusal("q10h", blob.out_of_range::<Q10H>(), Q10H::range()),
+    )
 }
 
 /// A report of `blob`'s header, shape, inner loop, α statistics, sizes and device RAM.
@@ -218,10 +226,10 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
     }
     match adapter_ram(&m.shape) {
         Some(rams) => {
-            for (k, ram, fixed) in rams {
+            for (k, [ram, q20, q10h]) in rams {
                 let _ = writeln!(
                     s,
-                    "device RAM    K = {k:>2}: {ram} bytes of adapter state in f32 ({} per parameter buffer), {fixed} in q20, plus stack",
+                    "device RAM    K = {k:>2}: {ram} bytes of adapter state in f32 ({} per parameter buffer), {q20} in q20, {q10h} in q10h, plus stack",
                     4 * m.params
                 );
             }

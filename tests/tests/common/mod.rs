@@ -35,32 +35,37 @@ fn built(elfs: &'static Elfs, on: Emulated, fw: &Firmware) -> &'static Path {
 
 /// The board's sinusoid firmware ELF, built once per test process.
 pub fn firmware(on: Emulated) -> &'static Path {
-    static ELF: Elfs = [const { OnceLock::new() }; Emulated::ALL.len()];
-    built(&ELF, on, &Firmware::SINUSOID)
+    firmware_in(on, Arithmetic::F32)
 }
 
-/// The sinusoid firmware in fixed point (`-q20`), the build for a core without an FPU.
-pub fn fixed_point() -> Firmware {
+/// The sinusoid firmware in `arithmetic` (`-q20` and `-q10h` are the builds for a core
+/// without an FPU).
+pub fn sinusoid_in(arithmetic: Arithmetic) -> Firmware {
     Firmware::SINUSOID
-        .in_arithmetic(Arithmetic::Q20)
-        .expect("the sinusoid net fits Q20's sums")
+        .in_arithmetic(arithmetic)
+        .expect("the sinusoid net fits every arithmetic's sums")
 }
 
-/// The board's fixed-point sinusoid firmware ELF, built once per test process.
-pub fn fixed_firmware(on: Emulated) -> &'static Path {
-    static ELF: Elfs = [const { OnceLock::new() }; Emulated::ALL.len()];
-    built(&ELF, on, &fixed_point())
+/// The board's sinusoid firmware ELF in `arithmetic`, built once per test process.
+pub fn firmware_in(on: Emulated, arithmetic: Arithmetic) -> &'static Path {
+    static ELF: [Elfs; Arithmetic::ALL.len()] =
+        [const { [const { OnceLock::new() }; Emulated::ALL.len()] }; Arithmetic::ALL.len()];
+    let a = Arithmetic::ALL
+        .iter()
+        .position(|&a| a == arithmetic)
+        .expect("a known arithmetic");
+    built(&ELF[a], on, &sinusoid_in(arithmetic))
 }
 
 /// Boots the sinusoid firmware on `on` with `flash` in its `w*` slots; requests time out
 /// after [`TIMEOUT`].
 pub fn boot(on: Emulated, flash: Flash<'_>) -> Qemu {
-    boot_elf(on, firmware(on), flash)
+    boot_in(on, Arithmetic::F32, flash)
 }
 
-/// [`boot`] for the fixed-point firmware.
-pub fn boot_fixed(on: Emulated, flash: Flash<'_>) -> Qemu {
-    boot_elf(on, fixed_firmware(on), flash)
+/// [`boot`] for the sinusoid firmware in `arithmetic`.
+pub fn boot_in(on: Emulated, arithmetic: Arithmetic, flash: Flash<'_>) -> Qemu {
+    boot_elf(on, firmware_in(on, arithmetic), flash)
 }
 
 fn boot_elf(on: Emulated, elf: &Path, flash: Flash<'_>) -> Qemu {
