@@ -76,6 +76,28 @@ macro_rules! fixed_in {
                 Self(v.clamp(Self::LO as i64, Self::HI as i64) as $word)
             }
 
+            /// `v` limited to the range, for a sum or difference of two values, which an `i32`
+            /// holds: a 32-bit compare (`ssat`), where an `i64` one took the Cortex-M4F's Q20
+            /// step from 283,990 instructions to 335,308.
+            #[inline(always)]
+            fn clamp_word(v: i32) -> Self {
+                Self(v.clamp(Self::LO, Self::HI) as $word)
+            }
+
+            /// `v` (an `i64` of the format's scale) limited to the range: most fit a word, and
+            /// then the clamp is 32-bit.
+            #[inline(always)]
+            fn saturate(v: i64) -> Self {
+                let low = v as i32;
+                if low as i64 == v {
+                    Self::clamp_word(low)
+                } else if v < 0 {
+                    Self::MIN
+                } else {
+                    Self::MAX
+                }
+            }
+
             /// The value whose raw integer is `raw` (saturated to the range).
             ///
             /// ```
@@ -121,7 +143,7 @@ macro_rules! fixed_in {
             type Output = Self;
             #[inline(always)]
             fn add(self, o: Self) -> Self {
-                Self::clamp(self.0 as i64 + o.0 as i64)
+                Self::clamp_word(self.0 as i32 + o.0 as i32)
             }
         }
 
@@ -129,7 +151,7 @@ macro_rules! fixed_in {
             type Output = Self;
             #[inline(always)]
             fn sub(self, o: Self) -> Self {
-                Self::clamp(self.0 as i64 - o.0 as i64)
+                Self::clamp_word(self.0 as i32 - o.0 as i32)
             }
         }
 
@@ -171,7 +193,7 @@ macro_rules! fixed_in {
             type Output = Self;
             #[inline(always)]
             fn neg(self) -> Self {
-                Self::clamp(-(self.0 as i64))
+                Self::clamp_word(-(self.0 as i32))
             }
         }
 
@@ -236,17 +258,7 @@ macro_rules! fixed_in {
             }
             #[inline(always)]
             fn narrow(acc: i64) -> Self {
-                let v = acc.wrapping_add(Self::HALF_LSB) >> F;
-                // Most sums fit a word: then a 32-bit clamp (`ssat` on a Cortex-M3/M4), not a
-                // 64-bit one.
-                let low = v as i32;
-                Self(if low as i64 == v {
-                    low.clamp(Self::LO, Self::HI)
-                } else if v < 0 {
-                    Self::LO
-                } else {
-                    Self::HI
-                } as $word)
+                Self::saturate(acc.wrapping_add(Self::HALF_LSB) >> F)
             }
             #[inline(always)]
             fn add_narrow(self, acc: i64) -> Self {
@@ -279,7 +291,7 @@ macro_rules! fixed_in {
             fn sub_scaled(self, alpha: i32, g: Self) -> Self {
                 let bits = F + $scale_extra;
                 let p = (alpha as i64 * g.0 as i64 + (1 << (bits - 1))) >> bits;
-                self - Self::clamp(p)
+                self - Self::saturate(p)
             }
             #[inline]
             fn to_f32(self) -> f32 {

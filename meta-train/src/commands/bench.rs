@@ -113,7 +113,7 @@ fn baselines_on(pools: &Pools, episodes: u64) -> Result<()> {
 
 /// `measure` of every emulated board in every arithmetic (f32, q20, q10h), in that order per
 /// board.
-fn every_board_in_both(
+fn every_board_in_every_arithmetic(
     measure: impl Fn(Emulated, Arithmetic) -> Result<device::BoardCost>,
 ) -> Result<Vec<device::BoardCost>> {
     Emulated::ALL
@@ -181,12 +181,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     }
     if a.device {
         let blob = device::maml_blob(1000)?;
-        let rows = every_board_in_both(|on, a| device::measure(on, a, &blob))?;
+        let rows = every_board_in_every_arithmetic(|on, a| device::measure(on, a, &blob))?;
         say!("MAML sinusoid w* (1-40-40-1, 1,761 parameters, K = 10), firmware under QEMU with -icount (exact instruction counts)");
         say!("{}", device::table(&rows).trim_end());
         let dir = tempfile::tempdir()?;
         let (tasks, blob) = device::csv_blob(dir.path(), 300)?;
-        let rows = every_board_in_both(|on, a| device::measure_csv(on, a, &tasks, &blob))?;
+        let rows =
+            every_board_in_every_arithmetic(|on, a| device::measure_csv(on, a, &tasks, &blob))?;
         let f = device::CSV_FAMILY;
         say!(
             "\nCSV classifier w* ({}-40-40-{}, the synthetic {} family: {} features, {} classes; FOMAML, K = 10), parity checked",

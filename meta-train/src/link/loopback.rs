@@ -82,21 +82,18 @@ impl<'w> Loopback<'w> {
                     (5, 5, Arithmetic::Q20) => classifier::<5, 5, Q20>(slots),
                     (5, 25, Arithmetic::Q20) => classifier::<5, 25, Q20>(slots),
                     (20, 20, Arithmetic::Q20) => classifier::<20, 20, Q20>(slots),
-                    (5, 5, Arithmetic::Q10H) => classifier::<5, 5, Q10H>(slots),
-                    (5, 25, Arithmetic::Q10H) => classifier::<5, 25, Q10H>(slots),
-                    (20, 20, Arithmetic::Q10H) => classifier::<20, 20, Q10H>(slots),
                     _ => bail!(
                         "the host has no simulation of the firmware {firmware}: it simulates the \
                          omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers \
-                         (in f32, q20 and q10h)"
+                         (in f32 and q20)"
                     ),
                 }
             }
             _ => bail!(
                 "the host has no simulation of the firmware {firmware}: it simulates I-40-40-O \
                  networks of the compiled CSV shapes with {CAPACITIES:?} samples, and the \
-                 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers (all in \
-                 f32, q20 and q10h)"
+                 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers (in f32 \
+                 and q20; the dense ones in q10h too)"
             ),
         };
         Ok(Self {
