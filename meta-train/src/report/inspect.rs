@@ -70,7 +70,7 @@ fn arithmetic(blob: &Blob<'_>) -> String {
         Some(e) => format!("not {name}: its firmware refuses it ({e})"),
     };
     let q10h = if blob.body().is_some() {
-        "not q10h: the classifier's head lost 11 points of accuracy in it".to_string()
+        "not q10h: the classifier's head lost 11 to 22 points of accuracy in it".to_string()
     } else {
         refusal("q10h", blob.out_of_range::<Q10H>(), Q10H::range())
     };
