@@ -12,7 +12,14 @@ THUMB_TARGETS=(thumbv7em-none-eabihf thumbv8m.main-none-eabihf thumbv7m-none-eab
 RISCV_TARGETS=(riscv32imac-unknown-none-elf riscv32imc-unknown-none-elf)
 TARGETS=("${THUMB_TARGETS[@]}" "${RISCV_TARGETS[@]}")
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step prints the time the one before it took and the total so far: CI must stay under
+# its time limit, and this says where the minutes go.
+last=$SECONDS
+step() {
+    printf '\n== %s   (the step before: %ds; %dm%02ds in all)\n' "$*" $((SECONDS - last)) $((SECONDS / 60)) $((SECONDS % 60))
+    last=$SECONDS
+}
+trap 'step "done"' EXIT
 
 step "toolchain: $(rustc --version)"
 installed=$(rustup target list --installed)
