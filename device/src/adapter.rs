@@ -398,7 +398,7 @@ where
         let (x, y) = (&self.xs, &self.ys);
         let loss = blob.meta.loss;
         let bound = T::from_f32(blob.meta.loss_bound);
-        self.params[self.live].forward_into(x, &mut self.cache, &mut self.dy);
+        loss.outputs_into(&self.params[self.live], x, &mut self.cache, &mut self.dy);
         let loss_before = loss.value_grad_in_place(&mut self.dy, y, n);
         if !loss_before.is_finite() {
             return Err(AdaptError::NonFiniteLoss);
@@ -423,7 +423,7 @@ where
             }
             let mut halvings = 0;
             let cause = loop {
-                next.forward_into(x, &mut self.cache, &mut self.dy);
+                loss.outputs_into(next, x, &mut self.cache, &mut self.dy);
                 let l = loss.value_grad_in_place(&mut self.dy, y, n);
                 // The guard: a step whose loss is non-finite or above w*'s bound, or, past the
                 // steps w* was trained for, one that raises the loss, is not taken as it is.
@@ -471,7 +471,9 @@ where
         Ok(report)
     }
 
-    /// The model's output for `x` with the live parameters, in the user's units.
+    /// The model's output for `x` with the live parameters, in the user's units (for a
+    /// classifier in fixed point, its logits shifted so the largest is 0; [`Adapter::classify`]
+    /// gives its probabilities).
     pub fn predict(&self, x: &[f32; I]) -> Result<[f32; O], AdaptError> {
         let (blob, out) = self.outputs(x)?;
         let mut y = [0.0; O];
@@ -514,7 +516,8 @@ where
         })
     }
 
-    /// The model's raw outputs for `x` (normalised as in training), with the blob.
+    /// The model's raw outputs for `x` (normalised as in training; a fixed-point classifier's
+    /// logits shifted so the largest is 0: [`Loss::outputs_into`]), with the blob.
     fn outputs(&self, x: &[f32; I]) -> Result<(&Blob<'w>, SMatrix<T, O, 1>), AdaptError> {
         let blob = loaded(&self.blob).ok_or(AdaptError::NoBlob)?;
         let mut xn = SMatrix::<T, I, 1>::ZERO;
@@ -526,8 +529,12 @@ where
         if !xn.iter().all(|v| Real::is_finite(*v)) {
             return Err(AdaptError::NonFiniteInput);
         }
-        let mut cache = M::new_cache::<1>();
-        Ok((blob, self.params[self.live].forward(&xn, &mut cache)))
+        let (mut cache, mut out) = (M::new_cache::<1>(), SMatrix::ZERO);
+        let model = &self.params[self.live];
+        blob.meta
+            .loss
+            .outputs_into(model, &xn, &mut cache, &mut out);
+        Ok((blob, out))
     }
 }
 

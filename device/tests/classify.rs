@@ -140,3 +140,96 @@ fn a_prototype_start_classifies_by_the_nearest_class_mean_before_any_step() {
         (0.0, 0.0, 0.0, 0.0)
     );
 }
+
+#[test]
+fn a_fixed_point_head_labels_as_f32_where_its_logits_leave_the_range() {
+    // Features like the Omniglot body's (non-negative, sparse, up to 4; squared norms 30 to
+    // 60): the prototype biases −‖μ‖² and the logits leave Q10H's ±32, where a saturated
+    // bias or logit would tie classes. Centred, the half-word head adapts and labels as f32.
+    use device::fixed::{Q10H, Q20};
+    use shared::math::Real;
+    use shared::model::Dense;
+    use shared::wstar::{encode_starting, HeadStart};
+    const F: usize = 16;
+    const N: usize = 4;
+    type Head<T> = Dense<T, F, N>;
+    let mut seed = 7u32;
+    let mut next = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32
+    };
+    let centres: Vec<[f32; F]> = (0..N)
+        .map(|_| {
+            core::array::from_fn(|_| {
+                if next() < 0.6 {
+                    1.0 + 3.0 * next()
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    let mut near = |c: usize| -> [f32; F] {
+        core::array::from_fn(|i| (centres[c][i] + 0.8 * (next() - 0.5)).max(0.0))
+    };
+    let support: Vec<([f32; F], usize)> = (0..2 * N).map(|k| (near(k % N), k % N)).collect();
+    let queries: Vec<([f32; F], usize)> = (0..40).map(|k| (near(k % N), k % N)).collect();
+    let norm2 = |x: &[f32; F]| x.iter().map(|v| v * v).sum::<f32>();
+    assert!(
+        support.iter().all(|(x, _)| norm2(x) > 32.0),
+        "the case this is about"
+    );
+    let meta = Meta::new::<Head<f32>, F, N>(Loss::SoftmaxCrossEntropy, 3);
+    let theta: Vec<f32> = (0..Head::<f32>::PARAMS)
+        .map(|k| ((k * 7 % 11) as f32 - 5.0) / 50.0)
+        .collect();
+    let norms: [&[f32]; 4] = [&[0.0; F], &[1.0; F], &[0.0; N], &[1.0; N]];
+    let b = encode_starting(&meta, &theta, &[0.02], norms, None, HeadStart::Prototypes).unwrap();
+    fn run<T: Real>(
+        b: &[u8],
+        support: &[([f32; F], usize)],
+        queries: &[([f32; F], usize)],
+    ) -> (device::AdaptReport, Vec<(usize, [f32; N])>) {
+        let mut a = Adapter::<Head<T>, F, N, 8, T>::new(b).unwrap();
+        for &(x, c) in support {
+            let mut y = [0.0; N];
+            y[c] = 1.0;
+            a.push(Sample { x, y }).unwrap();
+        }
+        let r = a.adapt().unwrap();
+        let labels = queries
+            .iter()
+            .map(|(x, _)| a.classify(x).map(|c| (c.label, c.scores)).unwrap())
+            .collect();
+        (r, labels)
+    }
+    let (r32, want) = run::<f32>(&b, &support, &queries);
+    let correct = want
+        .iter()
+        .zip(&queries)
+        .filter(|((l, _), (_, c))| l == c)
+        .count();
+    assert!(correct >= 36, "f32 labels {correct} of 40 right");
+    for (name, (r, got)) in [
+        ("q20", run::<Q20>(&b, &support, &queries)),
+        ("q10h", run::<Q10H>(&b, &support, &queries)),
+    ] {
+        assert_eq!(r.steps, 3, "{name}: {r:?}");
+        for (before, after) in [
+            (r.loss_before, r32.loss_before),
+            (r.loss_after, r32.loss_after),
+        ] {
+            assert!(
+                (before - after).abs() < 0.01 + 0.01 * after.abs(),
+                "{name}: {r:?} against {r32:?}"
+            );
+        }
+        for ((l, s), (l32, s32)) in got.iter().zip(&want) {
+            assert_eq!(l, l32, "{name}: {s:?} against {s32:?}");
+            assert!(
+                s.iter().zip(s32).all(|(a, b)| (a - b).abs() < 0.01),
+                "{name}: {s:?} against {s32:?}"
+            );
+        }
+    }
+}

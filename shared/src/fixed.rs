@@ -35,7 +35,7 @@
 use core::fmt;
 use core::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
-use crate::math::Real;
+use crate::math::{Centre, Real};
 
 /// `value · 2^F` in the integer `W` (`i32` or `i16`), saturating (see the
 /// [module docs](self)).
@@ -263,6 +263,20 @@ macro_rules! fixed_in {
             #[inline(always)]
             fn add_narrow(self, acc: i64) -> Self {
                 Self::narrow(self.widen().wrapping_add(acc))
+            }
+            const SATURATES: bool = true;
+            fn narrow_centred(accs: &[i64], out: &mut [Self], centre: Centre) {
+                let (lo, hi) = accs
+                    .iter()
+                    .fold((i64::MAX, i64::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
+                let shift = match centre {
+                    Centre::Top => hi,
+                    Centre::Middle => (lo >> 1) + (hi >> 1),
+                };
+                for (o, &a) in out.iter_mut().zip(accs) {
+                    // Both within MAX_TERMS products of the range: no overflow.
+                    *o = Self::narrow(a.wrapping_sub(shift));
+                }
             }
             /// In 128 bits (a library call on a microcontroller, once per loss), then
             /// rounded and saturated as [`Real::narrow`] does.

@@ -15,6 +15,7 @@ use nalgebra::SMatrix;
 use serde::{Deserialize, Serialize};
 
 use crate::math::Real;
+use crate::model::Layers;
 
 /// The task loss the inner loop minimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +28,38 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// The outputs of `model` for `x` that this loss reads, written into `out`: for softmax
+    /// cross-entropy a classifier's logits ([`Layers::logits_into`]: in fixed point each
+    /// sample's shifted so the largest is 0, which the softmax does not see), for MSE the
+    /// outputs themselves.
+    ///
+    /// ```
+    /// use nalgebra::SMatrix;
+    /// use shared::loss::Loss;
+    /// use shared::model::{Dense, Layers};
+    /// let mut d = Dense::<f32, 1, 2>::default();
+    /// d.b[1] = 3.0;
+    /// let x = SMatrix::<f32, 1, 1>::new(1.0);
+    /// let mut out = SMatrix::zeros();
+    /// Loss::SoftmaxCrossEntropy.outputs_into(&d, &x, &mut Dense::<f32, 1, 2>::new_cache::<1>(), &mut out);
+    /// assert_eq!((out[0], out[1]), (0.0, 3.0)); // f32: the outputs, unshifted
+    /// ```
+    pub fn outputs_into<T, M, const I: usize, const O: usize, const K: usize>(
+        self,
+        model: &M,
+        x: &SMatrix<T, I, K>,
+        cache: &mut M::Cache<K>,
+        out: &mut SMatrix<T, O, K>,
+    ) where
+        T: Real,
+        M: Layers<T, I, O>,
+    {
+        match self {
+            Loss::Mse => model.forward_into(x, cache, out),
+            Loss::SoftmaxCrossEntropy => model.logits_into(x, cache, out),
+        }
+    }
+
     /// The loss over the first `n` columns; writes `∂L/∂out` into `grad` when given (columns
     /// from `n` on are zero there, so padding never moves the parameters).
     pub fn value_grad<T: Real, const O: usize, const K: usize>(

@@ -53,6 +53,11 @@ pub trait Real:
     /// Most products one sum may add up without its accumulator overflowing: every layer width
     /// and the sample capacity must be at most this (unbounded for a float).
     const MAX_TERMS: usize;
+    /// Whether values saturate at the ends of a range a classifier's logits and prototype
+    /// biases can leave (fixed point: ±32 in [`crate::fixed::Q10H`]; a float's range is far
+    /// beyond them). A head in such an arithmetic keeps them centred
+    /// ([`Real::narrow_centred`]).
+    const SATURATES: bool;
     /// `self` as the start of a sum.
     fn widen(self) -> Self::Acc;
     /// `acc + a · b`. For a float, `acc + a * b` (two roundings, never fused).
@@ -62,6 +67,31 @@ pub trait Real:
     /// `self` plus the sum `acc`, rounded once: for a float `self + acc`, so a sum that starts
     /// from zero and is added at the end keeps the bits it always had.
     fn add_narrow(self, acc: Self::Acc) -> Self;
+    /// `out[i] = accs[i] − s`, each rounded as by [`Real::narrow`], for one shift `s` common
+    /// to all the sums (see [`Centre`]); for a float, no shift (`s = 0`, so the bits are
+    /// [`Real::narrow`]'s). Softmax, its cross-entropy and their gradients do not change
+    /// when all the logits of a sample move together, so a shifted sample's logits, or a
+    /// head's biases all shifted alike, classify and adapt as the unshifted ones do, while
+    /// their values stay in the range whatever size the features give them.
+    ///
+    /// ```
+    /// use shared::fixed::Q10H;
+    /// use shared::math::{Centre, Real};
+    /// // Sums of products beyond the range, as the accumulator holds them (2^20 is 1 there):
+    /// let logits = [50i64, 40, -30].map(|v| v << 20);
+    /// let mut out = [Q10H::ZERO; 3];
+    /// Q10H::narrow_centred(&logits, &mut out, Centre::Top);
+    /// assert_eq!(out.map(Q10H::to_f32), [0.0, -10.0, -32.0]); // -80 saturates: e^-80 is 0
+    /// // Prototype biases −‖μ‖² beyond −32, around their midpoint −36:
+    /// let biases = [-60i64, -20, -12].map(|v| v << 20);
+    /// Q10H::narrow_centred(&biases, &mut out, Centre::Middle);
+    /// assert_eq!(out.map(Q10H::to_f32), [-24.0, 16.0, 24.0]);
+    /// // f32 keeps its values (and bits):
+    /// let mut f = [0.0f32; 2];
+    /// f32::narrow_centred(&[50.0, 40.0], &mut f, Centre::Top);
+    /// assert_eq!(f, [50.0, 40.0]);
+    /// ```
+    fn narrow_centred(accs: &[Self::Acc], out: &mut [Self], centre: Centre);
     /// The sum `acc` times `scale`, rounded once: a mean of many terms, which fits the scalar
     /// even where their sum does not (for a float `acc * scale`).
     fn narrow_mul(acc: Self::Acc, scale: Self) -> Self;
@@ -117,6 +147,17 @@ pub trait Real:
     }
 }
 
+/// The shift [`Real::narrow_centred`] takes from every sum of a set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Centre {
+    /// The largest sum, which becomes 0: a sample's logits, whose top ones are all a softmax
+    /// sees (one 32 below the top has a probability below 1e-13).
+    Top,
+    /// The midpoint of the largest and the smallest: biases, all of which matter, centred in
+    /// the range.
+    Middle,
+}
+
 /// The accumulator items of a float: the float itself, rounded at every addition.
 macro_rules! float_accumulator {
     () => {
@@ -143,6 +184,11 @@ macro_rules! float_accumulator {
         #[inline(always)]
         fn narrow_mul(acc: Self, scale: Self) -> Self {
             acc * scale
+        }
+        const SATURATES: bool = false;
+        #[inline]
+        fn narrow_centred(accs: &[Self], out: &mut [Self], _: Centre) {
+            out.copy_from_slice(accs);
         }
         type Scale = Self;
         #[inline(always)]

@@ -249,10 +249,13 @@ fn a_prototype_started_head_matches_the_host_on_an386() {
 
 #[test]
 fn a_fixed_point_head_matches_the_host_on_an386() {
-    // The head in q20 (the firmware for a core without an FPU), the body in f32: the features
-    // are converted once per image, and the head adapts and classifies in integers, bit for
-    // bit as the host's simulation does.
-    prototype_head_matches_the_host(Arithmetic::Q20, 4);
+    // The head in q20 and in q10h (the firmwares for a core without an FPU), the body in f32:
+    // the features are converted once per image, and the head adapts and classifies in
+    // integers (its logits and prototype biases centred, beyond Q10H's ±32), bit for bit as
+    // the host's simulation does.
+    for arithmetic in [Arithmetic::Q20, Arithmetic::Q10H] {
+        prototype_head_matches_the_host(arithmetic, 3);
+    }
 }
 
 /// Runs `count` episodes of a prototype-started blob in the classifier firmware whose head

@@ -74,26 +74,21 @@ impl<'w> Loopback<'w> {
                 }))
             })?,
             Model::Omniglot { ways } => {
-                let arithmetic = firmware.arithmetic;
-                match (ways, k, arithmetic) {
-                    (5, 5, Arithmetic::F32) => classifier::<5, 5, f32>(slots),
-                    (5, 25, Arithmetic::F32) => classifier::<5, 25, f32>(slots),
-                    (20, 20, Arithmetic::F32) => classifier::<20, 20, f32>(slots),
-                    (5, 5, Arithmetic::Q20) => classifier::<5, 5, Q20>(slots),
-                    (5, 25, Arithmetic::Q20) => classifier::<5, 25, Q20>(slots),
-                    (20, 20, Arithmetic::Q20) => classifier::<20, 20, Q20>(slots),
+                let a = firmware.arithmetic;
+                match (ways, k) {
+                    (5, 5) => classifier_in::<5, 5>(a, slots),
+                    (5, 25) => classifier_in::<5, 25>(a, slots),
+                    (20, 20) => classifier_in::<20, 20>(a, slots),
                     _ => bail!(
                         "the host has no simulation of the firmware {firmware}: it simulates the \
-                         omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers \
-                         (in f32 and q20)"
+                         omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers"
                     ),
                 }
             }
             _ => bail!(
                 "the host has no simulation of the firmware {firmware}: it simulates I-40-40-O \
                  networks of the compiled CSV shapes with {CAPACITIES:?} samples, and the \
-                 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers (in f32 \
-                 and q20; the dense ones in q10h too)"
+                 omniglot-5way-k5, omniglot-5way-k25 and omniglot-20way-k20 classifiers"
             ),
         };
         Ok(Self {
@@ -115,6 +110,17 @@ where
     ));
     s.load_slots(slots);
     s
+}
+
+fn classifier_in<'w, const N: usize, const K: usize>(
+    arithmetic: Arithmetic,
+    slots: [&'w [u8]; 2],
+) -> Box<dyn Feed + 'w> {
+    match arithmetic {
+        Arithmetic::F32 => classifier::<N, K, f32>(slots),
+        Arithmetic::Q20 => classifier::<N, K, Q20>(slots),
+        Arithmetic::Q10H => classifier::<N, K, Q10H>(slots),
+    }
 }
 
 fn classifier<'w, const N: usize, const K: usize, T: Real + 'w>(

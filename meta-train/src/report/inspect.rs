@@ -41,18 +41,40 @@ fn adapter_ram(shape: &[u32]) -> Option<Vec<(usize, [usize; 3])>> {
 }
 
 /// Device RAM of the Omniglot classifier for a head of `shape`, for the support sizes the
-/// evaluation uses.
-fn classifier_ram(shape: &[u32]) -> Vec<(usize, usize)> {
+/// evaluation uses: the whole classifier's and its head's adapter's (the part fixed point
+/// shrinks; the body's forward scratch stays in `f32`), in `f32`, `q20` and `q10h`.
+fn classifier_ram(shape: &[u32]) -> Vec<(usize, [[usize; 2]; 3])> {
     use crate::eval::images::OmniglotClassifier;
+    type Head<T, const N: usize, const K: usize> = device::Adapter<
+        'static,
+        shared::model::Dense<T, { crate::model::head::FEATURES }, N>,
+        { crate::model::head::FEATURES },
+        N,
+        K,
+        T,
+    >;
+    fn rams<const N: usize, const K: usize>() -> (usize, [[usize; 2]; 3]) {
+        (
+            K,
+            [
+                [
+                    OmniglotClassifier::<N, K>::RAM_BYTES,
+                    Head::<f32, N, K>::RAM_BYTES,
+                ],
+                [
+                    OmniglotClassifier::<N, K, Q20>::RAM_BYTES,
+                    Head::<Q20, N, K>::RAM_BYTES,
+                ],
+                [
+                    OmniglotClassifier::<N, K, Q10H>::RAM_BYTES,
+                    Head::<Q10H, N, K>::RAM_BYTES,
+                ],
+            ],
+        )
+    }
     match shape {
-        [128, 5] => vec![
-            (5, OmniglotClassifier::<5, 5>::RAM_BYTES),
-            (25, OmniglotClassifier::<5, 25>::RAM_BYTES),
-        ],
-        [128, 20] => vec![
-            (20, OmniglotClassifier::<20, 20>::RAM_BYTES),
-            (100, OmniglotClassifier::<20, 100>::RAM_BYTES),
-        ],
+        [128, 5] => vec![rams::<5, 5>(), rams::<5, 25>()],
+        [128, 20] => vec![rams::<20, 20>(), rams::<20, 100>()],
         _ => Vec::new(),
     }
 }
@@ -69,14 +91,10 @@ fn arithmetic(blob: &Blob<'_>) -> String {
         None => format!("{name} (θ0 and α within ±{range})"),
         Some(e) => format!("not {name}: its firmware refuses it ({e})"),
     };
-    let q10h = if blob.body().is_some() {
-        "not q10h: the classifier's head lost 11 to 22 points of accuracy in it".to_string()
-    } else {
-        refusal("q10h", blob.out_of_range::<Q10H>(), Q10H::range())
-    };
     format!(
-        "f32; {}; {q10h} ({fixed}; a fixed-point firmware converts θ0 and α as it uses them)",
+        "f32; {}; {} ({fixed}; a fixed-point firmware converts θ0 and α as it uses them)",
         refusal("q20", blob.out_of_range::<Q20>(), Q20::range()),
+        refusal("q10h", blob.out_of_range::<Q10H>(), Q10H::range()),
     )
 }
 
@@ -212,10 +230,12 @@ pub fn report(blob: &Blob<'_>, total: usize) -> String {
     let _ = writeln!(s, "arithmetic    {}", arithmetic(blob));
     if let Some((body, _)) = blob.body() {
         let head = m.params as usize;
-        for (k, ram) in classifier_ram(&m.shape) {
+        for (k, [[f32_all, f32_head], [q20_all, q20_head], [q10h_all, q10h_head]]) in
+            classifier_ram(&m.shape)
+        {
             let _ = writeln!(
                 s,
-                "device RAM    K = {k:>3}: {ram} bytes of classifier state, plus stack"
+                "device RAM    K = {k:>3}: {f32_all} bytes of classifier state in f32 ({f32_head} of them the head's adapter), {q20_all} in q20 ({q20_head}), {q10h_all} in q10h ({q10h_head}), plus stack"
             );
         }
         let _ = writeln!(

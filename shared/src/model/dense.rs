@@ -8,7 +8,7 @@ use super::kernels::{
     zeros,
 };
 use super::{Layers, Params, Shape, Zeroed};
-use crate::math::Real;
+use crate::math::{Centre, Real};
 
 /// Weights `w` (`O × I`) and biases `b` (`O`).
 ///
@@ -51,6 +51,43 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
             c.copy_from_slice(self.b.as_slice());
         }
         add_mul(z, &self.w, x);
+    }
+
+    /// [`Dense::affine_into`] for logits, the outputs a softmax reads: in an arithmetic that
+    /// saturates ([`Real::SATURATES`]) each column is summed in the accumulator and shifted
+    /// so that its largest logit is 0 before it is rounded ([`Centre::Top`]), which changes
+    /// no probability, loss or gradient and keeps logits of any size in the range; otherwise
+    /// [`Dense::affine_into`], to the bit.
+    ///
+    /// ```
+    /// use nalgebra::SMatrix;
+    /// use shared::fixed::Q10H;
+    /// use shared::math::Real;
+    /// use shared::model::Dense;
+    /// let mut d = Dense::<Q10H, 1, 2>::default();
+    /// (d.w[(0, 0)], d.w[(1, 0)]) = (Q10H::from_f32(8.0), Q10H::from_f32(7.0));
+    /// let x = SMatrix::<Q10H, 1, 1>::new(Q10H::from_f32(6.0));
+    /// let mut z = SMatrix::<Q10H, 2, 1>::zeros();
+    /// d.logits_into(&x, &mut z); // 48 and 42, beyond ±32
+    /// assert_eq!((z[0].to_f32(), z[1].to_f32()), (0.0, -6.0));
+    /// ```
+    pub fn logits_into<const K: usize>(&self, x: &SMatrix<T, I, K>, z: &mut SMatrix<T, O, K>) {
+        if !T::SATURATES {
+            return self.affine_into(x, z);
+        }
+        let (w, x) = (self.w.as_slice(), x.as_slice());
+        for (column, xj) in z.as_mut_slice().chunks_exact_mut(O).zip(x.chunks_exact(I)) {
+            let mut acc = [T::ACC_ZERO; O];
+            for (a, b) in acc.iter_mut().zip(self.b.iter()) {
+                *a = b.widen();
+            }
+            for (wl, &xl) in w.chunks_exact(O).zip(xj) {
+                for (a, &wv) in acc.iter_mut().zip(wl) {
+                    *a = T::mac(*a, wv, xl);
+                }
+            }
+            T::narrow_centred(&acc, column, Centre::Top);
+        }
     }
 
     /// Writes `∂L/∂W`, `∂L/∂b` into `grad` from `dz = ∂L/∂z`, and `∂L/∂x` into `dx` when given
@@ -213,6 +250,15 @@ impl<T: Real, const I: usize, const O: usize> Layers<T, I, O> for Dense<T, I, O>
         out: &mut SMatrix<T, O, K>,
     ) {
         self.affine_into(x, out);
+    }
+
+    fn logits_into<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        _cache: &mut Self::Cache<K>,
+        out: &mut SMatrix<T, O, K>,
+    ) {
+        Dense::logits_into(self, x, out);
     }
 
     fn backward_with<const K: usize>(

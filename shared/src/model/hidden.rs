@@ -129,6 +129,16 @@ impl<T: Real, const I: usize, const H: usize, const O: usize, R: Layers<T, H, O>
         self.rest.forward(&cache.a, &mut cache.rest)
     }
 
+    fn logits_into<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+        out: &mut SMatrix<T, O, K>,
+    ) {
+        self.activations(x, &mut cache.a);
+        self.rest.logits_into(&cache.a, &mut cache.rest, out);
+    }
+
     fn backward_with<const K: usize>(
         &self,
         t: Option<&Self::Transposed>,

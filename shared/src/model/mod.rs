@@ -176,6 +176,28 @@ pub trait Layers<T: Real, const I: usize, const O: usize>: Params<T> + Shape {
         *out = self.forward(x, cache);
     }
 
+    /// [`Layers::forward_into`] for a classifier's logits (its output layer's
+    /// [`Dense::logits_into`]): in an arithmetic that saturates, each sample's are shifted so
+    /// the largest is 0, which no softmax sees; otherwise the same bits as `forward_into`.
+    ///
+    /// ```
+    /// use nalgebra::SMatrix;
+    /// use shared::model::{Layers, Mlp1, Params};
+    /// type Net = Mlp1<f32, 1, 2, 2>;
+    /// let mut net = Net::zeros();
+    /// net.fill_with(|k| k as f32 * 0.5);
+    /// let x = SMatrix::<f32, 1, 3>::new(-1.0, 0.5, 2.0);
+    /// let mut z = SMatrix::zeros();
+    /// net.logits_into(&x, &mut Net::new_cache::<3>(), &mut z);
+    /// assert_eq!(z, net.forward(&x, &mut Net::new_cache::<3>()));
+    /// ```
+    fn logits_into<const K: usize>(
+        &self,
+        x: &SMatrix<T, I, K>,
+        cache: &mut Self::Cache<K>,
+        out: &mut SMatrix<T, O, K>,
+    );
+
     /// The backward pass after [`Layers::forward`] on the same `x`: writes `∂L/∂θ` into `grad`
     /// given `dy = ∂L/∂output`, and `∂L/∂x` into `dx` when given (both overwritten); keeps what
     /// [`Layers::hvp`] needs in `cache`.

@@ -14,7 +14,7 @@
 use nalgebra::SMatrix;
 
 use super::Dense;
-use crate::math::Real;
+use crate::math::{Centre, Real};
 
 impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
     /// Adds the class prototypes of the samples `x` (one per column) with targets `y` (see the
@@ -31,18 +31,47 @@ impl<T: Real, const I: usize, const O: usize> Dense<T, I, O> {
     /// assert_eq!((head.w[(0, 0)], head.w[(0, 1)], head.b[0]), (4.0, 0.0, -4.0));
     /// assert_eq!((head.w[(1, 0)], head.w[(1, 1)], head.b[1]), (0.0, 8.0, -16.0));
     /// ```
+    ///
+    /// In an arithmetic that saturates ([`Real::SATURATES`]), each `b_c − ‖μ_c‖²` is summed in
+    /// the accumulator and all of them are shifted alike, around the midpoint of the largest
+    /// and the smallest ([`Centre::Middle`]), before they are rounded: the norms (a feature
+    /// vector's squared length, about 23 for the Omniglot body's, up to 60) leave Q10H's ±32,
+    /// their differences rarely do, and a shift common to every class changes no softmax.
+    ///
+    /// ```
+    /// use nalgebra::SMatrix;
+    /// use shared::fixed::Q10H;
+    /// use shared::math::Real;
+    /// use shared::model::Dense;
+    /// let q = Q10H::from_f32;
+    /// let mut head = Dense::<Q10H, 2, 2>::default();
+    /// let x = SMatrix::<Q10H, 2, 2>::new(q(6.0), q(0.0), q(0.0), q(4.0));
+    /// let y = SMatrix::<Q10H, 2, 2>::new(q(1.0), q(0.0), q(0.0), q(1.0));
+    /// head.add_prototypes(&x, &y);
+    /// // −36 and −16, shifted by their midpoint −26:
+    /// assert_eq!((head.b[0].to_f32(), head.b[1].to_f32()), (-10.0, 10.0));
+    /// ```
     pub fn add_prototypes<const K: usize>(&mut self, x: &SMatrix<T, I, K>, y: &SMatrix<T, O, K>) {
         let two = T::ONE + T::ONE;
-        for c in 0..O {
+        let mut biases = [T::ACC_ZERO; O];
+        for (c, bias) in biases.iter_mut().enumerate() {
+            *bias = self.b[c].widen();
             let Some(mu) = prototype(x, y, c) else {
                 continue;
             };
             let mut norm = T::ZERO;
             for (i, &m) in mu.iter().enumerate() {
                 self.w[(c, i)] += two * m;
-                norm += m * m;
+                if T::SATURATES {
+                    *bias = T::mac(*bias, -m, m);
+                } else {
+                    norm += m * m;
+                }
             }
             self.b[c] -= norm;
+        }
+        if T::SATURATES {
+            T::narrow_centred(&biases, self.b.as_mut_slice(), Centre::Middle);
         }
     }
 
